@@ -1,0 +1,108 @@
+"""The result type of every synthesis call and how it is written to disk."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .constants import SAMPLE_RATE
+
+_FORMATS = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".opus": ("OGG", "OPUS"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+}
+
+
+@dataclass(frozen=True)
+class Word:
+    """One spoken word and when it is heard, in seconds from the start of the audio."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of speech (a sentence, or a turn of a script) with its timing."""
+
+    text: str
+    start: float
+    end: float
+    speaker: str | None = None
+    voice: str | None = None
+    words: tuple[Word, ...] = ()
+
+
+@dataclass
+class Audio:
+    """Synthesized audio.
+
+    Attributes:
+        samples: float32 in [-1, 1]; shape (N,) for mono or (N, 2) for stereo.
+        sample_rate: samples per second (24000 for the built-in model).
+        segments: what is said when, in order (sentences or script turns, with words).
+    """
+
+    samples: np.ndarray
+    sample_rate: int = SAMPLE_RATE
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.samples.ndim == 1 else self.samples.shape[1]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the audio to `path`; the format follows the extension (.wav, .flac, .ogg, .opus, .mp3).
+
+        The file is written under a temporary name in the same folder and renamed when complete, so an
+        interrupted or failed write never leaves a half-written file at `path`.
+        """
+        return write_audio(path, self.samples, self.sample_rate)
+
+
+def audio_format(path: str | os.PathLike) -> tuple[str, str]:
+    """(soundfile format, subtype) for a path's extension, or ValueError naming the accepted ones."""
+    import soundfile as sf
+
+    ext = Path(path).suffix.lower()
+    if ext not in _FORMATS:
+        raise ValueError(f"cannot write {str(path)!r}: unknown extension {ext!r}; use one of {', '.join(_FORMATS)}")
+    fmt, subtype = _FORMATS[ext]
+    if fmt not in sf.available_formats() or subtype not in sf.available_subtypes(fmt):
+        raise ValueError(
+            f"cannot write {ext} files: the installed libsndfile (soundfile {sf.__version__}, "
+            f"{sf.__libsndfile_version__}) has no {fmt}/{subtype} support; use .wav or .flac"
+        )
+    return fmt, subtype
+
+
+def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> Path:
+    """Atomically write `samples` (float, (N,) or (N, C)) to `path` in the format its extension names."""
+    import soundfile as sf
+
+    path = Path(path)
+    fmt, subtype = audio_format(path)
+    samples = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, samples, sample_rate, format=fmt, subtype=subtype)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
