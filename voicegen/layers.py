@@ -1,0 +1,117 @@
+"""Building blocks shared by the prosody predictor and the vocoder.
+
+Every block that mixes time steps takes a `mask` of shape (B, 1, T) (1.0 on valid frames, 0.0 on padding) so that a
+padded batch computes, on each item's valid frames, what the item alone would. The rules that make this exact:
+statistics (instance norm) are taken over valid frames only, and every convolution that reaches across time sees
+zeros on padded frames, just as a lone item's convolution sees its zero padding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EPS = 1e-5
+
+
+def lengths_to_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
+    """lengths: (B,) -> (B, 1, size) float mask, 1.0 where t < length."""
+    t = torch.arange(size, device=lengths.device)
+    return (t[None, :] < lengths[:, None]).unsqueeze(1).float()
+
+
+def masked_instance_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Instance norm over valid frames. x: (B, C, T), mask: (B, 1, T) -> (B, C, T), zero on padding."""
+    count = mask.sum(-1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
+    mean = (x * mask).sum(-1, keepdim=True) / count
+    centred = (x - mean) * mask
+    var = (centred * centred).sum(-1, keepdim=True) / count  # biased, as nn.InstanceNorm1d
+    return centred * torch.rsqrt(var + eps)
+
+
+class AdaIN1d(nn.Module):
+    """Instance norm whose scale and shift come from the style vector."""
+
+    def __init__(self, style_dim: int, channels: int):
+        super().__init__()
+        self.fc = nn.Linear(style_dim, channels * 2)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, T), s: (B, S), mask: (B, 1, T) -> (B, C, T), zero on padding."""
+        gamma, beta = self.fc(s).unsqueeze(-1).chunk(2, dim=1)  # (B, C, 1) each
+        return ((1 + gamma) * masked_instance_norm(x, mask) + beta) * mask
+
+
+class AdaLayerNorm(nn.Module):
+    """Layer norm over channels with style-conditioned scale and shift (per position: no masking needed)."""
+
+    def __init__(self, style_dim: int, channels: int, eps: float = EPS):
+        super().__init__()
+        self.channels = channels
+        self.eps = eps
+        self.fc = nn.Linear(style_dim, channels * 2)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, C), s: (B, S) -> (B, T, C)."""
+        gamma, beta = self.fc(s).unsqueeze(1).chunk(2, dim=-1)  # (B, 1, C) each
+        return (1 + gamma) * F.layer_norm(x, (self.channels,), eps=self.eps) + beta
+
+
+class AdainResBlk1d(nn.Module):
+    """Residual block of AdaIN, LeakyReLU and k=3 convolutions; optionally doubles the frame rate."""
+
+    def __init__(self, dim_in: int, dim_out: int, style_dim: int, upsample: bool = False):
+        super().__init__()
+        self.upsample = upsample
+        self.learned_sc = dim_in != dim_out
+        self.conv1 = nn.Conv1d(dim_in, dim_out, 3, 1, 1)
+        self.conv2 = nn.Conv1d(dim_out, dim_out, 3, 1, 1)
+        self.norm1 = AdaIN1d(style_dim, dim_in)
+        self.norm2 = AdaIN1d(style_dim, dim_out)
+        if self.learned_sc:
+            self.conv1x1 = nn.Conv1d(dim_in, dim_out, 1, 1, 0, bias=False)
+        if upsample:
+            # depthwise transposed conv: T -> 2T
+            self.pool = nn.ConvTranspose1d(dim_in, dim_in, 3, stride=2, groups=dim_in, padding=1, output_padding=1)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, mask_out: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, T), s: (B, S), mask: (B, 1, T), mask_out: (B, 1, T_out) -> (B, C_out, T_out).
+
+        T_out is 2T when upsampling, else T (and mask_out is mask).
+        """
+        shortcut = x
+        if self.upsample:
+            shortcut = shortcut.repeat_interleave(2, dim=-1)  # nearest-neighbour x2
+        if self.learned_sc:
+            shortcut = self.conv1x1(shortcut)
+        h = F.leaky_relu(self.norm1(x, s, mask), 0.2)
+        if self.upsample:
+            h = self.pool(h)
+        h = self.conv1(h * mask_out)
+        h = F.leaky_relu(self.norm2(h, s, mask_out), 0.2)
+        h = self.conv2(h)
+        return (h + shortcut) * (1 / math.sqrt(2))
+
+
+class BiLSTM(nn.LSTM):
+    """A one-layer bidirectional LSTM over padded batches, exact per item.
+
+    Packing keeps the backward direction from reading padding. `lengths` must live on the CPU (the engine knows
+    them on the host), so packing costs no device synchronisation. Parameters keep nn.LSTM's names
+    (`weight_ih_l0`, `weight_ih_l0_reverse`, ...), as in Kokoro checkpoints.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size, 1, batch_first=True, bidirectional=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """x: (B, T, C_in), lengths: (B,) int64 on CPU -> (B, T, 2 * hidden), zero on padding."""
+        total = x.shape[1]
+        if bool((lengths == total).all()):
+            return super().forward(x)[0]
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = super().forward(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=total)[0]

@@ -1,0 +1,142 @@
+"""The whole network (Kokoro-82M v1.0 compatible), split into the phases the engine batches separately.
+
+1. Token phase (`encode`): phoneme encoder, duration predictor, text encoder. Cheap; sized by phoneme count.
+2. Alignment (`align`): durations -> frames, the shared BiLSTM. Needs the frame count on the host.
+3. Frame phase (`render`): pitch/energy, decoder, generator. ~95% of the compute; sized by frame count,
+   free of host synchronisation and LSTMs, so it compiles into one graph and captures into CUDA graphs.
+
+Model code only: no I/O. Weights come from `voicegen.weights`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .acoustic.albert import Albert, AlbertConfig
+from .acoustic.prosody import ProsodyPredictor
+from .acoustic.text_encoder import TextEncoder
+from .layers import BiLSTM, lengths_to_mask
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The hyper-parameters of Kokoro-82M v1.0 (the only published configuration of this architecture)."""
+
+    n_token: int = 178
+    hidden_dim: int = 512
+    style_dim: int = 128
+    n_layer: int = 3
+    max_dur: int = 50
+    text_encoder_kernel_size: int = 5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TokenPhase:
+    """What the token phase hands to the alignment.
+
+    durations: (B, T) int64 frames per token (0 on padding); d: (B, T, 640) duration-encoder features;
+    t_en: (B, 512, T) text-encoder features.
+    """
+
+    durations: torch.Tensor
+    d: torch.Tensor
+    t_en: torch.Tensor
+
+
+@dataclass
+class FramePhase:
+    """Inputs of the frame phase: x (B, 512, F) shared-BiLSTM features, asr (B, 512, F) aligned text features,
+    frame_lengths (B,) int64 on the CPU (valid 40 Hz frames per item)."""
+
+    x: torch.Tensor
+    asr: torch.Tensor
+    frame_lengths: torch.Tensor
+
+
+class KokoroNetwork(nn.Module):
+    """Phoneme tokens + style -> 24 kHz audio. Submodule names match Kokoro's checkpoints."""
+
+    def __init__(self, config: NetworkConfig = NetworkConfig()):
+        super().__init__()
+        from .vocoder.decoder import Decoder
+
+        self.config = config
+        self.bert = Albert(AlbertConfig(vocab_size=config.n_token))
+        self.bert_encoder = nn.Linear(768, config.hidden_dim)
+        self.predictor = ProsodyPredictor(config.style_dim, config.hidden_dim, config.n_layer, config.max_dur)
+        self.text_encoder = TextEncoder(config.hidden_dim, config.text_encoder_kernel_size, config.n_layer, config.n_token)
+        self.decoder = Decoder(config.hidden_dim, config.style_dim)
+
+    def encode(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, style: torch.Tensor, speed: torch.Tensor
+    ) -> TokenPhase:
+        """tokens: (B, T) int64 with the wrapping zeros, padded with 0; lengths: (B,) int64 on CPU (wrapping
+        zeros included); style: (B, 256); speed: (B,) -> TokenPhase."""
+        device = tokens.device
+        valid = (torch.arange(tokens.shape[1])[None, :] < lengths[:, None]).to(device)  # (B, T) bool
+        mask = valid[..., None].float()  # (B, T, 1)
+        bert = self.bert(tokens, valid)  # (B, T, 768)
+        d_en = self.bert_encoder(bert) * mask  # (B, T, 512)
+        durations, d = self.predictor.durations(d_en, style[:, 128:], lengths, mask, speed)
+        t_en = self.text_encoder(tokens, lengths, mask.transpose(1, 2))
+        return TokenPhase(durations, d, t_en)
+
+    def align(self, phase: TokenPhase, style: torch.Tensor, frames: int | None = None) -> FramePhase:
+        """Expand token features to frames and run the shared BiLSTM.
+
+        frames: pad to this many 40 Hz frames (a bucket size), at least the longest item; default the longest.
+        Reads the durations on the host once (the frame count decides tensor sizes).
+        """
+        durations = phase.durations
+        frame_lengths = durations.sum(1).cpu()
+        frames = int(frame_lengths.max()) if frames is None else frames
+        if frames < int(frame_lengths.max()):
+            raise ValueError(f"frames={frames} is shorter than the longest item ({int(frame_lengths.max())} frames)")
+        ends = torch.cumsum(durations, dim=1)  # (B, T)
+        f = torch.arange(frames, device=durations.device)
+        token = torch.searchsorted(ends, f.expand(durations.shape[0], -1).contiguous(), right=True)  # (B, F)
+        token = token.clamp(max=durations.shape[1] - 1)
+        valid = lengths_to_mask(frame_lengths.to(durations.device), frames)  # (B, 1, F)
+        en = torch.gather(phase.d, 1, token[..., None].expand(-1, -1, phase.d.shape[-1])) * valid.transpose(1, 2)
+        asr = torch.gather(phase.t_en, 2, token[:, None, :].expand(-1, phase.t_en.shape[1], -1)) * valid
+        x = self.predictor.shared(en, frame_lengths).transpose(1, 2)  # (B, 512, F)
+        return FramePhase(x * valid, asr, frame_lengths)
+
+    def render(
+        self,
+        x: torch.Tensor,
+        asr: torch.Tensor,
+        style: torch.Tensor,
+        frame_lengths: torch.Tensor,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The frame phase. x, asr: (B, 512, F); style: (B, 256); frame_lengths: (B,) int64 on x's device;
+        noise: (B, 600F) unit Gaussian or None -> audio (B, 600F), zero past each item's 600 * length samples."""
+        frames = x.shape[-1]
+        mask, mask2 = lengths_to_mask(frame_lengths, frames), lengths_to_mask(2 * frame_lengths, 2 * frames)
+        f0, n = self.predictor.pitch_energy(x, style[:, 128:], mask, mask2)
+        return self.decoder(asr, f0, n, style[:, :128], frame_lengths, noise)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor,
+        style: torch.Tensor,
+        speed: torch.Tensor,
+        noise: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All three phases, eagerly. Same inputs as `encode`; noise: (B, >= 600F) or None
+        -> (audio (B, 600F), samples per item (B,), durations (B, T))."""
+        phase = self.encode(tokens, lengths, style, speed)
+        frames = self.align(phase, style)
+        fl = frames.frame_lengths.to(tokens.device)
+        if noise is not None:
+            noise = noise[:, : 600 * frames.x.shape[-1]]
+        audio = self.render(frames.x, frames.asr, style, fl, noise)
+        return audio, frames.frame_lengths * 600, phase.durations

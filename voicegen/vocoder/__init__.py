@@ -1,0 +1,1 @@
+"""The vocoder (iSTFTNet): frame-rate features, pitch and energy in; 24 kHz audio out."""
