@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from os import PathLike
 
 import numpy as np
 import torch
@@ -80,12 +79,13 @@ def _lstm_bias(b: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def convert_onnx(path: str | PathLike) -> dict[str, torch.Tensor]:
-    """Read an ONNX export of Kokoro v1.0 and return a float32 state dict keyed like `KokoroNetwork`."""
+def convert_onnx(source) -> dict[str, torch.Tensor]:
+    """Read an ONNX export of Kokoro v1.0 (a path or a loaded onnx.ModelProto) and return a float32 state dict
+    keyed like `KokoroNetwork`."""
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(path))
+    model = source if isinstance(source, onnx.ModelProto) else onnx.load(str(source))
     graph = model.graph
     arrays = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     consumers: dict[str, list] = defaultdict(list)

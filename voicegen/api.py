@@ -1,0 +1,62 @@
+"""The one-call API: `synthesize(...)` and `voices()`; a shared engine per device behind them."""
+
+from __future__ import annotations
+
+import threading
+from typing import Mapping
+
+import torch
+
+from .audio import Audio
+from .engine import DEFAULT_VOICE, Engine
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def get_engine(device: str | torch.device | None = None) -> Engine:
+    """The shared engine for `device` (built on first use, then reused: weights load once)."""
+    key = str(torch.device(device)) if device is not None else "default"
+    with _lock:
+        if key not in _engines:
+            _engines[key] = Engine(device=device)
+        return _engines[key]
+
+
+def voices() -> list[str]:
+    """Names of the built-in voices (no model is loaded)."""
+    from .weights import builtin_voices
+
+    return sorted(builtin_voices())
+
+
+def synthesize(
+    text,
+    voice: str | None = None,
+    speed: float = 1.0,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    voices: Mapping[str, str] | None = None,
+) -> Audio:
+    """Speak plain text, or render a multi-speaker script.
+
+    Args:
+        text: a string; or a podcast script (`voicegen.podcast.Script`, or script text when `voices` is given).
+        voice: voice name or blend ("jf_alpha+jf_nezumi") for plain text (default: jf_alpha).
+        speed: 0.25 to 4.0, 1.0 is normal.
+        seed: an integer makes the output reproducible bit for bit on the same machine.
+        device: "cpu", "cuda", ... (default: CUDA if available).
+        voices: {speaker: voice} for a script; speakers not named are cast automatically.
+
+    Returns:
+        Audio: float32 samples at 24 kHz with sentence (or turn) and word timings in `segments`.
+    """
+    from .podcast import Script
+
+    engine = get_engine(device)
+    if isinstance(text, Script) or voices is not None:
+        from .podcast.render import render_script
+
+        script = text if isinstance(text, Script) else Script.parse(text)
+        return render_script(engine, script, voices=voices, speed=speed, seed=seed)
+    return engine.synthesize(text, voice or DEFAULT_VOICE, speed=speed, seed=seed)

@@ -1,0 +1,18 @@
+"""Weights and voices: the only place that reads model files."""
+
+from .store import WeightsError, builtin_onnx_path, cache_dir, load_network, load_state, load_strict
+from .voices import VoiceError, as_voice_table, builtin_voices, load_voice_file, style_for
+
+__all__ = [
+    "WeightsError",
+    "VoiceError",
+    "builtin_onnx_path",
+    "builtin_voices",
+    "cache_dir",
+    "load_network",
+    "load_state",
+    "load_strict",
+    "load_voice_file",
+    "as_voice_table",
+    "style_for",
+]

