@@ -16,7 +16,6 @@ one worker thread that renders whatever is waiting as one set of batches.
 
 from __future__ import annotations
 
-import os
 import queue
 import random
 import threading

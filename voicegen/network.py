@@ -18,7 +18,7 @@ from torch import nn
 from .acoustic.albert import Albert, AlbertConfig
 from .acoustic.prosody import ProsodyPredictor
 from .acoustic.text_encoder import TextEncoder
-from .layers import BiLSTM, lengths_to_mask
+from .layers import lengths_to_mask
 
 
 @dataclass(frozen=True)
@@ -74,16 +74,23 @@ class KokoroNetwork(nn.Module):
         self.decoder = Decoder(config.hidden_dim, config.style_dim)
 
     def encode(
-        self, tokens: torch.Tensor, lengths: torch.Tensor, style: torch.Tensor, speed: torch.Tensor
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor,
+        style: torch.Tensor,
+        speed: torch.Tensor,
+        durations: torch.Tensor | None = None,
     ) -> TokenPhase:
         """tokens: (B, T) int64 with the wrapping zeros, padded with 0; lengths: (B,) int64 on CPU (wrapping
-        zeros included); style: (B, 256); speed: (B,) -> TokenPhase."""
+        zeros included); style: (B, 256); speed: (B,); durations: (B, T) frames per token to use instead of the
+        predicted ones (0 on padding) -> TokenPhase."""
         device = tokens.device
         valid = (torch.arange(tokens.shape[1])[None, :] < lengths[:, None]).to(device)  # (B, T) bool
         mask = valid[..., None].float()  # (B, T, 1)
         bert = self.bert(tokens, valid)  # (B, T, 768)
         d_en = self.bert_encoder(bert) * mask  # (B, T, 512)
-        durations, d = self.predictor.durations(d_en, style[:, 128:], lengths, mask, speed)
+        predicted, d = self.predictor.durations(d_en, style[:, 128:], lengths, mask, speed)
+        durations = predicted if durations is None else durations.to(predicted)
         t_en = self.text_encoder(tokens, lengths, mask.transpose(1, 2))
         return TokenPhase(durations, d, t_en)
 
@@ -130,10 +137,11 @@ class KokoroNetwork(nn.Module):
         style: torch.Tensor,
         speed: torch.Tensor,
         noise: torch.Tensor | None = None,
+        durations: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """All three phases, eagerly. Same inputs as `encode`; noise: (B, >= 600F) or None
         -> (audio (B, 600F), samples per item (B,), durations (B, T))."""
-        phase = self.encode(tokens, lengths, style, speed)
+        phase = self.encode(tokens, lengths, style, speed, durations)
         frames = self.align(phase, style)
         fl = frames.frame_lengths.to(tokens.device)
         if noise is not None:

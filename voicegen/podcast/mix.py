@@ -1,0 +1,472 @@
+"""Assembling rendered turns into an episode: gaps, fades, stereo placement, intro/outro, loudness.
+
+`EpisodeWriter` is the one implementation. It streams unnormalized float audio to a temporary file next to
+the output (or keeps it in memory when no path is given), measures loudness as it goes, and on `close()`
+makes a second pass applying gain and a true-peak limiter, writing the final file atomically.
+`mix_turns` and `render_script` are thin wrappers over it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .. import dsp
+from ..audio import Audio, Segment, Word, audio_format
+from ..constants import SAMPLE_RATE
+from . import loudness
+from .script import Pause, Script, Turn
+
+FADE_S = 0.008
+"""Raised-cosine fade at both ends of every turn and piece, so joins with silence never click."""
+TRIM_THRESHOLD = 10 ** (-50 / 20)
+"""Leading/trailing samples quieter than -50 dBFS are trimmed from turns (gaps are then exactly as set)."""
+TRIM_KEEP_S = 0.02
+"""Silence kept at each end of a trimmed turn (protects soft onsets and releases)."""
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """Silence between consecutive turns, in seconds.
+
+    The gap after a question (text ending in '?') or around a quick reply (a turn of at most `quick_chars`
+    characters, e.g. "Right." or "Thanks for having me.") is the shorter of `quick` and the base gap; the
+    base gap is `speaker_change` when the speaker changes, else `same_speaker`. `music` separates the intro
+    and outro from speech. Explicit silence (`add_silence`, trailing pauses) adds to these.
+    """
+
+    speaker_change: float = 0.45
+    same_speaker: float = 0.35
+    quick: float = 0.25
+    quick_chars: int = 24
+    music: float = 0.8
+
+    def between(self, prev_speaker: str | None, prev_text: str, speaker: str | None, text: str) -> float:
+        base = self.same_speaker if prev_speaker == speaker else self.speaker_change
+        if _is_question(prev_text) or _is_quick(prev_text, self.quick_chars) or _is_quick(text, self.quick_chars):
+            return min(base, self.quick)
+        return base
+
+
+def _is_question(text: str) -> bool:
+    return text.rstrip(" \"'”’)]」』").endswith(("?", "？"))
+
+
+def _is_quick(text: str, quick_chars: int) -> bool:
+    return 0 < len(text.strip()) <= quick_chars
+
+
+def load_music(source: str | os.PathLike | Audio, sample_rate: int = SAMPLE_RATE, channels: int = 1) -> np.ndarray:
+    """Read an intro/outro (any format soundfile reads, any rate, mono or stereo) as (N, channels) float32 at
+    `sample_rate`; stereo is averaged for a mono episode, mono is copied to both channels of a stereo one."""
+    if isinstance(source, Audio):
+        data, sr = np.asarray(source.samples, dtype=np.float32), source.sample_rate
+    else:
+        import soundfile as sf
+
+        try:
+            data, sr = sf.read(str(source), dtype="float32", always_2d=True)
+        except RuntimeError as e:  # soundfile's LibsndfileError (unreadable or missing file)
+            raise ValueError(f"cannot read audio file {str(source)!r}: {e}") from None
+    data = dsp.resample(data, sr, sample_rate)
+    return dsp.to_channels(data, channels)
+
+
+def _trim(x: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
+    """Drop near-silent frames at both ends, keeping TRIM_KEEP_S; returns (trimmed, frames dropped at start)."""
+    loud = np.flatnonzero(np.abs(x).max(axis=1) > TRIM_THRESHOLD)
+    if len(loud) == 0:
+        return x[:0], 0
+    keep = int(TRIM_KEEP_S * sr)
+    start, stop = max(0, loud[0] - keep), min(len(x), loud[-1] + 1 + keep)
+    return x[start:stop], start
+
+
+def _words_of(audio: Audio) -> tuple[Word, ...]:
+    return tuple(w for seg in audio.segments for w in seg.words)
+
+
+def _shift_words(words: Iterable[Word], offset: float, lo: float, hi: float) -> tuple[Word, ...]:
+    out = []
+    for w in words:
+        start = min(max(w.start + offset, lo), hi)
+        out.append(Word(w.text, start, min(max(w.end + offset, start), hi)))
+    return tuple(out)
+
+
+class RawFrames:
+    """Read-only (frames, channels) float32 view of a raw little-endian file, read only where sliced.
+
+    Unlike np.memmap, pages read once do not stay mapped into the process, so reading an hour of audio
+    block by block keeps memory flat.
+    """
+
+    ndim = 2
+
+    def __init__(self, path: Path, frames: int, channels: int):
+        self.path, self.shape = path, (frames, channels)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        start, stop, step = index.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("RawFrames supports contiguous slices only")
+        count = max(0, stop - start) * self.shape[1]
+        data = np.fromfile(self.path, dtype="<f4", count=count, offset=start * self.shape[1] * 4)
+        return data.reshape(-1, self.shape[1])
+
+
+class EpisodeWriter:
+    """Build an episode turn by turn in bounded memory; use as a context manager.
+
+    >>> with EpisodeWriter("episode.flac", stereo=True) as ep:       # doctest: +SKIP
+    ...     ep.add_turn(audio, speaker="Host", text="Welcome!", pan=-0.3)
+    >>> ep.segments                                                     # doctest: +SKIP
+
+    path: output file (format from the extension, as in `voicegen.audio`), or None to keep the result in
+    memory (`self.audio` after `close()`; memory then grows with the episode). With a path, memory stays
+    flat: turns go to a temporary float32 file beside the output, read back block by block on `close()`. On an exception (KeyboardInterrupt included) inside the `with`
+    block or during `close()`, nothing is left at `path` and temporary files are removed.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, stereo: bool = False,
+                 sample_rate: int = SAMPLE_RATE, gaps: Gaps | None = None, fade_s: float = FADE_S,
+                 trim_silence: bool = True, normalize: bool = True, target_lufs: float = -16.0,
+                 true_peak_db: float = -1.0, intro: str | os.PathLike | Audio | None = None,
+                 outro: str | os.PathLike | Audio | None = None):
+        self.path = Path(path) if path is not None else None
+        if self.path is not None:
+            audio_format(self.path)  # fail before any work if the format cannot be written
+        self.sample_rate = sample_rate
+        self.channels = 2 if stereo else 1
+        self.gaps = gaps or Gaps()
+        self.fade = max(0, int(round(fade_s * sample_rate)))
+        self.trim_silence = trim_silence
+        self.normalize, self.target_lufs, self.true_peak_db = normalize, target_lufs, true_peak_db
+        self.intro, self.outro = intro, outro
+        self.segments: list[Segment] = []
+        self.audio: Audio | None = None
+        self._meter = loudness.LoudnessMeter(sample_rate, self.channels)
+        self._frames = 0
+        self._prev: tuple[str | None, str] | None = None  # (speaker, text) of the last thing placed
+        self._started = self._closed = False
+        self._chunks: list[np.ndarray] = []  # in-memory mode
+        self._raw = None  # file object of the temporary float32 stream
+        self._raw_path: Path | None = None
+
+    # ---- writing --------------------------------------------------------------------------------------
+
+    def _write(self, frames: np.ndarray) -> None:
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        if not len(frames):
+            return
+        self._meter.add(frames)
+        if self.path is None:
+            self._chunks.append(frames)
+        else:
+            if self._raw is None:
+                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".raw", dir=self.path.parent)
+                self._raw_path, self._raw = Path(tmp), os.fdopen(fd, "wb")
+            self._raw.write(frames.astype("<f4", copy=False).tobytes())
+        self._frames += len(frames)
+
+    def _silence(self, seconds: float) -> None:
+        self._write(np.zeros((int(round(max(0.0, seconds) * self.sample_rate)), self.channels), np.float32))
+
+    def _start(self) -> None:
+        if self._closed:
+            raise ValueError("episode is already closed")
+        if self._started:
+            return
+        self._started = True
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.intro is not None:
+            self._write(dsp.fade(load_music(self.intro, self.sample_rate, self.channels), self.fade, self.fade))
+            self._prev = (None, "")
+
+    def _gap_before(self, speaker: str | None, text: str) -> None:
+        if self._prev is None:
+            return
+        prev_speaker, prev_text = self._prev
+        if prev_speaker is None:  # after the intro
+            self._silence(self.gaps.music)
+        else:
+            self._silence(self.gaps.between(prev_speaker, prev_text, speaker, text))
+
+    def add_silence(self, seconds: float) -> None:
+        """Append silence (on top of the natural gap before the next turn)."""
+        self._start()
+        self._silence(seconds)
+
+    def add_turn(self, audio: np.ndarray | Audio, *, speaker: str | None = None, text: str = "",
+                 words: Sequence[Word] | None = None, voice: str | None = None,
+                 pan: float | None = None) -> Segment:
+        """Append one turn after the natural gap; returns its Segment in episode time.
+
+        audio: (N,) or (N, C) float samples at the writer's rate, or an Audio (resampled if needed; its
+        segments' words are used when `words` is None). Word times are relative to the start of `audio`.
+        pan: stereo position in [-1, 1] (needs stereo=True); None centres mono speech.
+        """
+        self._start()
+        if isinstance(audio, Audio):
+            if words is None:
+                words = _words_of(audio)
+            x = dsp.resample(np.asarray(audio.samples), audio.sample_rate, self.sample_rate)
+        else:
+            x = np.asarray(audio, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or not np.all(np.isfinite(x)):
+            raise ValueError(f"turn audio must be finite (N,) or (N, C) samples, got shape {np.shape(audio)}")
+        if pan is not None and self.channels == 1:
+            raise ValueError(f"pan={pan} for {speaker!r} needs a stereo episode (stereo=True)")
+        offset = 0
+        if self.trim_silence:
+            x, offset = _trim(x, self.sample_rate)
+        if self.channels == 1:
+            x = dsp.to_mono(x)[:, None]
+        elif pan is not None or x.shape[1] != 2:
+            x = dsp.pan(dsp.to_mono(x), 0.0 if pan is None else pan)
+        x = dsp.fade(x, self.fade, self.fade)
+        self._gap_before(speaker, text)
+        start = self._frames / self.sample_rate
+        self._write(x)
+        end = self._frames / self.sample_rate
+        shifted = _shift_words(words or (), start - offset / self.sample_rate, start, end)
+        segment = Segment(text=text, start=start, end=end, speaker=speaker, voice=voice, words=shifted)
+        self.segments.append(segment)
+        self._prev = (speaker, text)
+        return segment
+
+    # ---- finishing --------------------------------------------------------------------------------------
+
+    def close(self) -> list[Segment]:
+        """Add the outro, normalize, write the output (atomically) and return the segments. Idempotent."""
+        if self._closed:
+            return self.segments
+        out_tmp: Path | None = None
+        try:
+            self._start()
+            if self.outro is not None:
+                if self._frames:
+                    self._silence(self.gaps.music)
+                self._write(dsp.fade(load_music(self.outro, self.sample_rate, self.channels), self.fade, self.fade))
+            source = self._source()
+            if self.normalize and len(source):
+                gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
+                                           measured_lufs=self._meter.integrated())
+                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db)
+            else:
+                blocks = (np.clip(source[i : i + loudness.BLOCK_FRAMES], -1, 1)
+                          for i in range(0, len(source), loudness.BLOCK_FRAMES))
+            if self.path is None:
+                chunks = list(blocks)
+                samples = np.concatenate(chunks) if chunks else np.zeros((0, self.channels), np.float32)
+                self.audio = Audio(samples[:, 0] if self.channels == 1 else samples, self.sample_rate, self.segments)
+            else:
+                out_tmp = self._write_output(blocks)
+                os.replace(out_tmp, self.path)
+                out_tmp = None
+        except BaseException:
+            if out_tmp is not None:
+                out_tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            self._closed = True
+            self._discard_raw()
+        return self.segments
+
+    def _source(self) -> np.ndarray:
+        """All frames written so far, (N, C): the in-memory chunks, or a RawFrames view of the temporary file."""
+        if self.path is None:
+            return np.concatenate(self._chunks) if self._chunks else np.zeros((0, self.channels), np.float32)
+        if self._raw is None:
+            return np.zeros((0, self.channels), np.float32)
+        self._raw.close()
+        return RawFrames(self._raw_path, self._frames, self.channels)
+
+    def _write_output(self, blocks: Iterable[np.ndarray]) -> Path:
+        import soundfile as sf
+
+        fmt, subtype = audio_format(self.path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        try:
+            with sf.SoundFile(tmp, "w", self.sample_rate, self.channels, subtype, format=fmt) as f:
+                for block in blocks:
+                    f.write(np.clip(block, -1.0, 1.0))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def _discard_raw(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+        if self._raw_path is not None:
+            self._raw_path.unlink(missing_ok=True)
+        self._raw, self._raw_path, self._chunks = None, None, []
+
+    def abort(self) -> None:
+        """Stop without writing anything; temporary files are removed."""
+        self._closed = True
+        self._discard_raw()
+
+    def __enter__(self) -> EpisodeWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self):
+        try:
+            self._discard_raw()
+        except Exception:  # interpreter shutdown: best effort only
+            pass
+
+
+@dataclass(frozen=True)
+class RenderedTurn:
+    """A turn's audio with what `EpisodeWriter.add_turn` needs to place it."""
+
+    audio: np.ndarray | Audio
+    speaker: str | None = None
+    text: str = ""
+    words: tuple[Word, ...] | None = None
+    voice: str | None = None
+    pan: float | None = None
+
+
+def mix_turns(turns: Iterable[RenderedTurn], *, stereo: bool | None = None, **options) -> Audio:
+    """Mix rendered turns in memory (for short scripts): EpisodeWriter(None, ...) fed with every turn.
+
+    stereo defaults to True when any turn has a pan. `options` are EpisodeWriter's (gaps, normalize,
+    target_lufs, true_peak_db, intro, outro, ...). Returns Audio with one Segment per turn.
+    """
+    turns = list(turns)
+    if stereo is None:
+        stereo = any(t.pan is not None for t in turns)
+    writer = EpisodeWriter(None, stereo=stereo, **options)
+    with writer:
+        for t in turns:
+            writer.add_turn(t.audio, speaker=t.speaker, text=t.text, words=t.words, voice=t.voice, pan=t.pan)
+    return writer.audio
+
+
+def join_pieces(pieces: Sequence[Audio | Pause], sample_rate: int = SAMPLE_RATE,
+                fade_s: float = FADE_S) -> Audio:
+    """Concatenate rendered text pieces and Pause silences into one Audio (mono), shifting word times.
+
+    Each piece is faded in and out, so the silences never start or end with a click. Returns Audio with one
+    Segment per piece (words in the joined time).
+    """
+    fade = int(round(fade_s * sample_rate))
+    chunks, segments, pos = [], [], 0
+    for piece in pieces:
+        if isinstance(piece, Pause):
+            n = int(round(piece.seconds * sample_rate))
+            chunks.append(np.zeros(n, np.float32))
+        else:
+            x = dsp.resample(dsp.to_mono(piece.samples), piece.sample_rate, sample_rate)
+            x = dsp.fade(x, fade, fade)
+            chunks.append(x)
+            offset = pos / sample_rate
+            for seg in piece.segments:
+                segments.append(replace(seg, start=seg.start + offset, end=seg.end + offset,
+                                        words=tuple(Word(w.text, w.start + offset, w.end + offset) for w in seg.words)))
+            n = len(x)
+        pos += n
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return Audio(samples, sample_rate, segments)
+
+
+SynthesizeMany = Callable[[Sequence[tuple[str, str, float]]], Sequence[Audio]]
+"""synthesize_many([(text, voice, speed), ...]) -> [Audio, ...]: renders many pieces of turns at once (no pause
+directives in the texts), so that a batched engine sees a whole window of the script in one call."""
+
+WINDOW_CHARS = 6000
+"""Characters of script text rendered per call of `synthesize_many` (about 6-7 minutes of speech): large enough to
+fill batches, small enough that a 60-minute episode never holds more than a window of audio in memory."""
+
+
+def _windows(turns: Sequence[Turn], limit: int) -> Iterable[tuple[int, int]]:
+    lo, size = 0, 0
+    for i, turn in enumerate(turns):
+        size += len(turn.text)
+        if size >= limit:
+            yield lo, i + 1
+            lo, size = i + 1, 0
+    if lo < len(turns):
+        yield lo, len(turns)
+
+
+def _feed(script: Script, synthesize_many: SynthesizeMany, voices: Sequence[str], writer: EpisodeWriter,
+          progress: Callable[[int, int], None] | None = None) -> None:
+    cast = script.voices(voices)
+    turns = script.turns
+    for lo, hi in _windows(turns, WINDOW_CHARS):
+        requests = [(p, cast[t.speaker], script.member(t.speaker).speed)
+                    for t in turns[lo:hi] for p in t.pieces() if not isinstance(p, Pause)]
+        rendered = iter(synthesize_many(requests))
+        for turn in turns[lo:hi]:
+            member = script.member(turn.speaker)
+            voice = cast[turn.speaker]
+            pieces = [p if isinstance(p, Pause) else next(rendered) for p in turn.pieces()]
+            lead = sum(p.seconds for p in _leading_pauses(pieces))
+            trail = sum(p.seconds for p in _leading_pauses(pieces[::-1]))
+            spoken = pieces[len(_leading_pauses(pieces)) : len(pieces) - len(_leading_pauses(pieces[::-1]))]
+            if lead:
+                writer.add_silence(lead)
+            if spoken:
+                writer.add_turn(join_pieces(spoken, writer.sample_rate), speaker=turn.speaker,
+                                text=turn.spoken_text, voice=voice, pan=member.pan)
+            if trail:
+                writer.add_silence(trail)
+        if progress is not None:
+            progress(hi, len(turns))
+
+
+def _leading_pauses(pieces: list) -> list[Pause]:
+    out = []
+    for p in pieces:
+        if not isinstance(p, Pause):
+            break
+        out.append(p)
+    return out
+
+
+def mix_script(script: Script, synthesize_many: SynthesizeMany, *, voices: Sequence[str],
+               stereo: bool | None = None, progress: Callable[[int, int], None] | None = None, **options) -> Audio:
+    """Render a whole script in memory: cast voices, synthesize the pieces (a window of turns per call), mix,
+    normalize.
+
+    voices: the available voice names (for automatic casting). `options` are EpisodeWriter's.
+    Pauses at the very start or end of a turn become silence around the turn; inner pauses are kept
+    inside it. Returns Audio with one Segment per turn (text without directives, words, speaker, voice).
+    """
+    writer = EpisodeWriter(None, stereo=script.stereo if stereo is None else stereo, **options)
+    with writer:
+        _feed(script, synthesize_many, voices, writer, progress)
+    return writer.audio
+
+
+def write_episode(script: Script, synthesize_many: SynthesizeMany, path: str | os.PathLike, *,
+                  voices: Sequence[str], stereo: bool | None = None,
+                  progress: Callable[[int, int], None] | None = None, **options) -> list[Segment]:
+    """Like `mix_script` but streams to `path` in bounded memory; returns the segments."""
+    writer = EpisodeWriter(path, stereo=script.stereo if stereo is None else stereo, **options)
+    with writer:
+        _feed(script, synthesize_many, voices, writer, progress)
+    return writer.segments
