@@ -1,0 +1,151 @@
+"""The public API: synthesize(), voices(), Audio, the Engine's calls and its errors."""
+
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import voicegen
+from voicegen import Audio, Request, synthesize
+
+
+def test_voices_lists_the_builtin_voices():
+    assert voicegen.voices() == ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+
+
+def test_synthesize_returns_audio_with_sentence_and_word_timings():
+    audio = synthesize("Good morning. How are you today?", seed=1)
+    assert isinstance(audio, Audio)
+    assert audio.sample_rate == 24000
+    assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
+    assert np.abs(audio.samples).max() <= 1.0
+    assert np.sqrt(np.mean(audio.samples**2)) > 0.01  # not silence
+    assert 1.5 < audio.duration < 6.0
+    assert audio.duration == pytest.approx(len(audio.samples) / 24000)
+    first, second = audio.segments
+    assert first.text == "Good morning." and second.text.startswith("How are you")
+    assert 0 <= first.start < first.end <= second.start < second.end <= audio.duration + 1e-6
+    words = [w for s in audio.segments for w in s.words]
+    assert [w.text.strip(".?") for w in words] == ["Good", "morning", "How", "are", "you", "today"]
+    assert all(a.start < a.end <= b.start + 1e-9 for a, b in zip(words, words[1:]))
+
+
+def test_seed_makes_output_reproducible_bit_for_bit():
+    a = synthesize("Reproducible output matters.", seed=42)
+    b = synthesize("Reproducible output matters.", seed=42)
+    c = synthesize("Reproducible output matters.", seed=43)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert not np.array_equal(a.samples, c.samples)
+
+
+def test_speed_changes_duration():
+    slow = synthesize("The train leaves at noon.", speed=0.8, seed=0).duration
+    fast = synthesize("The train leaves at noon.", speed=1.25, seed=0).duration
+    assert fast < 0.85 * slow
+
+
+def test_voice_blend_is_accepted(engine):
+    audio = engine.synthesize("Blended voices.", voice="jf_alpha+jf_nezumi", seed=0)
+    assert audio.duration > 0.5
+    with pytest.raises(ValueError, match="blend weight"):
+        engine.voice_table("jf_alpha:x+jf_nezumi")
+
+
+def test_long_text_is_chunked_and_rendered(engine):
+    sentence = "This sentence is repeated to build a long text for the engine to speak. "
+    text = sentence * 45 + "And one last sentence without any punctuation at all that goes on " * 8
+    assert len(text) > 3000
+    audio = engine.synthesize(text, seed=3)
+    assert len(audio.segments) >= 46
+    assert audio.duration > 150
+    assert all(s.end > s.start for s in audio.segments)
+
+
+def test_synthesize_many_keeps_order_and_settings(engine):
+    texts = ["One.", "Two is a longer sentence than one.", "Three!"]
+    many = engine.synthesize_many([Request(t, voice="jm_kumo", seed=5) for t in texts])
+    assert [a.segments[0].text for a in many] == texts
+    alone = engine.synthesize(texts[1], voice="jm_kumo", seed=5)
+    assert len(alone.samples) == len(many[1].samples)
+    assert np.abs(alone.samples - many[1].samples).max() < 2e-4  # batch-invariant
+
+
+def test_concurrent_calls_from_threads_are_batched_and_correct(engine):
+    texts = [f"Caller number {n} is speaking." for n in ("one", "two", "three", "four")]
+    results = {}
+
+    def call(i):
+        results[i] = engine.synthesize(texts[i], seed=i)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(texts))]
+    before = engine.stats.frame_batches
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, text in enumerate(texts):
+        assert results[i].segments[0].text == text
+        np.testing.assert_allclose(results[i].samples, engine.synthesize(text, seed=i).samples, atol=2e-4)
+    assert engine.stats.frame_batches - before <= len(texts)
+
+
+def test_stream_yields_chunks_in_order(engine):
+    text = "First sentence here. Second one follows. Third ends it."
+    chunks = list(engine.stream(text, seed=2))
+    assert [c.segments[0].text for c in chunks] == ["First sentence here.", "Second one follows.", "Third ends it."]
+    starts = [c.segments[0].start for c in chunks]
+    assert starts == sorted(starts) and starts[0] == 0.0
+
+
+def test_unknown_voice_lists_the_voices():
+    with pytest.raises(ValueError, match=r"unknown voice 'af_heart'.*jf_alpha.*jm_kumo"):
+        synthesize("Hello.", voice="af_heart")
+
+
+@pytest.mark.parametrize("speed", [0, -1.0, float("nan"), 100.0, "fast"])
+def test_bad_speed_is_refused(speed):
+    with pytest.raises(ValueError, match="speed must be"):
+        synthesize("Hello.", speed=speed)
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "🙂🙂🙂", "\x00\x01"])
+def test_empty_or_unspeakable_text_is_a_clear_value_error(text):
+    with pytest.raises(ValueError, match="speakable"):
+        synthesize(text)
+
+
+def test_bad_seed_is_refused():
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        synthesize("Hello.", seed=1.5)
+
+
+@pytest.mark.parametrize("ext", [".wav", ".flac", ".ogg"])
+def test_save_writes_a_readable_file(tmp_path, ext):
+    audio = synthesize("Saving to disk.", seed=0)
+    path = audio.save(tmp_path / f"out{ext}")
+    data, rate = sf.read(path)
+    assert rate == 24000
+    assert abs(len(data) - len(audio.samples)) <= 2048  # lossy codecs may pad
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_save_refuses_unknown_extension_and_leaves_nothing(tmp_path):
+    audio = Audio(np.zeros(2400, np.float32))
+    with pytest.raises(ValueError, match=r"unknown extension '\.xyz'.*\.wav"):
+        audio.save(tmp_path / "out.xyz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    import voicegen.audio as audio_module
+
+    def broken_write(path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"RIFF partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("soundfile.write", broken_write)
+    with pytest.raises(OSError, match="disk full"):
+        audio_module.Audio(np.zeros(100, np.float32)).save(tmp_path / "x.wav")
+    assert list(tmp_path.iterdir()) == []

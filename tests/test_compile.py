@@ -1,0 +1,62 @@
+"""torch.compile readiness of the frame phase, and the CUDA paths (skipped cleanly without CUDA)."""
+
+import numpy as np
+import pytest
+import torch
+
+from voicegen.layers import lengths_to_mask
+
+
+def _frame_inputs(frames=48, batch=2):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 512, frames, generator=g) * 0.1
+    asr = torch.randn(batch, 512, frames, generator=g) * 0.1
+    style = torch.randn(batch, 256, generator=g) * 0.1
+    lengths = torch.tensor([frames, frames - 10])[:batch]
+    return x, asr, style, lengths
+
+
+def test_frame_phase_traces_as_one_graph_without_breaks(network):
+    x, asr, style, lengths = _frame_inputs()
+    noise = torch.randn(x.shape[0], x.shape[-1] * 600)
+    explanation = torch._dynamo.explain(network.render)(x, asr, style, lengths, noise)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+
+
+def test_lengths_to_mask():
+    mask = lengths_to_mask(torch.tensor([2, 0, 3]), 3)
+    assert mask.shape == (3, 1, 3)
+    assert mask[:, 0].tolist() == [[1, 1, 0], [0, 0, 0], [1, 1, 1]]
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@cuda
+def test_bf16_autocast_stays_close_to_float32():
+    from voicegen import Engine
+    from voicegen.eval.spectral import log_mel_distance
+
+    text = "Reduced precision should still sound the same."
+    ref = Engine(device="cuda").synthesize(text, seed=0)
+    bf16 = Engine(device="cuda", dtype=torch.bfloat16).synthesize(text, seed=0)
+    assert len(ref.samples) == len(bf16.samples)
+    assert log_mel_distance(ref.samples, bf16.samples) < 0.3
+
+
+@cuda
+def test_cuda_graphs_match_eager():
+    from voicegen import Engine
+
+    text = "Graphs replay the same kernels."
+    eager = Engine(device="cuda").synthesize(text, seed=0)
+    graphed = Engine(device="cuda", cuda_graphs=True).synthesize(text, seed=0)
+    np.testing.assert_allclose(graphed.samples, eager.samples, atol=1e-3)
+
+
+def test_cuda_options_are_refused_on_cpu():
+    from voicegen import Engine
+
+    with pytest.raises(ValueError, match="CUDA"):
+        Engine(device="cpu", cuda_graphs=True)

@@ -1,0 +1,120 @@
+"""Rendering scripts through the engine: cast, batching, timings, loudness, subtitles, the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voicegen import Request, synthesize
+from voicegen.podcast import Script, integrated_loudness, parse_srt, parse_vtt, true_peak_dbtp
+from voicegen.podcast.render import piece_seed, render_script
+
+SCRIPT = """---
+Host: jf_alpha
+Guest: jm_kumo
+---
+Host: Welcome to the show. Today we talk about speech.
+Guest: Thanks for having me! [pause 0.6s] It is a pleasure.
+Host: What got you started?
+Guest: Curiosity, mostly.
+"""
+
+
+@pytest.fixture(scope="module")
+def episode(engine):
+    return render_script(engine, Script.parse(SCRIPT), seed=11)
+
+
+def test_turns_have_the_right_speakers_voices_and_monotonic_timings(episode):
+    assert [s.speaker for s in episode.segments] == ["Host", "Guest", "Host", "Guest"]
+    assert [s.voice for s in episode.segments] == ["jf_alpha", "jm_kumo", "jf_alpha", "jm_kumo"]
+    ends = 0.0
+    for seg in episode.segments:
+        assert ends <= seg.start < seg.end <= episode.duration + 1e-6
+        ends = seg.end
+        assert seg.words, seg.text
+        for a, b in zip(seg.words, seg.words[1:]):
+            assert seg.start - 1e-6 <= a.start < a.end <= b.start + 1e-6
+        assert seg.words[-1].end <= seg.end + 1e-6
+    guest = episode.segments[1]
+    inner_pause = guest.words[3].start - guest.words[2].end  # "me!" [pause 0.6s] "It"
+    assert inner_pause >= 0.6
+
+
+def test_episode_loudness_is_broadcast_standard(episode):
+    assert integrated_loudness(episode.samples, episode.sample_rate) == pytest.approx(-16.0, abs=0.5)
+    assert true_peak_dbtp(episode.samples, episode.sample_rate) <= -1.0 + 0.05
+
+
+def _median_f0(samples, sr=24000):
+    """Median F0 of voiced 40 ms frames by autocorrelation (70-400 Hz)."""
+    frame, hop = int(0.04 * sr), int(0.01 * sr)
+    f0s = []
+    for start in range(0, len(samples) - frame, hop):
+        x = samples[start : start + frame] - samples[start : start + frame].mean()
+        if np.sqrt(np.mean(x**2)) < 0.02:
+            continue
+        ac = np.correlate(x, x, "full")[frame - 1 :]
+        lo, hi = sr // 400, sr // 70
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] > 0.5 * ac[0]:
+            f0s.append(sr / lag)
+    return float(np.median(f0s))
+
+
+def test_male_voice_turns_are_clearly_lower_than_female_voice_turns(episode):
+    sr = episode.sample_rate
+
+    def turns(speaker):
+        return np.concatenate(
+            [episode.samples[int(s.start * sr) : int(s.end * sr)] for s in episode.segments if s.speaker == speaker]
+        )
+
+    host, guest = _median_f0(turns("Host")), _median_f0(turns("Guest"))
+    assert guest < 0.8 * host, (host, guest)
+
+
+def test_a_script_renders_its_turns_as_they_render_alone(engine):
+    """The engine renders all pieces of a script together; each equals the piece rendered on its own."""
+    script = Script.parse(SCRIPT)
+    pieces = [(p, {"Host": "jf_alpha", "Guest": "jm_kumo"}[t.speaker]) for t in script.turns for p in t.pieces() if isinstance(p, str)]
+    together = engine.synthesize_many([Request(t, v, 1.0, piece_seed(11, i)) for i, (t, v) in enumerate(pieces)])
+    for i, (text, voice) in enumerate(pieces):
+        alone = engine.synthesize(text, voice, seed=piece_seed(11, i))
+        assert len(alone.samples) == len(together[i].samples)
+        assert np.abs(alone.samples - together[i].samples).max() < 1e-3
+
+
+def test_synthesize_renders_scripts_with_a_voice_mapping():
+    audio = synthesize("A: Hello there.\nB: Hi!", voices={"A": "jf_nezumi", "B": "jm_kumo"}, seed=1)
+    assert [s.voice for s in audio.segments] == ["jf_nezumi", "jm_kumo"]
+    with pytest.raises(ValueError, match=r"unknown speaker 'C'.*A, B"):
+        synthesize("A: Hello there.\nB: Hi!", voices={"C": "jf_alpha"})
+    with pytest.raises(ValueError, match=r"unknown voice 'zz'"):
+        synthesize("A: Hello there.\nB: Hi!", voices={"A": "zz"})
+
+
+def test_cli_podcast_writes_episode_and_subtitles(tmp_path):
+    script = tmp_path / "show.txt"
+    script.write_text(SCRIPT, encoding="utf-8")
+    out, srt, vtt, js = (tmp_path / n for n in ("show.flac", "show.srt", "show.vtt", "show.json"))
+    result = subprocess.run(
+        [sys.executable, "-m", "voicegen", "podcast", str(script), "-o", str(out), "--srt", str(srt),
+         "--vtt", str(vtt), "--transcript", str(js), "--seed", "3", "--device", "cpu", "--cast", "Guest=jf_tebukuro"],
+        capture_output=True, text=True, timeout=900, env=dict(os.environ),
+    )
+    assert result.returncode == 0, result.stderr
+    data, rate = sf.read(out)
+    assert rate == 24000 and len(data) / rate > 5
+    duration = len(data) / rate
+    for cues in (parse_srt(srt.read_text()), parse_vtt(vtt.read_text())):
+        assert cues and all(a.start < a.end <= b.start + 1e-3 for a, b in zip(cues, cues[1:]))
+        assert cues[-1].end <= duration + 0.05
+    assert "<v Guest>" in vtt.read_text()
+    turns = json.loads(js.read_text())["turns"]
+    assert [t["speaker"] for t in turns] == ["Host", "Guest", "Host", "Guest"]
+    assert turns[1]["voice"] == "jf_tebukuro" and turns[1]["words"]
