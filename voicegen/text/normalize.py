@@ -1,0 +1,572 @@
+"""English text normalization: written text -> the words a reader would say.
+
+``normalize`` is pure and idempotent (``normalize(normalize(x)) == normalize(x)``). Its output holds only
+letters (any script), apostrophes and hyphens inside words, the pause punctuation the model knows
+(``. , ; : ! ? — … " “ ” ( )``), spaces, newlines (a blank line marks a paragraph) and private-use
+characters (the frontend's placeholders for inline phonemes). Sentence-ending periods survive; the periods
+of abbreviations, initials and decimals do not, so the sentence splitter can trust every remaining ``.``.
+
+Rules run in a fixed order, most specific first: list markers, URLs and e-mail addresses, hashtags and
+@handles, all-caps lines, abbreviations and titles, dates, times, phone numbers, versions, decades,
+currency, units and percentages, years, ranges, ordinals, fractions, decimals, plain numbers, Roman
+numerals, acronyms, symbols; then the characters are tidied. The whole pass repeats until nothing changes.
+Number words come from :mod:`voicegen.text.numbers` (num2words).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+
+from voicegen.text.numbers import cardinal, decimal, digits, fraction, number, ordinal, plural, year
+
+Rule = tuple["re.Pattern[str]", Callable[["re.Match[str]"], str]]
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+_MONTH_ABBR = {m[:3]: m for m in MONTHS} | {"Sept": "September"}
+_MONTH_RE = "|".join(MONTHS) + "|" + "|".join(f"{a}\\.?" for a in _MONTH_ABBR if a != "May")
+
+
+def _month(name: str) -> str:
+    name = name.rstrip(".")
+    return _MONTH_ABBR.get(name, name)
+
+
+_ENDS_SENTENCE = re.compile(r"\s+[A-Z]|\s*\Z")
+
+
+def _ends_sentence(m: re.Match[str]) -> bool:
+    """Whether the text after the match looks like a new sentence (capital letter or end of text)."""
+    return _ENDS_SENTENCE.match(m.string, m.end()) is not None
+
+
+def _before(m: re.Match[str], width: int = 60) -> str:
+    """Up to ``width`` characters before the match; a leading NUL marks that the text goes on further back."""
+    start = max(0, m.start() - width)
+    return ("\0" if start else "") + m.string[start:m.start()]
+
+
+def _sp(s: str) -> str:
+    """Pad a spoken replacement with spaces so it never glues onto neighbours ("5G" -> " five G")."""
+    return f" {s} "
+
+
+# ---------------------------------------------------------------- cleanup of the raw characters
+
+_CHAR_MAP = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u201a": "'", "`": "'", "\u00b4": "'",
+    "\u201e": "\u201c", "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
+    "\u2013": "-", "\u2012": "-", "\u2010": "-", "\u2011": "-", "\u2212": "-", "\u2015": "\u2014",
+    "\u2044": "/", "\u00a0": " ", "\t": " ", "\r": "\n", "\u2028": "\n", "\u2029": "\n\n",
+    "[": "(", "]": ")", "{": "(", "}": ")", "\u00a1": " ", "\u00bf": " ",
+})
+
+
+def _clean_chars(text: str) -> str:
+    """NFKC, ASCII digits and quotes, and no control/format/separator characters except newlines."""
+    text = unicodedata.normalize("NFKC", text.replace("\r\n", "\n")).translate(_CHAR_MAP)
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch == "\n" or cat == "Co":
+            out.append(ch)
+        elif cat == "Nd":
+            out.append(str(unicodedata.decimal(ch)))
+        elif cat[0] in "CZ":
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- URLs, e-mail, hashtags, handles
+
+_URL_SYMBOLS = {".": " dot ", "/": " slash ", "-": " dash ", "_": " underscore ", ":": " colon ",
+                "?": " question mark ", "=": " equals ", "&": " and ", "#": " hash ", "@": " at ",
+                "~": " tilde ", "+": " plus ", "%": " percent "}
+
+
+def _spell_url(s: str) -> str:
+    s = re.sub(r"^[a-zA-Z]+://", "", s)
+    s = re.sub(r"^www\.", "W W W dot ", s, flags=re.IGNORECASE)
+    return _sp("".join(_URL_SYMBOLS.get(c, c) for c in s.rstrip("/")))
+
+
+def _url(m: re.Match[str]) -> str:
+    url = m.group(0)
+    trail = re.search(r"[.,;:!?)\"']+$", url)
+    tail = trail.group(0) if trail else ""
+    return _spell_url(url[: len(url) - len(tail)]) + tail
+
+
+def _camel(s: str) -> str:
+    s = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])", " ", s)
+    return s.replace("_", " ")
+
+
+_TLD = r"(?:com|org|net|io|dev|ai|edu|gov|co|uk|de|fr|jp|info|app|me|tv|us)"
+WEB_RULES: list[Rule] = [
+    (re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b"),
+     lambda m: _sp("".join(_URL_SYMBOLS.get(c, c) for c in m.group(0)))),
+    (re.compile(r"\b(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)[^\s<>\"]+"), _url),
+    (re.compile(rf"\b[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*\.{_TLD}\b(?:/[^\s<>\"]*)?"), _url),
+    (re.compile(r"(?<![\w&#])#([A-Za-z]\w*)"), lambda m: _sp("hashtag " + _camel(m.group(1)))),
+    (re.compile(r"(?<![\w@])@([A-Za-z_]\w*)"), lambda m: _sp("at " + _camel(m.group(1)))),
+]
+
+# ---------------------------------------------------------------- abbreviations and titles
+
+TITLES = {"Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Prof": "Professor", "Gen": "General",
+          "Capt": "Captain", "Lt": "Lieutenant", "Sgt": "Sergeant", "Rev": "Reverend", "Gov": "Governor",
+          "Sen": "Senator", "Rep": "Representative", "Pres": "President", "Col": "Colonel", "Mt": "Mount",
+          "Fr": "Father", "Hon": "Honorable"}
+"""Titles before a name: never end a sentence; the period is optional ("Mr Smith")."""
+
+ABBREVIATIONS = {"etc": "et cetera", "vs": "versus", "approx": "approximately", "Inc": "Incorporated",
+                 "Ltd": "Limited", "Corp": "Corporation", "Co": "Company", "Jr": "Junior", "Sr": "Senior",
+                 "Ave": "Avenue", "Blvd": "Boulevard", "Rd": "Road", "Dept": "Department", "Fig": "Figure",
+                 "fig": "figure", "Vol": "Volume", "vol": "volume", "Ch": "Chapter", "ch": "chapter",
+                 "Est": "Established", "est": "established", "min": "minutes", "max": "maximum",
+                 "dept": "department", "govt": "government", "Univ": "University"}
+ABBREVIATIONS |= {k.capitalize(): v.capitalize() for k, v in ABBREVIATIONS.items() if k.islower()
+                  and k.capitalize() not in ABBREVIATIONS}
+"""Abbreviations that need their period (which is dropped unless a capitalized word follows)."""
+
+_NO_PERIOD = {"vs", "Vs", "approx", "Approx", "Fig", "fig", "Vol", "vol", "Ch", "ch"}
+
+
+def _abbrev(m: re.Match[str]) -> str:
+    word = m.group(1)
+    spoken = ABBREVIATIONS[word]
+    ends = word not in _NO_PERIOD and _ends_sentence(m)
+    return spoken + ("." if ends else "")
+
+
+def _saint_or_street(m: re.Match[str]) -> str:
+    word, before, after = m.group(1), _before(m), m.string[m.end(): m.end() + 2]
+    place = {"St": ("Saint", "Street"), "Dr": ("Doctor", "Drive")}[word]
+    prev = re.search(r"(\S+)\s+$", before)
+    prev_is_name = prev is not None and re.fullmatch(r"[A-Z][a-z]+", prev.group(1)) is not None
+    sentence_start = prev is not None and re.search(r"(^|[.!?\n]\s*)\S+\s+$", before) is not None
+    followed_by_name = re.match(r"\s+[A-Z]", after) is not None
+    if followed_by_name and (not prev_is_name or sentence_start):
+        return place[0]
+    return place[1] + ("." if _ends_sentence(m) else "")
+
+
+ABBREV_RULES: list[Rule] = [
+    (re.compile(r"\be\.\s?g\.(?=\W|$)", re.IGNORECASE), lambda m: "for example"),
+    (re.compile(r"\bi\.\s?e\.(?=\W|$)", re.IGNORECASE), lambda m: "that is"),
+    (re.compile(r"\bet al\.(?=\W|$)"), lambda m: "and others"),
+    (re.compile(r"\b(" + "|".join(TITLES) + r")\.(?=\s)"), lambda m: TITLES[m.group(1)]),
+    (re.compile(r"\b(Mr|Mrs|Ms|Prof)(?=\s+[A-Z])"), lambda m: TITLES[m.group(1)]),
+    (re.compile(r"\b(St|Dr)\.(?=\W|$)"), _saint_or_street),
+    (re.compile(r"\b(St|Dr)(?=\s+[A-Z])"), _saint_or_street),
+    (re.compile(r"\b(" + "|".join(ABBREVIATIONS) + r")\.(?=\W|$)"), _abbrev),
+    (re.compile(r"\bvs\b"), lambda m: "versus"),
+    (re.compile(r"\b[Nn]o\.\s?(?=\d)"), lambda m: "number "),
+    (re.compile(r"#\s?(?=\d)"), lambda m: " number "),
+    (re.compile(r"\bOK\b"), lambda m: "okay"),
+]
+
+# ---------------------------------------------------------------- dates, times, phones, versions
+
+
+def _date(y: str | None, mo: int, d: int) -> str:
+    out = f"{MONTHS[mo - 1]} {ordinal(d)}"
+    return out + (f", {year(int(y))}" if y else "")
+
+
+def _iso_date(m: re.Match[str]) -> str:
+    y, mo, d = m.group(1), int(m.group(2)), int(m.group(3))
+    if 1 <= mo <= 12 and 1 <= d <= 31:
+        return _sp(_date(y, mo, d))
+    return _sp(" ".join(number(g) for g in m.groups()))
+
+
+def _us_date(m: re.Match[str]) -> str:
+    mo, d, y = int(m.group(1)), int(m.group(2)), m.group(3)
+    if len(y) == 2:
+        y = ("20" if int(y) < 50 else "19") + y
+    if 1 <= mo <= 12 and 1 <= d <= 31:
+        return _sp(_date(y, mo, d))
+    return _sp(" slash ".join(number(g) for g in m.groups()))
+
+
+def _month_date(m: re.Match[str]) -> str:
+    month, day, y = _month(m.group(1)), int(m.group(2)), m.group(3)
+    out = f"{month} {ordinal(day)}"
+    return out + (f", {year(int(y))}" if y else "")
+
+
+def _day_month(m: re.Match[str]) -> str:
+    day, month, y = int(m.group(1)), _month(m.group(2)), m.group(3)
+    out = f"the {ordinal(day)} of {month}"
+    return _sp(out + (f" {year(int(y))}" if y else ""))
+
+
+def _ampm(m: re.Match[str], letter: str) -> str:
+    sentence_end = m.group(0).endswith(".") and _ends_sentence(m)
+    return ("A M" if letter.lower() == "a" else "P M") + ("." if sentence_end else "")
+
+
+def _time(m: re.Match[str]) -> str:
+    h, mi, ap = int(m.group(1)), int(m.group(2)), m.group(3)
+    hour = cardinal(h)
+    if mi == 0:
+        spoken = hour + (" o'clock" if (ap or h <= 12) and h != 0 else " hundred")
+        if ap:
+            spoken = hour
+    elif mi < 10:
+        spoken = f"{hour} oh {cardinal(mi)}"
+    else:
+        spoken = f"{hour} {cardinal(mi)}"
+    return _sp(spoken + (" " + _ampm(m, ap) if ap else ""))
+
+
+def _phone(m: re.Match[str]) -> str:
+    groups = [g for g in re.split(r"[^\d+]+", m.group(0)) if g]
+    spoken = ", ".join(("plus " if g.startswith("+") else "") + digits(g) for g in groups)
+    return _sp(spoken)
+
+
+def _version(m: re.Match[str]) -> str:
+    return _sp(" point ".join(cardinal(int(p)) if len(p) < 16 else digits(p) for p in m.group(1).split(".")))
+
+
+DATE_RULES: list[Rule] = [
+    (re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"), _iso_date),
+    (re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})\b"), _us_date),
+    (re.compile(rf"\b({_MONTH_RE})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?"), _month_date),
+    (re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+({_MONTH_RE})(?:,?\s+(\d{{4}})\b)?"), _day_month),
+    (re.compile(rf"\b({'|'.join(a for a in _MONTH_ABBR if a != 'May')})\.(?=\s)"), lambda m: _month(m.group(1))),
+    (re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s*([AaPp])\.?\s?[Mm]\b\.?)?"), _time),
+    (re.compile(r"\b(\d{1,2})\s?([AaPp])\.?[Mm]\b\.?"), lambda m: _sp(cardinal(int(m.group(1))) + " " + _ampm(m, m.group(2)))),
+    (re.compile(r"\b([AaPp])\.[Mm]\.(?=\W|$)"), lambda m: _sp(_ampm(m, m.group(1)))),
+    (re.compile(r"(?<![\w+])(?:\+?1[\s.-])?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b"), _phone),
+    (re.compile(r"(?<![\w+])\+\d{1,3}(?:[\s.-]\d{2,5}){2,5}\b"), _phone),
+    (re.compile(r"\b[vV](\d+(?:\.\d+)*)\b"), lambda m: " version" + _version(m)),
+    (re.compile(r"\b(\d+(?:\.\d+){2,})\b"), _version),
+]
+
+# ---------------------------------------------------------------- money, percent, units
+
+CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"),
+              "£": ("pound", "pounds", "penny", "pence"), "¥": ("yen", "yen", "", ""),
+              "₹": ("rupee", "rupees", "paisa", "paise"), "₩": ("won", "won", "", "")}
+_CODES = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
+_SCALES = {"k": "thousand", "K": "thousand", "thousand": "thousand", "m": "million", "M": "million",
+           "mn": "million", "million": "million", "b": "billion", "B": "billion", "bn": "billion",
+           "billion": "billion", "trillion": "trillion", "T": "trillion"}
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+
+
+def _money(m: re.Match[str]) -> str:
+    sign, sym, amount, scale = m.group(1), m.group(2), m.group(3).replace(",", ""), m.group(4)
+    one, many, cent, cents = CURRENCIES[sym]
+    minus = "minus " if sign else ""
+    if scale:
+        return _sp(f"{minus}{number(amount)} {_SCALES[scale]} {many}")
+    whole, _, frac = amount.partition(".")
+    if frac and (len(frac) != 2 or not cent):
+        return _sp(f"{minus}{number(amount)} {many}")
+    w, c = int(whole or 0), int(frac or 0)
+    parts = []
+    if w or not c:
+        parts.append(f"{cardinal(w)} {one if w == 1 else many}")
+    if c:
+        parts.append(f"{cardinal(c)} {cent if c == 1 else cents}")
+    return _sp(minus + " and ".join(parts))
+
+
+UNITS = {"km/h": ("kilometer per hour", "kilometers per hour"), "km": ("kilometer", "kilometers"),
+         "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"), "m": ("meter", "meters"),
+         "kg": ("kilogram", "kilograms"), "mg": ("milligram", "milligrams"), "g": ("gram", "grams"),
+         "lb": ("pound", "pounds"), "lbs": ("pound", "pounds"), "oz": ("ounce", "ounces"),
+         "mph": ("mile per hour", "miles per hour"), "kph": ("kilometer per hour", "kilometers per hour"),
+         "°C": ("degree Celsius", "degrees Celsius"), "°F": ("degree Fahrenheit", "degrees Fahrenheit"),
+         "°": ("degree", "degrees"), "GB": ("gigabyte", "gigabytes"), "MB": ("megabyte", "megabytes"),
+         "KB": ("kilobyte", "kilobytes"), "kB": ("kilobyte", "kilobytes"), "TB": ("terabyte", "terabytes"),
+         "GHz": ("gigahertz", "gigahertz"), "MHz": ("megahertz", "megahertz"), "kHz": ("kilohertz", "kilohertz"),
+         "Hz": ("hertz", "hertz"), "ms": ("millisecond", "milliseconds"), "min": ("minute", "minutes"),
+         "hr": ("hour", "hours"), "hrs": ("hour", "hours"), "h": ("hour", "hours"), "s": ("second", "seconds"),
+         "sec": ("second", "seconds"), "ft": ("foot", "feet"), "mi": ("mile", "miles"),
+         "ml": ("milliliter", "milliliters"), "mL": ("milliliter", "milliliters"), "L": ("liter", "liters"),
+         "kWh": ("kilowatt hour", "kilowatt hours"), "kW": ("kilowatt", "kilowatts"), "W": ("watt", "watts"),
+         "V": ("volt", "volts"), "mAh": ("milliamp hour", "milliamp hours"), "dB": ("decibel", "decibels"),
+         "fps": ("frame per second", "frames per second"), "px": ("pixel", "pixels"), "%": ("percent", "percent")}
+_UNIT_RE = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True))
+
+
+def _unit(m: re.Match[str]) -> str:
+    sign, amount, unit = m.group(1), m.group(2), m.group(3)
+    one, many = UNITS[unit]
+    return _sp(("minus " if sign else "") + number(amount) + " " + (one if amount == "1" else many))
+
+
+def _decade(m: re.Match[str]) -> str:
+    return _sp(plural(year(int(m.group(1) + "0"))))
+
+
+MONEY_RULES: list[Rule] = [
+    (re.compile(r"\b(\d{1,2})'\s?(\d{1,2})(?:\"|'')"),
+     lambda m: _sp(f"{cardinal(int(m.group(1)))} foot {cardinal(int(m.group(2)))}")),
+    (re.compile(r"(?<=\d)-(?=[^\W\d_])|(?<=[^\W\d_])-(?=\d)"), lambda m: " "),
+    (re.compile(r"\b(USD|EUR|GBP|JPY|INR)\s?(?=\d)"), lambda m: _CODES[m.group(1)]),
+    (re.compile(rf"({_NUM})\s?(USD|EUR|GBP|JPY|INR)\b"), lambda m: _CODES[m.group(2)] + m.group(1)),
+    (re.compile(r"\b(\d{3})0s\b"), _decade),
+    (re.compile(r"(?<![\w'])'?([1-9])0s\b"), lambda m: _sp(plural(cardinal(int(m.group(1)) * 10)))),
+    (re.compile(rf"(?<![\d.,])({_NUM})\s?([€£¥₹₩])"), lambda m: m.group(2) + m.group(1)),
+    (re.compile(rf"(?<![\w])(-)?([$€£¥₹₩])\s?({_NUM})(?:\s?(thousand|million|billion|trillion|bn|mn|[kKmMbBT])\b)?"), _money),
+    (re.compile(rf"(?<![\w.])(-)?({_NUM})\s?({_UNIT_RE})(?![\w°])"), _unit),
+]
+
+# ---------------------------------------------------------------- years, ranges, plain numbers
+
+YEAR_CUES = ("in", "since", "by", "from", "until", "till", "through", "to", "during", "before", "after",
+             "around", "circa", "year", "of", "between", "and", "In", "Since", "By", "From", "Until",
+             "During", "Before", "After", "Around", "Circa", "Between")
+
+
+NUMBER_RULES: list[Rule] = [
+    (re.compile(r"\b(1\d{3}|20\d{2})\s?-\s?(1\d{3}|20\d{2})\b"),
+     lambda m: _sp(f"{year(int(m.group(1)))} to {year(int(m.group(2)))}")),
+    (re.compile(rf"\b((?:{'|'.join(YEAR_CUES)})\s+)(1\d{{3}}|20\d{{2}})\b(?![.,]\d)"),
+     lambda m: m.group(1) + year(int(m.group(2)))),
+    (re.compile(r"(?<=\d)\s?-\s?(?=[$€£¥]?\d)"), lambda m: " to "),
+    (re.compile(r"\b(\d[\d,]*)(st|nd|rd|th)\b"), lambda m: _sp(ordinal(int(m.group(1).replace(",", ""))))),
+    (re.compile(r"\b24/7\b"), lambda m: " twenty-four seven "),
+    (re.compile(r"\b(\d+)\s+(\d+)/(\d+)\b"),
+     lambda m: _sp(f"{cardinal(int(m.group(1)))} and {fraction(int(m.group(2)), int(m.group(3)))}")),
+    (re.compile(r"\b(\d{1,15})/(\d{1,15})\b"), lambda m: _sp(fraction(int(m.group(1)), int(m.group(2))))),
+    (re.compile(r"(?<![\w.])-(?=\.?\d)"), lambda m: " minus "),
+    (re.compile(r"\b(\d+)\.(\d+)\b"), lambda m: _sp(decimal(m.group(1), m.group(2)))),
+    (re.compile(r"(?<![\w.])\.(\d+)\b"), lambda m: _sp(decimal("", m.group(1)))),
+    (re.compile(r"\b\d{1,3}(?:,\d{3})+\b"), lambda m: _sp(number(m.group(0)))),
+    (re.compile(r"\d+"), lambda m: _sp(digits(m.group(0)) if m.group(0).startswith("0") and len(m.group(0)) > 1
+                                       else cardinal(int(m.group(0))))),
+]
+
+# ---------------------------------------------------------------- Roman numerals, acronyms
+
+_ROMAN = re.compile(r"M{0,3}(CM|CD|D?C{0,3})(XC|XL|L?X{0,3})(IX|IV|V?I{0,3})")
+_ROMAN_VALUES = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
+ROMAN_CUES = ("Chapter", "Part", "Book", "Volume", "Act", "Scene", "Section", "Phase", "Level", "Article",
+              "Episode", "Season", "Stage", "Round", "Class", "Type", "Title", "Appendix", "Unit", "Grade",
+              "Wave", "Super Bowl", "World War", "Apollo", "Rocky", "Star Wars", "Final Fantasy")
+
+
+def roman_value(s: str) -> int:
+    """Value of a valid Roman numeral string ("XIV" -> 14); 0 if ``s`` is not one."""
+    if not s or not _ROMAN.fullmatch(s):
+        return 0
+    total = 0
+    for a, b in zip(s, s[1:] + " "):
+        v = _ROMAN_VALUES[a]
+        total += -v if b != " " and _ROMAN_VALUES[b] > v else v
+    return total
+
+
+def _roman_cue(m: re.Match[str]) -> str:
+    v = roman_value(m.group(2))
+    return f"{m.group(1)} {cardinal(v)}" if v else m.group(0)
+
+
+def _roman_name(m: re.Match[str]) -> str:
+    v = roman_value(m.group(2))
+    return f"{m.group(1)} the {ordinal(v)}" if v >= 2 or m.group(2) == "V" else m.group(0)
+
+
+ROMAN_RULES: list[Rule] = [
+    (re.compile(rf"\b({'|'.join(ROMAN_CUES)})\s+([IVXLCDM]+)\b(?!')"), _roman_cue),
+    (re.compile(r"\b([A-Z][a-z]+)\s+([IVX]{2,}|V)\b(?!')"), _roman_name),
+]
+
+READ_ACRONYMS = {"NASA": "Nasa", "NATO": "Nato", "UNESCO": "Unesco", "UNICEF": "Unicef", "NASDAQ": "Nasdaq",
+                 "OPEC": "Opec", "FIFA": "Fifa", "AIDS": "Aids", "SCUBA": "scuba", "LASER": "laser",
+                 "RADAR": "radar", "GIF": "gif", "JPEG": "jay peg", "PIN": "pin", "RAM": "ram", "ROM": "rom",
+                 "SIM": "sim", "CAPTCHA": "captcha", "COVID": "Covid", "CUDA": "Cuda", "JSON": "Jason",
+                 "ASCII": "asky", "GUI": "gooey", "IKEA": "Ikea", "LEGO": "Lego", "WASP": "wasp",
+                 "POTUS": "Potus", "SARS": "Sars", "FAQ": "fack", "YAML": "yammel", "NAND": "nand",
+                 "TOEFL": "toefl", "SWAT": "swat", "AWOL": "a-wall", "ZIP": "zip", "LOL": "lol",
+                 "SIGGRAPH": "siggraph", "ICANN": "eye can"}
+"""All-caps words read as words; everything else in capitals (2-4 letters, or no vowel) is spelled."""
+
+PLAIN_CAPS = {"I", "A", "AN", "AND", "THE", "OF", "TO", "IN", "ON", "AT", "IS", "IT", "OR", "BE", "BY", "DO",
+              "GO", "HE", "ME", "MY", "NO", "SO", "UP", "WE", "OH", "HI", "YES", "NOT", "FOR", "BUT", "ARE",
+              "YOU", "WAS", "ALL", "NEW", "NOW", "HOW", "WHY", "WHO", "OUT", "NEWS", "STOP", "HELP", "WARNING",
+              "NOTE", "FREE", "SALE", "THIS", "THAT", "WITH", "FROM", "HAVE", "WILL", "JUST", "VERY", "MUST",
+              "DONE", "TODO", "NEVER", "EVER", "ONLY", "MORE", "MOST", "BIG", "END", "ONE", "TWO", "TEN"}
+"""Common words that appear in capitals for emphasis; lower-cased instead of spelled."""
+
+
+def _caps(m: re.Match[str]) -> str:
+    word, plural_s = m.group(1), m.group(2) or ""
+    if word in READ_ACRONYMS:
+        return READ_ACRONYMS[word] + plural_s
+    if word in PLAIN_CAPS:
+        return word.lower() + plural_s
+    if len(word) <= 4 or not re.search(r"[AEIOUY]", word):
+        spelled = " ".join(word)
+        return spelled + ("'s" if plural_s else "")
+    return word.lower() + plural_s
+
+
+def _unshout_line(line: str) -> str:
+    words = re.findall(r"[^\W\d_]{2,}", line)
+    caps = [w for w in words if w.isupper() and w not in READ_ACRONYMS]
+    if len(caps) >= 3 and len(caps) * 2 > len(words):
+        return re.sub(r"\b[A-Z]{2,}\b", lambda m: m.group(0) if m.group(0) in READ_ACRONYMS else m.group(0).lower(), line)
+    return line
+
+
+_DOTTED = re.compile(r"(?<![\w.])((?:[A-Za-z]\.){2,})(?=\W|$)")
+
+
+def _dotted(m: re.Match[str]) -> str:
+    letters = m.group(1).replace(".", "")
+    return " ".join(letters.upper())
+
+
+def _initial(m: re.Match[str]) -> str:
+    """Initials ("J. R. R. Tolkien", "George W. Bush") lose their period; "plan B. Then" keeps it."""
+    before = _before(m, 40)
+    if re.search(r"(^|[.!?\n]\s*|[A-Z][a-z]+\s+|\b[A-Z]\s+)$", before):
+        return m.group(1)
+    return m.group(0)
+
+
+ACRONYM_RULES: list[Rule] = [
+    (_DOTTED, _dotted),
+    (re.compile(r"(?<![\w.'])([A-HJ-Z])\.(?=\s+[A-Z])"), _initial),
+    (re.compile(r"\b([A-Z]{2,})(s)?\b(?!')"), _caps),
+]
+
+# ---------------------------------------------------------------- symbols and punctuation
+
+SYMBOL_RULES: list[Rule] = [
+    (re.compile(r"\band/or\b"), lambda m: "and or"),
+    (re.compile(r"&"), lambda m: " and "),
+    (re.compile(r"\+"), lambda m: " plus "),
+    (re.compile(r"\s=\s|="), lambda m: " equals "),
+    (re.compile(r"\s<\s"), lambda m: " less than "),
+    (re.compile(r"\s>\s"), lambda m: " greater than "),
+    (re.compile(r"@"), lambda m: " at "),
+    (re.compile(r"%"), lambda m: " percent "),
+    (re.compile(r"°"), lambda m: " degrees "),
+    (re.compile(r"×"), lambda m: " times "),
+    (re.compile(r"§"), lambda m: " section "),
+    (re.compile(r"#"), lambda m: " hash "),
+    (re.compile(r"(?<=\w)/(?=\w)"), lambda m: " slash "),
+    (re.compile(r"\.{3,}|(?:\.\s){2,}\.|…+"), lambda m: "…"),
+    (re.compile(r"\s+-+\s+|--+|(?<=\s)-(?=\w)|(?<=\w)-(?=\s)"), lambda m: " — "),
+    (re.compile(r"—+"), lambda m: " — "),
+]
+
+_KEEP_PUNCT = set('.,;:!?—…"“”()')
+
+
+def _final_chars(text: str) -> str:
+    out = []
+    n = len(text)
+    for i, ch in enumerate(text):
+        cat = unicodedata.category(ch)
+        if cat[0] == "L" or cat == "Co" or ch in _KEEP_PUNCT or ch in " \n":
+            out.append(ch)
+        elif cat[0] == "M":
+            out.append(ch if out and unicodedata.category(out[-1])[0] in "LM" else "")
+        elif ch in "'-":
+            ok = (i > 0 and text[i - 1].isalpha() and i + 1 < n and text[i + 1].isalpha())
+            out.append(ch if ok else " ")
+        else:
+            out.append(" ")
+    return "".join(out)
+
+
+def _strongest(run: str) -> str:
+    for mark in "?!.…;:—,":
+        if mark in run:
+            return mark
+    return run[0]
+
+
+def _tidy(text: str) -> str:
+    text = _final_chars(text)
+    lines = []
+    for line in text.split("\n"):
+        line = re.sub(r" +", " ", line).strip()
+        line = re.sub(r" (?=[.,;:!?…)”])", "", line)  # no space before closing punctuation
+        line = re.sub(r"(?<=[(“]) ", "", line)  # none after opening brackets
+        line = re.sub(r"[.,;:!?…—]+(?: ?[.,;:!?…—]+)*",
+                      lambda m: _strongest(m.group(0).replace(" ", "")) + (" " if " " in m.group(0) else ""), line)
+        line = re.sub(r"\(\s*\)", "", line)
+        line = re.sub(r"^[.,;:!?…]+\s*", "", line)
+        line = re.sub(r" +", " ", line).strip()
+        lines.append(line)
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n ")
+
+
+_LIST_MARKER = re.compile(r"^[ \t]*(?:[-*•·▪‣◦]|(\d{1,3})[.)])[ \t]+", re.MULTILINE)
+
+
+def _list_marker(m: re.Match[str]) -> str:
+    return f"{cardinal(int(m.group(1)))}, " if m.group(1) else ""
+
+
+def _apply(rules: list[Rule], text: str) -> str:
+    for pattern, fn in rules:
+        text = pattern.sub(fn, text)
+    return text
+
+
+def _english(text: str) -> str:
+    text = _LIST_MARKER.sub(_list_marker, text)
+    text = _apply(WEB_RULES, text)
+    text = "\n".join(_unshout_line(line) for line in text.split("\n"))
+    text = _apply(ABBREV_RULES, text)
+    text = _apply(DATE_RULES, text)
+    text = _apply(MONEY_RULES, text)
+    text = _apply(NUMBER_RULES, text)
+    text = _apply(ROMAN_RULES, text)
+    text = _apply(ACRONYM_RULES, text)
+    return _apply(SYMBOL_RULES, text)
+
+
+def _foreign_number(digits_: str, language: str) -> str:
+    """A digit run in another language, through num2words if it knows the language, else dropped."""
+    from num2words import num2words
+
+    if len(digits_) > 15:
+        return ""
+    try:
+        return num2words(int(digits_), lang=language.split("-")[0].lower())
+    except (NotImplementedError, OverflowError, ValueError):
+        return ""
+
+
+def _once(text: str, language: str) -> str:
+    text = _clean_chars(text)
+    if language.lower().startswith("en"):
+        text = _english(text)
+    else:
+        text = re.sub(r"\d+", lambda m: _sp(_foreign_number(m.group(0), language)), text)
+        text = _apply(SYMBOL_RULES[-3:], text)
+    return _tidy(text)
+
+
+def normalize(text: str, language: str = "en-us") -> str:
+    """Written text -> speakable words (see the module docstring). Pure and idempotent.
+
+    Other languages get only the character cleanup, punctuation tidying and plain integers through
+    num2words (dropped if num2words does not know the language).
+    """
+    out = _once(text, language)
+    for _ in range(4):  # a rule's output can rarely enable another rule; iterate to the fixed point
+        again = _once(out, language)
+        if again == out:
+            break
+        out = again
+    return out
