@@ -60,3 +60,5 @@ def test_cuda_options_are_refused_on_cpu():
 
     with pytest.raises(ValueError, match="CUDA"):
         Engine(device="cpu", cuda_graphs=True)
+    with pytest.raises(ValueError, match="dtype must be"):
+        Engine(device="cpu", dtype=torch.int8)

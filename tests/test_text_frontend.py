@@ -28,6 +28,7 @@ def check(chunks: list[Chunk]) -> None:
             assert end <= w.start < w.end <= len(c.phonemes)
             assert w.text and w.text in c.text
             end = w.end
+        assert "".join("".join(w.text for w in c.words).split()) == "".join(c.text.split())
         assert c.pause_after >= 0
 
 
@@ -59,7 +60,7 @@ def test_sentences_words_and_pauses(fe: Frontend) -> None:
         "Doctor Smith paid three dollars and fifty cents for two point five kilograms.", "Fine."]
     assert chunks[0].phonemes.endswith("!") and chunks[1].phonemes.endswith("?")
     assert "," in chunks[0].phonemes
-    assert [w.text for w in chunks[0].words] == ["Hello", "world"]
+    assert [w.text for w in chunks[0].words] == ["Hello,", "world!"]
     assert chunks[1].pause_after == PARAGRAPH_PAUSE
     assert chunks[0].pause_after < chunks[1].pause_after
     assert chunks[0].phonemes[chunks[0].words[0].start:chunks[0].words[0].end] == "həlˈO"
@@ -69,7 +70,7 @@ def test_merged_words_are_split(fe: Frontend) -> None:
     # espeak writes "on the" as one word "ɔnðə"; each word must still get its own span
     (chunk,) = fe("The canoe slid on the smooth planks.")
     check(chunk and [chunk])
-    assert [w.text for w in chunk.words] == ["The", "canoe", "slid", "on", "the", "smooth", "planks"]
+    assert [w.text for w in chunk.words] == ["The", "canoe", "slid", "on", "the", "smooth", "planks."]
 
 
 def test_quotes_and_parentheses(fe: Frontend) -> None:
@@ -79,12 +80,24 @@ def test_quotes_and_parentheses(fe: Frontend) -> None:
         assert mark in chunk.phonemes
 
 
+def test_words_keep_their_punctuation(fe: Frontend) -> None:
+    # subtitles are built from word texts, so each word carries the punctuation written against it
+    (chunk,) = fe('"Hello," she said (twice) — and then: "Call me!"')
+    check([chunk])
+    assert [w.text for w in chunk.words] == ['"Hello,"', "she", "said", "(twice) —", "and", "then:", '"Call', 'me!"']
+    assert " ".join(w.text for w in chunk.words) == chunk.text
+    # the phoneme spans still cover the word alone, never its punctuation
+    spans = [chunk.phonemes[w.start:w.end] for w in chunk.words]
+    assert spans[0] == "həlˈO" and not any(set(span) & set('",()—:!') for span in spans)
+    assert [w.text for w in fe("A/B")[0].words] == ["A", "slash", "B"]  # normalized text, not the raw one
+
+
 def test_lexicon_and_inline(fe: Frontend) -> None:
     lex = Frontend(lexicon={"VoiceGen": "vˈYsʤɛn☃"})
     (chunk,) = lex("I love voicegen and [Kokoro](/kˈOkəɹO/).")
     check([chunk])
     spans = {w.text: chunk.phonemes[w.start:w.end] for w in chunk.words}
-    assert spans["voicegen"] == "vˈYsʤɛn" and spans["Kokoro"] == "kˈOkəɹO"
+    assert spans["voicegen"] == "vˈYsʤɛn" and spans["Kokoro."] == "kˈOkəɹO"
     assert chunk.text == "I love voicegen and Kokoro."
     assert fe.phonemize("[x](/☃/)") != ""  # an override with no valid symbol falls back to the text
 

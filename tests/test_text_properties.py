@@ -43,6 +43,8 @@ def test_frontend_total(text: str) -> None:
         for w in c.words:
             assert end <= w.start < w.end <= len(c.phonemes)
             end = w.end
+        # word texts keep their punctuation: together they hold every non-space character of the chunk
+        assert "".join("".join(w.text for w in c.words).split()) == "".join(c.text.split())
         assert c.words and c.pause_after >= 0
 
 

@@ -24,7 +24,11 @@ def lengths_to_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def masked_instance_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Instance norm over valid frames. x: (B, C, T), mask: (B, 1, T) -> (B, C, T), zero on padding."""
+    """Instance norm over valid frames. x: (B, C, T), mask: (B, 1, T) -> (B, C, T) float32, zero on padding.
+
+    Computed in float32 whatever x's dtype (under bf16 autocast, statistics over thousands of frames need it).
+    """
+    x = x.float()
     count = mask.sum(-1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
     mean = (x * mask).sum(-1, keepdim=True) / count
     centred = (x - mean) * mask

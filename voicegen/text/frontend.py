@@ -16,6 +16,7 @@ minus any symbol the model does not know. Homographs (read, lead, live, ...) are
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,11 +34,19 @@ _PUA_FIRST, _PUA_LAST = 0xE000, 0xF8FF
 _PUA = re.compile("[\ue000-\uf8ff]")
 _TOKEN = re.compile(r"[\ue000-\uf8ff]|[^\W_]+(?:['-][^\W_]+)*|\s+|.", re.DOTALL)
 _LETTER_A = "ˈA"
+_LAST_SPACE = re.compile(r"\s+(?=\S*$)")
 
 
 @dataclass(frozen=True)
 class WordSpan:
-    """A word of ``Chunk.text`` and the range of ``Chunk.phonemes`` that speaks it."""
+    """A word of ``Chunk.text`` and the range of ``Chunk.phonemes`` that speaks it.
+
+    ``text`` keeps the punctuation written against the word (``"Hello,``, ``world.``, ``(yes)``), so that
+    subtitles built from word texts read like ``Chunk.text``: joined with spaces, a chunk's word texts give
+    it back exactly unless two words touch through punctuation (``x/y`` -> ``x/``, ``y``). Punctuation
+    standing alone between spaces (``x — y``) goes with the word before (``x —``). ``start:end`` covers
+    the word's phonemes only, never the punctuation's.
+    """
 
     text: str
     start: int
@@ -215,21 +224,41 @@ def _chunk(group: list[_Piece], pause: float) -> Chunk | None:
     """Pieces -> Chunk with word spans, without outer or doubled spaces; None if no word has phonemes."""
     text: list[str] = []
     phonemes: list[str] = []
-    words: list[WordSpan] = []
-    pos, last = 0, " "  # last: the last phoneme symbol so far (a space at the start)
+    spoken: list[tuple[int, int]] = []  # text range of each word that has phonemes
+    spans: list[tuple[int, int]] = []  # and its phoneme range
+    chars, pos, last = 0, 0, " "  # last: the last phoneme symbol so far (a space at the start)
     for p in group:
         if p.kind == "space":
             if last != " ":
                 text.append(" ")
                 phonemes.append(" ")
-                pos, last = pos + 1, " "
+                chars, pos, last = chars + 1, pos + 1, " "
             continue
         last = p.phonemes[-1:] or last
         if p.kind == "word" and p.phonemes:
-            words.append(WordSpan(p.text, pos, pos + len(p.phonemes)))
+            spoken.append((chars, chars + len(p.text)))
+            spans.append((pos, pos + len(p.phonemes)))
         text.append(p.text)
         phonemes.append(p.phonemes)
+        chars += len(p.text)
         pos += len(p.phonemes)
-    if not words:
+    if not spans:
         return None
-    return Chunk("".join(text).strip(), "".join(phonemes).rstrip(" "), tuple(words), pause)
+    joined = "".join(text)
+    words = tuple(WordSpan(joined[a:b].strip(), start, end)
+                  for (a, b), (start, end) in zip(_with_punctuation(joined, spoken), spans))
+    return Chunk(joined.strip(), "".join(phonemes).rstrip(" "), words, pause)
+
+
+def _with_punctuation(text: str, words: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Widen the words' text ranges over the punctuation around them. Between two words, what comes before
+    the last space goes to the word before and the rest to the word after (all of it to the word before if
+    there is no space: ``x/y`` -> ``x/``, ``y``); what precedes the first word and follows the last goes
+    to them. The ranges then tile ``text`` but for the spaces between them."""
+    starts, ends = [0], []
+    for (_, end), (start, _) in itertools.pairwise(words):
+        space = _LAST_SPACE.search(text, end, start)
+        ends.append(space.start() if space else start)
+        starts.append(space.end() if space else start)
+    ends.append(len(text))
+    return list(zip(starts, ends))

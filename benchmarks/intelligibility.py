@@ -1,0 +1,260 @@
+"""Intelligibility benchmark: Whisper tiny.en word error rate per voice, voicegen vs. the ONNX reference.
+
+Both systems speak the same sentences with the same built-in voices, in one run:
+
+* voicegen: ``Engine(device="cpu")``, every sentence of a voice in one batched ``synthesize_many`` call,
+  through voicegen's own text frontend (normalization, misaki-style phonemes).
+* reference: the published Kokoro-82M v1.0 int8 ONNX file on onnxruntime, fed plain espeak-ng phonemes of
+  the raw sentence (no normalization; en-us, punctuation and stress kept), filtered to the model's
+  vocabulary and cut to 510 tokens.
+
+Whisper tiny.en (``voicegen.eval.asr.Transcriber``) transcribes every clip, and the WER of each voice and
+sentence set is scored against the raw sentence text with ``voicegen.eval.wer.corpus_word_error_rate``.
+
+    python benchmarks/intelligibility.py                       # everything (minutes on a small CPU)
+    python benchmarks/intelligibility.py --limit 2 --voices jf_alpha --threads 1
+
+Prints a table (voice x set x system, means over voices, voicegen - reference) and writes a JSON file with
+the numbers, the machine, and every transcript (default: benchmarks/results/intelligibility-<date>.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without relying on the editable install
+
+from voicegen import Engine, Request
+from voicegen.constants import MAX_PHONEMES, SAMPLE_RATE
+from voicegen.eval.asr import Transcriber
+from voicegen.eval.reference import OnnxReference, style_for
+from voicegen.eval.wer import corpus_word_error_rate, word_error_rate
+from voicegen.text import VOCAB
+from voicegen.text.phonemize import _setup_library as setup_espeak
+from voicegen.weights import builtin_voices
+
+HERE = ROOT / "benchmarks"
+SETS = {"plain": HERE / "data" / "sentences_plain.txt", "numbers": HERE / "data" / "sentences_numbers.txt"}
+SYSTEMS = ("voicegen", "reference")
+
+
+@dataclass
+class Timing:
+    """Wall seconds one system spent rendering audio, and the judge spent transcribing that audio."""
+
+    synth_s: float = 0.0
+    asr_s: float = 0.0
+    audio_s: float = 0.0
+
+
+@dataclass
+class Results:
+    """Transcripts and WERs: ``wer[system][voice][set]``, ``transcripts[system][voice][set]`` (one per sentence)."""
+
+    wer: dict = field(default_factory=lambda: {s: {} for s in SYSTEMS})
+    transcripts: dict = field(default_factory=lambda: {s: {} for s in SYSTEMS})
+    timing: dict = field(default_factory=lambda: {s: Timing() for s in SYSTEMS})
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def read_sets(names: list[str], limit: int | None) -> dict[str, list[str]]:
+    """Sentence set name -> its sentences (non-empty lines), the first ``limit`` of each."""
+    sets = {}
+    for name in names:
+        lines = [line.strip() for line in SETS[name].read_text(encoding="utf-8").splitlines()]
+        sets[name] = [line for line in lines if line][:limit]
+    return sets
+
+
+class EspeakTokens:
+    """Raw text -> reference tokens: plain espeak-ng IPA (en-us, stress and punctuation kept) filtered to the
+    model vocabulary, at most MAX_PHONEMES. No normalization and no IPA -> misaki mapping."""
+
+    def __init__(self, language: str = "en-us"):
+        setup_espeak()  # the espeak-ng library and data shipped in espeakng_loader, as voicegen uses them
+        from phonemizer.backend import EspeakBackend
+
+        self._backend = EspeakBackend(language, preserve_punctuation=True, with_stress=True)
+
+    def phonemes(self, text: str) -> str:
+        ipa = self._backend.phonemize([text], strip=True, njobs=1)[0]
+        return "".join(c for c in ipa if c in VOCAB)[:MAX_PHONEMES]
+
+    def __call__(self, text: str) -> list[int]:
+        return [VOCAB[c] for c in self.phonemes(text)]
+
+
+def render_voicegen(engine: Engine, voice: str, sentences: list[str]) -> list[np.ndarray]:
+    """All sentences in one batched call; sentence ``i`` gets seed ``i``. (N,) float32 clips at 24 kHz."""
+    clips = engine.synthesize_many([Request(text, voice=voice, seed=i) for i, text in enumerate(sentences)])
+    for clip in clips:
+        assert clip.sample_rate == SAMPLE_RATE, clip.sample_rate
+    return [clip.samples for clip in clips]
+
+
+def render_reference(reference: OnnxReference, table: np.ndarray, tokenize: EspeakTokens,
+                     sentences: list[str]) -> list[np.ndarray]:
+    """One onnxruntime run per sentence (the export is batch 1); an empty clip if espeak gave no token."""
+    clips = []
+    for text in sentences:
+        tokens = tokenize(text)
+        if not tokens:
+            log(f"  reference: no phonemes for {text!r}")
+            clips.append(np.zeros(0, np.float32))
+            continue
+        clips.append(reference(tokens, style_for(table, len(tokens))))
+    return clips
+
+
+def transcribe(judge: Transcriber, clips: list[np.ndarray]) -> list[str]:
+    return [judge(clip, SAMPLE_RATE) if len(clip) else "" for clip in clips]
+
+
+def score(results: Results, system: str, voice: str, sets: dict[str, list[str]], heard: list[str]) -> None:
+    """Store WER per set and per sentence; ``heard`` follows the sentences of ``sets`` in order."""
+    k = 0
+    for name, sentences in sets.items():
+        hypotheses = heard[k:k + len(sentences)]
+        k += len(sentences)
+        results.wer[system].setdefault(voice, {})[name] = corpus_word_error_rate(sentences, hypotheses)
+        results.transcripts[system].setdefault(voice, {})[name] = [
+            {"text": t, "heard": h, "wer": round(word_error_rate(t, h), 4)} for t, h in zip(sentences, hypotheses)
+        ]
+
+
+def run_system(results: Results, system: str, voice: str, render, judge: Transcriber,
+               sets: dict[str, list[str]]) -> None:
+    """Render every sentence of ``sets`` with ``render(sentences) -> clips``, transcribe, score, time."""
+    sentences = [s for group in sets.values() for s in group]
+    timing = results.timing[system]
+    t0 = time.perf_counter()
+    clips = render(sentences)
+    t1 = time.perf_counter()
+    heard = transcribe(judge, clips)
+    t2 = time.perf_counter()
+    timing.synth_s += t1 - t0
+    timing.asr_s += t2 - t1
+    timing.audio_s += sum(len(c) for c in clips) / SAMPLE_RATE
+    score(results, system, voice, sets, heard)
+    summary = ", ".join(f"{name} {results.wer[system][voice][name]:.1%}" for name in sets)
+    log(f"  {system:9s} {voice}: {len(clips)} clips in {t1 - t0:.1f} s, transcribed in {t2 - t1:.1f} s; {summary}")
+
+
+def means(results: Results, voices: list[str], set_names: list[str]) -> dict:
+    """Mean WER over voices: ``[system][set]``."""
+    return {system: {name: float(np.mean([results.wer[system][v][name] for v in voices])) for name in set_names}
+            for system in SYSTEMS}
+
+
+def table(results: Results, voices: list[str], set_names: list[str]) -> str:
+    """WER per voice and set for both systems, the mean over voices, and voicegen - reference in points."""
+    mean = means(results, voices, set_names)
+    rows = [f"{'voice':14s} {'set':8s} {'voicegen':>9s} {'reference':>10s} {'diff (pts)':>11s}"]
+    for voice in [*voices, "mean"]:
+        for name in set_names:
+            if voice == "mean":
+                ours, ref = mean["voicegen"][name], mean["reference"][name]
+            else:
+                ours, ref = results.wer["voicegen"][voice][name], results.wer["reference"][voice][name]
+            rows.append(f"{voice:14s} {name:8s} {ours:9.1%} {ref:10.1%} {100 * (ours - ref):+11.1f}")
+    for system in SYSTEMS:
+        t = results.timing[system]
+        rows.append(f"{system}: synthesis {t.synth_s:.1f} s for {t.audio_s:.1f} s of audio "
+                    f"(RTF {t.synth_s / max(t.audio_s, 1e-9):.3f}), transcription {t.asr_s:.1f} s")
+    return "\n".join(rows)
+
+
+def report(results: Results, voices: list[str], sets: dict[str, list[str]], threads: int) -> dict:
+    """Everything worth keeping from a run, JSON-ready."""
+    mean = means(results, voices, list(sets))
+    return {
+        "date": datetime.date.today().isoformat(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count()},
+        "torch": torch.__version__,
+        "threads": threads,
+        "command": shlex.join(["python", *sys.argv]),
+        "sets": {name: len(sentences) for name, sentences in sets.items()},
+        "voices": voices,
+        "wer": results.wer,
+        "mean": mean,
+        "diff": {name: mean["voicegen"][name] - mean["reference"][name] for name in sets},
+        "timing": {system: vars(t) for system, t in results.timing.items()},
+        "transcripts": results.transcripts,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=None, help="sentences per set (default: all)")
+    parser.add_argument("--voices", default=None, help="comma-separated voice names (default: all built-in)")
+    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated sets from {', '.join(SETS)}")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON path (default: benchmarks/results/intelligibility-<date>.json)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch, onnxruntime and Whisper")
+    args = parser.parse_args(argv)
+    args.sets = [s for s in args.sets.split(",") if s]
+    unknown = [s for s in args.sets if s not in SETS]
+    if unknown or not args.sets:
+        parser.error(f"unknown sets {unknown}; choose from {', '.join(SETS)}")
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    sets = read_sets(args.sets, args.limit)
+
+    log(f"loading voicegen, the ONNX reference and Whisper tiny.en ({threads} threads)")
+    engine = Engine(device="cpu")
+    voices = args.voices.split(",") if args.voices else engine.voices
+    unknown = [v for v in voices if v not in engine.voices]
+    if unknown:
+        raise SystemExit(f"unknown voices {unknown}; the built-in voices are {', '.join(engine.voices)}")
+    tables = {name: table.numpy() for name, table in builtin_voices().items()}
+    reference = OnnxReference(threads=threads)
+    tokenize = EspeakTokens()
+    judge = Transcriber(cpu_threads=threads)
+
+    log("warming up both systems (untimed)")
+    render_voicegen(engine, voices[0], ["Warming up."])
+    render_reference(reference, tables[voices[0]], tokenize, ["Warming up."])
+
+    results = Results()
+    for i, voice in enumerate(voices, 1):
+        log(f"[{i}/{len(voices)}] {voice}: {sum(map(len, sets.values()))} sentences")
+        run_system(results, "voicegen", voice, partial(render_voicegen, engine, voice), judge, sets)
+        run_system(results, "reference", voice, partial(render_reference, reference, tables[voice], tokenize),
+                   judge, sets)
+
+    print(table(results, voices, args.sets))
+    out = args.out or HERE / "results" / f"intelligibility-{datetime.date.today().isoformat()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report(results, voices, sets, threads), indent=1, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    log(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Throughput benchmark: how many seconds of audio voicegen renders per wall-clock second, in several modes,
+against the onnxruntime reference, on the same corpus in the same run.
+
+Modes (each a fresh engine; CUDA-only modes are skipped on the CPU):
+  onnx-b1          onnxruntime on the int8 file, one sentence at a time (its only mode; CPU)
+  b1-eager         our network, eager float32, one sentence at a time: the Kokoro-like baseline
+  batched-eager    the engine's bucketed batches, eager float32
+  batched-compiled the same, frame phase under torch.compile
+  batched-bf16     eager, bfloat16 convolutions (CPU: needs AMX/AVX512-BF16)
+  batched-compiled-bf16   compiled and bfloat16
+  cuda-bf16-graphs (CUDA) bfloat16, CUDA graphs per bucket
+  cuda-compiled-bf16-graphs (CUDA) compile + bfloat16 + CUDA graphs
+
+The corpus (paragraphs from benchmarks/data plus the multi-speaker episode in examples/, repeated with
+different voices) is phonemized once up front; throughput covers the model (token phase, alignment, frame
+phase) and excludes the frontend, which is timed on its own. The 1-minute two-speaker script latency is end to
+end: text in, mixed audio out, frontend included. Warm-up (compile, graph capture) runs the whole corpus
+once (eager modes: a few chunks) and is reported separately.
+
+Usage:
+  python benchmarks/throughput.py                       # all modes available here, >= 10 minutes of audio
+  python benchmarks/throughput.py --minutes 3 --modes b1-eager,batched-compiled
+Writes benchmarks/results/throughput-<device>-<date>.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from voicegen import Engine, Request  # noqa: E402
+from voicegen.constants import SAMPLE_RATE  # noqa: E402
+from voicegen.podcast import Script  # noqa: E402
+from voicegen.podcast.render import render_script  # noqa: E402
+from voicegen.weights import style_for  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data"
+VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+WORDS_PER_SECOND = 2.6  # rough speaking rate, to size the corpus before rendering it
+CPU_MODES = ["onnx-b1", "b1-eager", "batched-eager", "batched-bf16", "batched-compiled", "batched-compiled-bf16"]
+CUDA_MODES = ["b1-eager", "batched-eager", "batched-bf16", "cuda-bf16-graphs", "cuda-compiled-bf16-graphs"]
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def build_corpus(minutes: float) -> list[Request]:
+    """Paragraphs of 4 sentences and the episode's turns, cycling voices, until ~`minutes` of speech."""
+    sentences = (DATA / "sentences_plain.txt").read_text().splitlines() + (DATA / "sentences_numbers.txt").read_text().splitlines()
+    paragraphs = [" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)]
+    episode = Script.parse((ROOT / "examples" / "episode.txt").read_text())
+    cast = episode.voices(VOICES)
+    pieces = [(p, VOICES[i % len(VOICES)]) for i, p in enumerate(paragraphs)]
+    pieces += [(t.spoken_text, cast[t.speaker]) for t in episode.turns]
+    requests, words, k = [], 0, 0
+    while words < minutes * 60 * WORDS_PER_SECOND:
+        text, voice = pieces[k % len(pieces)]
+        if k >= len(pieces):  # second pass: another voice, so items differ
+            voice = VOICES[(VOICES.index(voice) + k // len(pieces)) % len(VOICES)]
+        requests.append(Request(text, voice=voice, seed=k))
+        words += len(text.split())
+        k += 1
+    return requests
+
+
+def one_minute_script() -> Script:
+    """The first turns of the example episode, about one minute of two-speaker speech."""
+    episode = Script.parse((ROOT / "examples" / "episode.txt").read_text())
+    turns, words = [], 0
+    for turn in episode.turns:
+        if turn.speaker not in ("Host", "Mika"):
+            continue
+        turns.append(turn)
+        words += len(turn.text.split())
+        if words >= 60 * WORDS_PER_SECOND:
+            break
+    return Script(tuple(turns), {k: v for k, v in episode.cast.items() if k in ("Host", "Mika")})
+
+
+def chunks_of(engine: Engine, requests: list[Request]):
+    """(tokens, style, speed, seed) per chunk, via the engine's frontend."""
+    items = []
+    for r in requests:
+        table = engine.voice_table(r.voice)
+        for i, chunk in enumerate(engine.frontend(r.text)):
+            items.append((chunk.tokens, style_for(table, len(chunk.tokens)), r.speed, (r.seed or 0) * 1000 + i))
+    return items
+
+
+def engine_for(mode: str, device: str) -> Engine:
+    bf16 = "bf16" in mode
+    return Engine(
+        device=device,
+        compile="compiled" in mode,
+        dtype=torch.bfloat16 if bf16 else None,
+        cuda_graphs="graphs" in mode,
+    )
+
+
+def peak_memory_mb(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak so far (Linux: KiB)
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def render_all(engine: Engine, items, batch_one: bool) -> list[np.ndarray]:
+    """Render every chunk (one at a time, or all in one call for the engine to batch) -> audio per chunk."""
+    if batch_one:
+        return [engine.render_tokens([t], style[None], [speed], [seed])[0] for t, style, speed, seed in items]
+    return engine.render_tokens([i[0] for i in items], torch.stack([i[1] for i in items]), [i[2] for i in items], [i[3] for i in items])
+
+
+def seconds(audio: list[np.ndarray]) -> float:
+    return sum(len(a) for a in audio) / SAMPLE_RATE
+
+
+def distance_to(reference: list[np.ndarray] | None, audio: list[np.ndarray], every: int = 5) -> float | None:
+    """Mean log-mel distance (nats) of every `every`-th chunk to the float32 eager rendering of the same chunk
+    (same seeds, so the same source noise)."""
+    if reference is None:
+        return None
+    from voicegen.eval.spectral import log_mel_distance
+
+    return float(np.mean([log_mel_distance(r, a) for r, a in list(zip(reference, audio))[::every]]))
+
+
+def run_onnx(items, threads: int) -> dict:
+    from voicegen.eval.reference import OnnxReference
+
+    ref = OnnxReference(threads=threads)
+    ref(items[0][0], items[0][1].numpy(), 1.0)  # warm-up
+    start = time.perf_counter()
+    audio_s = sum(len(ref(t, s.numpy(), sp)) for t, s, sp, _ in items) / SAMPLE_RATE
+    wall = time.perf_counter() - start
+    return {"audio_s": audio_s, "wall_s": wall, "x_realtime": audio_s / wall, "warmup_s": 0.0, "batch": 1}, None
+
+
+def run_mode(mode: str, device: str, items, script: Script, reference) -> tuple[dict, list[np.ndarray]]:
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    engine = engine_for(mode, device)
+    load_s = time.perf_counter() - t0
+    batch_one = mode.startswith("b1")
+    # warm-up: compiled and graphed modes render the whole corpus once (every bucket shape compiled or
+    # captured); eager modes only need their first calls
+    t0 = time.perf_counter()
+    warm_items = items if ("compiled" in mode or "graphs" in mode) else items[:3]
+    render_all(engine, warm_items, batch_one)
+    sync(device)
+    warmup_s = time.perf_counter() - t0
+    stats_before = (engine.stats.frame_batches, engine.stats.padded_frames, engine.stats.valid_frames)
+    t0 = time.perf_counter()
+    audio = render_all(engine, items, batch_one)
+    sync(device)
+    wall = time.perf_counter() - t0
+    audio_s = seconds(audio)
+    batches = engine.stats.frame_batches - stats_before[0]
+    padded = engine.stats.padded_frames - stats_before[1]
+    valid = engine.stats.valid_frames - stats_before[2]
+    render_script(engine, script, seed=0)  # warm the script path
+    t0 = time.perf_counter()
+    episode = render_script(engine, script, seed=0)
+    sync(device)
+    script_latency = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    first = next(engine.stream("Time to first audio is what a listener waits for. The rest follows while they listen.", seed=0))
+    sync(device)
+    first_audio = time.perf_counter() - t0
+    return {
+        "audio_s": audio_s,
+        "wall_s": wall,
+        "x_realtime": audio_s / wall,
+        "log_mel_distance_to_fp32": distance_to(reference, audio),
+        "load_s": load_s,
+        "warmup_s": warmup_s,
+        "frame_batches": batches,
+        "padding_overhead": padded / max(valid, 1) - 1,
+        "script_audio_s": episode.duration,
+        "script_latency_s": script_latency,
+        "first_audio_s": first_audio,
+        "first_chunk_audio_s": first.duration,
+        "peak_memory_mb": peak_memory_mb(device),
+    }, audio
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--minutes", type=float, default=10.0, help="approximate minutes of audio in the corpus")
+    parser.add_argument("--modes", help="comma-separated modes (default: all for the device)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--out", help="JSON path (default benchmarks/results/throughput-<device>-<date>.json)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    modes = args.modes.split(",") if args.modes else (CUDA_MODES if args.device == "cuda" else CPU_MODES)
+    if args.device == "cpu" and "batched-compiled-bf16" in modes and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        modes.remove("batched-compiled-bf16")
+
+    requests = build_corpus(args.minutes)
+    frontend_engine = Engine(device="cpu")
+    t0 = time.perf_counter()
+    items = chunks_of(frontend_engine, requests)
+    frontend_s = time.perf_counter() - t0
+    del frontend_engine
+    script = one_minute_script()
+    log(f"corpus: {len(requests)} texts, {len(items)} chunks, frontend {frontend_s:.1f} s")
+
+    results, reference = {}, None
+    for mode in modes:
+        log(f"--- {mode}")
+        if mode == "onnx-b1":
+            results[mode], _ = run_onnx(items, args.threads)
+        else:
+            results[mode], audio = run_mode(mode, args.device, items, script, reference)
+            if mode == "b1-eager":
+                reference = audio  # float32 eager: what the other modes are compared with
+        log(json.dumps(results[mode], indent=None))
+
+    baseline = results.get("b1-eager")
+    for r in results.values():
+        r["vs_b1_eager"] = r["x_realtime"] / baseline["x_realtime"] if baseline else None
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else f"CPU x{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}",
+        "torch": torch.__version__,
+        "corpus": {"texts": len(requests), "chunks": len(items), "audio_s": next(iter(results.values()))["audio_s"] if results else 0},
+        "frontend_s": frontend_s,
+        "results": results,
+    }
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device}-{datetime.date.today()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"\n{'mode':26} {'x realtime':>10} {'vs b1':>6} {'warm-up s':>9} {'1-min script s':>14} {'first audio s':>13} {'peak MB':>8} {'dist':>5}")
+    for mode, r in results.items():
+        vs = f"{r['vs_b1_eager']:.2f}" if r["vs_b1_eager"] else "-"
+        dist = r.get("log_mel_distance_to_fp32")
+        print(
+            f"{mode:26} {r['x_realtime']:10.2f} {vs:>6} {r['warmup_s']:9.1f} {r.get('script_latency_s', float('nan')):14.2f} "
+            f"{r.get('first_audio_s', float('nan')):13.2f} {r.get('peak_memory_mb', float('nan')):8.0f} "
+            f"{'-' if dist is None else f'{dist:.3f}':>5}"
+        )
+    print(f"corpus {report['corpus']['audio_s'] / 60:.1f} min of audio; frontend {frontend_s:.1f} s; JSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
