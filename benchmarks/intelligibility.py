@@ -44,7 +44,7 @@ from voicegen.eval.asr import Transcriber
 from voicegen.eval.reference import OnnxReference, style_for
 from voicegen.eval.wer import corpus_word_error_rate, word_error_rate
 from voicegen.text import VOCAB
-from voicegen.text.phonemize import _setup_library as setup_espeak
+from voicegen.text.phonemize import setup_espeak
 from voicegen.weights import builtin_voices
 
 HERE = ROOT / "benchmarks"

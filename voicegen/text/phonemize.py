@@ -78,7 +78,7 @@ def only_vocab(s: str) -> str:
     return "".join(c for c in s if c in SYMBOLS)
 
 
-def _setup_library() -> None:
+def setup_espeak() -> None:
     """Point phonemizer at the espeak-ng library and data shipped in ``espeakng_loader`` (once)."""
     global _LIBRARY_READY
     if _LIBRARY_READY:
@@ -94,7 +94,7 @@ def _setup_library() -> None:
 def _backend(language: str):  # -> phonemizer EspeakBackend; call with _ESPEAK_LOCK held
     backend = _BACKENDS.get(language)
     if backend is None:
-        _setup_library()
+        setup_espeak()
         from phonemizer.backend import EspeakBackend
 
         quiet = logging.getLogger("voicegen.text.espeak")
@@ -108,7 +108,7 @@ def _backend(language: str):  # -> phonemizer EspeakBackend; call with _ESPEAK_L
 def check_language(language: str) -> None:
     """Raise ValueError unless espeak-ng has a voice for ``language`` (e.g. "en-us", "fr-fr")."""
     with _ESPEAK_LOCK:
-        _setup_library()
+        setup_espeak()
         from phonemizer.backend import EspeakBackend
 
         ok = EspeakBackend.is_supported_language(language)
