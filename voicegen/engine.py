@@ -158,8 +158,8 @@ class Engine:
         self.frontend = Frontend(lexicon=lexicon)
         self.dtype = dtype
         self.noise = noise
-        # CPU: small frame batches keep the generator's working set in cache (measured: a 2400-frame budget ran
-        # 1.8x slower than 400); GPU: large batches fill the device.
+        # CPU: small frame batches keep the generator's working set (128 channels x 4800 frames/s of audio) in
+        # cache, and batching gains little on 2 cores (benchmarks/RESULTS.md); GPU: large batches fill the device.
         self.max_batch_frames = max_batch_frames or (16384 if self.device.type == "cuda" else 400)
         self.max_batch_tokens = max_batch_tokens
         self.frame_buckets = frame_buckets()
@@ -167,6 +167,7 @@ class Engine:
         self._voices: dict[str, torch.Tensor] = dict(builtin_voices())
         self._add_voices(voices)
         self._render = self.network.render
+        self._static_shapes = compile or cuda_graphs  # pad to bucket sizes only when shapes must repeat
         if compile:
             # CUDA: one static graph per bucket (what CUDA graphs need). CPU: one graph with symbolic sizes,
             # since compiling each bucket's shape separately costs a minute or more on a small machine.
@@ -379,9 +380,11 @@ class Engine:
         self.stats.frame_batches += 1
         dev = self.device
         rows = len(batch)
-        if self._render is not self.network.render or self._graphs is not None:
+        if self._static_shapes:
             rows = max(1, self.max_batch_frames // frames)  # fixed batch per bucket: one shape per bucket
             rows = min(rows, _round_up_pow2(len(batch)))
+        else:
+            frames = max(it.frames for it in batch)  # eager: no static shapes needed, pad only to the longest
         x = torch.zeros(rows, 512, frames, device=dev)
         asr = torch.zeros(rows, 512, frames, device=dev)
         lengths = torch.zeros(rows, dtype=torch.long)
