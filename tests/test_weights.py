@@ -37,7 +37,7 @@ def test_conversion_fills_every_parameter_with_the_right_shape(converted):
 
 def test_lstm_conversion_matches_onnxruntime_lstm():
     """Gate order and layout: an ONNX LSTM run by onnxruntime equals our converted weights in nn.LSTM."""
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper, numpy_helper
 

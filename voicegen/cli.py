@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .engine import DEFAULT_VOICE
+
 
 def _read_text(args: argparse.Namespace) -> str:
     if args.file:
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("text", nargs="?", help="the text ('-' or nothing: read standard input)")
     say.add_argument("-o", "--output", required=True, help="output file: .wav, .flac, .ogg, .opus or .mp3")
     say.add_argument("-f", "--file", help="read the text from this file")
-    say.add_argument("--voice", default="jf_alpha", help="voice name or blend such as 'jf_alpha+jf_nezumi'")
+    say.add_argument("--voice", default=DEFAULT_VOICE, help=f"voice name or blend such as 'jf_alpha+jf_nezumi' (default {DEFAULT_VOICE})")
     say.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0 (default 1.0)")
     say.add_argument("--lexicon", help="file of 'word phonemes' lines overriding pronunciations")
     common(say)

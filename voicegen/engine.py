@@ -31,7 +31,9 @@ from .audio import Audio, Segment, Word
 from .constants import MAX_PHONEMES, PAD_ID, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .weights import VoiceError, as_voice_table, builtin_voices, load_network, load_voice_file, style_for
 
-DEFAULT_VOICE = "jf_alpha"
+DEFAULT_VOICE = "jf_gongitsune"
+"""Among the clearest built-in voices for English by Whisper WER (benchmarks/RESULTS.md: 2nd of 5 on our sentences,
+1st of 5 on Harvard sentences)."""
 TOKEN_BUCKETS = (32, 64, 128, 256, MAX_PHONEMES + 2)
 FRAME_BUCKET_STEP = 2 ** 0.5  # frame buckets grow by sqrt(2): at most ~30% padding, few distinct shapes
 
