@@ -41,7 +41,8 @@ def test_turns_have_the_right_speakers_voices_and_monotonic_timings(episode):
             assert seg.start - 1e-6 <= a.start < a.end <= b.start + 1e-6
         assert seg.words[-1].end <= seg.end + 1e-6
     guest = episode.segments[1]
-    inner_pause = guest.words[3].start - guest.words[2].end  # "me!" [pause 0.6s] "It"
+    assert [w.text for w in guest.words[3:5]] == ["me!", "It"]
+    inner_pause = guest.words[4].start - guest.words[3].end  # "me!" [pause 0.6s] "It"
     assert inner_pause >= 0.6
 
 
