@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 
+from .constants import SAMPLES_PER_FRAME
+
 
 class GraphCache:
     def __init__(self, render: Callable, device: torch.device, dtype: torch.dtype | None, warmup: int = 2):
@@ -37,7 +39,7 @@ class GraphCache:
             "lengths": torch.full((rows,), frames, dtype=torch.long, device=dev),
         }
         if noise:
-            static["noise"] = torch.zeros(rows, frames * 600, device=dev)
+            static["noise"] = torch.zeros(rows, frames * SAMPLES_PER_FRAME, device=dev)
         stream = torch.cuda.Stream(dev)
         stream.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(stream):

@@ -18,6 +18,7 @@ from torch import nn
 from .acoustic.albert import Albert, AlbertConfig
 from .acoustic.prosody import ProsodyPredictor
 from .acoustic.text_encoder import TextEncoder
+from .constants import SAMPLES_PER_FRAME
 from .layers import lengths_to_mask
 
 
@@ -145,6 +146,6 @@ class KokoroNetwork(nn.Module):
         frames = self.align(phase, style)
         fl = frames.frame_lengths.to(tokens.device)
         if noise is not None:
-            noise = noise[:, : 600 * frames.x.shape[-1]]
+            noise = noise[:, : SAMPLES_PER_FRAME * frames.x.shape[-1]]
         audio = self.render(frames.x, frames.asr, style, fl, noise)
-        return audio, frames.frame_lengths * 600, phase.durations
+        return audio, frames.frame_lengths * SAMPLES_PER_FRAME, phase.durations
