@@ -179,13 +179,13 @@ def test_sentence_sets():
 
 
 def _phonemize(sentences: list[str]) -> list[str]:
-    espeakng_loader = pytest.importorskip("espeakng_loader")
+    pytest.importorskip("espeakng_loader")
     pytest.importorskip("phonemizer")
     from phonemizer.backend import EspeakBackend
-    from phonemizer.backend.espeak.wrapper import EspeakWrapper
 
-    EspeakWrapper.set_library(espeakng_loader.get_library_path())
-    EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
+    from voicegen.text.phonemize import setup_espeak
+
+    setup_espeak()
     backend = EspeakBackend("en-us", preserve_punctuation=True, with_stress=True)
     # One call per sentence: with punctuation preserved, a batch call can move words across line breaks.
     return [backend.phonemize([sentence])[0].strip() for sentence in sentences]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .constants import SAMPLE_RATE
+from .files import atomic_write
 
 _FORMATS = {
     ".wav": ("WAV", "PCM_16"),
@@ -96,13 +96,4 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) 
     path = Path(path)
     fmt, subtype = audio_format(path)
     samples = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, samples, sample_rate, format=fmt, subtype=subtype)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: sf.write(tmp, samples, sample_rate, format=fmt, subtype=subtype))

