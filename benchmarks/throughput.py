@@ -15,7 +15,8 @@ The corpus (paragraphs from benchmarks/data plus the multi-speaker episode in ex
 different voices) is phonemized once up front; throughput covers the model (token phase, alignment, frame
 phase) and excludes the frontend, which is timed on its own. The 1-minute two-speaker script latency is end to
 end: text in, mixed audio out, frontend included. Warm-up (compile, graph capture) runs the whole corpus
-once (eager modes: a few chunks) and is reported separately.
+once (eager modes: a few chunks) and is reported separately. Quality per mode: log-mel distance to the float32
+eager rendering of the same chunks, and Whisper tiny.en WER over 40 chunks (--asr N) against their text.
 
 Usage:
   python benchmarks/throughput.py                       # all modes available here, >= 10 minutes of audio
@@ -91,12 +92,12 @@ def one_minute_script() -> Script:
 
 
 def chunks_of(engine: Engine, requests: list[Request]):
-    """(tokens, style, speed, seed) per chunk, via the engine's frontend."""
+    """(tokens, style, speed, seed, text) per chunk, via the engine's frontend."""
     items = []
     for r in requests:
         table = engine.voice_table(r.voice)
         for i, chunk in enumerate(engine.frontend(r.text)):
-            items.append((chunk.tokens, style_for(table, len(chunk.tokens)), r.speed, (r.seed or 0) * 1000 + i))
+            items.append((chunk.tokens, style_for(table, len(chunk.tokens)), r.speed, (r.seed or 0) * 1000 + i, chunk.text))
     return items
 
 
@@ -124,7 +125,7 @@ def sync(device: str) -> None:
 def render_all(engine: Engine, items, batch_one: bool) -> list[np.ndarray]:
     """Render every chunk (one at a time, or all in one call for the engine to batch) -> audio per chunk."""
     if batch_one:
-        return [engine.render_tokens([t], style[None], [speed], [seed])[0] for t, style, speed, seed in items]
+        return [engine.render_tokens([t], style[None], [speed], [seed])[0] for t, style, speed, seed, _ in items]
     return engine.render_tokens([i[0] for i in items], torch.stack([i[1] for i in items]), [i[2] for i in items], [i[3] for i in items])
 
 
@@ -142,18 +143,30 @@ def distance_to(reference: list[np.ndarray] | None, audio: list[np.ndarray], eve
     return float(np.mean([log_mel_distance(r, a) for r, a in list(zip(reference, audio))[::every]]))
 
 
+def asr_check(items, audio: list[np.ndarray], count: int, judge) -> float | None:
+    """Whisper tiny.en word error rate over `count` chunks spread evenly through the corpus (the same chunks in
+    every mode), scored against each chunk's text."""
+    if not count or judge is None:
+        return None
+    from voicegen.eval.wer import corpus_word_error_rate
+
+    picks = np.linspace(0, len(items) - 1, min(count, len(items))).round().astype(int)
+    hypotheses = [judge.transcribe(audio[i], SAMPLE_RATE) for i in picks]
+    return corpus_word_error_rate([items[i][4] for i in picks], hypotheses)
+
+
 def run_onnx(items, threads: int) -> dict:
     from voicegen.eval.reference import OnnxReference
 
     ref = OnnxReference(threads=threads)
     ref(items[0][0], items[0][1].numpy(), 1.0)  # warm-up
     start = time.perf_counter()
-    audio_s = sum(len(ref(t, s.numpy(), sp)) for t, s, sp, _ in items) / SAMPLE_RATE
+    audio_s = sum(len(ref(t, s.numpy(), sp)) for t, s, sp, *_ in items) / SAMPLE_RATE
     wall = time.perf_counter() - start
     return {"audio_s": audio_s, "wall_s": wall, "x_realtime": audio_s / wall, "warmup_s": 0.0, "batch": 1}, None
 
 
-def run_mode(mode: str, device: str, items, script: Script, reference) -> tuple[dict, list[np.ndarray]]:
+def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0) -> tuple[dict, list[np.ndarray]]:
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -191,6 +204,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference) -> tuple[
         "wall_s": wall,
         "x_realtime": audio_s / wall,
         "log_mel_distance_to_fp32": distance_to(reference, audio),
+        "asr_wer": asr_check(items, audio, asr_chunks, judge),
         "load_s": load_s,
         "warmup_s": warmup_s,
         "frame_batches": batches,
@@ -209,6 +223,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="approximate minutes of audio in the corpus")
     parser.add_argument("--modes", help="comma-separated modes (default: all for the device)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--asr", type=int, default=40, metavar="N",
+                        help="Whisper tiny.en WER over N chunks of each mode's output (0: skip; default 40)")
     parser.add_argument("--out", help="JSON path (default benchmarks/results/throughput-<device>-<date>.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -225,13 +241,21 @@ def main() -> int:
     script = one_minute_script()
     log(f"corpus: {len(requests)} texts, {len(items)} chunks, frontend {frontend_s:.1f} s")
 
+    judge = None
+    if args.asr:
+        try:
+            from voicegen.eval.asr import Transcriber
+
+            judge = Transcriber(cpu_threads=args.threads)
+        except (ImportError, OSError, RuntimeError) as exc:  # e.g. a GPU box without the judge's packages
+            log(f"ASR check skipped: {exc}")
     results, reference = {}, None
     for mode in modes:
         log(f"--- {mode}")
         if mode == "onnx-b1":
             results[mode], _ = run_onnx(items, args.threads)
         else:
-            results[mode], audio = run_mode(mode, args.device, items, script, reference)
+            results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr)
             if mode == "b1-eager":
                 reference = audio  # float32 eager: what the other modes are compared with
         log(json.dumps(results[mode], indent=None))
@@ -251,14 +275,14 @@ def main() -> int:
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device}-{datetime.date.today()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
-    print(f"\n{'mode':26} {'x realtime':>10} {'vs b1':>6} {'warm-up s':>9} {'1-min script s':>14} {'first audio s':>13} {'peak MB':>8} {'dist':>5}")
+    print(f"\n{'mode':26} {'x realtime':>10} {'vs b1':>6} {'warm-up s':>9} {'1-min script s':>14} {'first audio s':>13} {'peak MB':>8} {'dist':>5} {'WER':>5}")
     for mode, r in results.items():
         vs = f"{r['vs_b1_eager']:.2f}" if r["vs_b1_eager"] else "-"
-        dist = r.get("log_mel_distance_to_fp32")
+        dist, wer = r.get("log_mel_distance_to_fp32"), r.get("asr_wer")
         print(
             f"{mode:26} {r['x_realtime']:10.2f} {vs:>6} {r['warmup_s']:9.1f} {r.get('script_latency_s', float('nan')):14.2f} "
             f"{r.get('first_audio_s', float('nan')):13.2f} {r.get('peak_memory_mb', float('nan')):8.0f} "
-            f"{'-' if dist is None else f'{dist:.3f}':>5}"
+            f"{'-' if dist is None else f'{dist:.3f}':>5} {'-' if wer is None else f'{wer:.3f}':>5}"
         )
     print(f"corpus {report['corpus']['audio_s'] / 60:.1f} min of audio; frontend {frontend_s:.1f} s; JSON: {out}")
     return 0

@@ -43,32 +43,40 @@ def frontend():
     return Frontend()
 
 
-BATCH_MAX_ABS = 2e-2
-BATCH_REL_RMS = 3e-2
+BATCH_REL_RMS = 5e-2
+BATCH_LOG_MEL = 0.05
 
 
 @pytest.fixture(scope="session")
 def assert_batch_invariant():
-    """Same item, different batch: equal up to float32 rounding as this network amplifies it.
+    """Same item, different batch: same length, and the same sound up to the network's own conditioning.
 
-    Padding is masked exactly, so the only differences are rounding differences from kernels that block their
-    sums differently for different batch shapes. The network amplifies a few of them: the noise branch takes
-    the *phase* of the source's STFT, which jumps by 2*pi where a bin crosses +-pi, so a last-bit change can
-    flip one input feature, and the output magnitude is exp() of a conv output. Measured: 98.5% of samples
-    within 2e-4; isolated spikes up to 2.2e-3 on sentences and 9.7e-3 on random token strings; RMS of the
-    difference up to 2.4e-3 x RMS of the audio (-52 dB) on sentences and 1.2e-2 (-38 dB) on a 0.6 s item of
-    random tokens. That last figure is larger than rounding alone obviously explains and is an open question
-    (issue 4 note). We hold: same length (durations are integers and must match exactly), RMS of the difference
-    <= 3e-2 x RMS of the audio (-30 dB), no sample off by more than 2e-2.
-    (A padding leak would change whole frames near an item's end rather than isolated samples.)
+    Padding is masked exactly (tests/test_batch.py holds the token phase and the pitch/energy predictors to float32
+    rounding), so what differs is rounding from kernels that block their sums differently for other batch shapes.
+    The generator amplifies it: the harmonic source integrates F0 over the item, and the noise branch takes the
+    *phase* of the source's STFT, which jumps by 2*pi where a bin crosses +-pi. A last-bit change upstream can flip
+    one such bin and change ~0.1 s of audio around it by a few percent (traced: one flipped bin of magnitude 1e-3
+    in frame 4261 changed samples 20218-22615 by up to 2.5e-2). That is the network, not the batching: a lone item
+    whose style vector is perturbed by 1e-6 (relative) moves as much. Measured (benchmarks/RESULTS.md, "Batch invariance"): 75 items of random tokens in random batches, RMS of
+    the difference up to 8.7e-3 x signal and log-mel distance up to 7.9e-3 nats; the same items alone with the
+    style perturbed by 1e-6, up to 5.7e-3 and 3.4e-3; on 0.6 s items of two tokens, where a flip weighs most,
+    batching gave 1.0e-2 / 0.013-0.025 nats and the perturbation 0.8-2.1e-2 / 0.005-0.022 nats. Different noise
+    seeds of one item are 0.05-0.11 nats apart, different voices 1.5. We hold: same length (durations are integers
+    and must match exactly), log-mel distance <= 0.05 nats (about twice the largest perturbation effect seen, and
+    below the seed-to-seed distance), RMS of the difference <= 5e-2 x RMS (-26 dB).
     """
     import numpy as np
 
+    from voicegen.eval.spectral import log_mel_distance
+
     def check(a, b):
         assert a.shape == b.shape
-        diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-        assert np.abs(diff).max() <= BATCH_MAX_ABS, np.abs(diff).max()
         rms = np.sqrt(np.mean(np.asarray(b, np.float64) ** 2))
-        assert np.sqrt(np.mean(diff**2)) <= BATCH_REL_RMS * max(rms, 1e-3), (np.sqrt(np.mean(diff**2)), rms)
+        if rms < 1e-4:  # silence: nothing spectral to compare
+            assert np.abs(np.asarray(a, np.float64) - b).max() <= 1e-3
+            return
+        diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+        assert np.sqrt(np.mean(diff**2)) <= BATCH_REL_RMS * rms, (np.sqrt(np.mean(diff**2)), rms)
+        assert log_mel_distance(a, b) <= BATCH_LOG_MEL, log_mel_distance(a, b)
 
     return check

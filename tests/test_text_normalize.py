@@ -36,6 +36,11 @@ CASES = {
         ("We counted 1945 people.", "We counted one thousand nine hundred forty-five people."),
         ("Since 2005 and by 1905.", "Since two thousand five and by nineteen oh five."),
         ("Back in 2000.", "Back in two thousand."),
+        ("Revenue rose in Q3 2024.", "Revenue rose in Q three twenty twenty-four."),
+        ("The 1984 Olympics and the 2024 election.", "The nineteen eighty-four Olympics and the twenty twenty-four election."),
+        ("2024 was a good year.", "twenty twenty-four was a good year."),
+        ("He scored 2024 points in Room 1204.", "He scored two thousand twenty-four points in Room one thousand two hundred four."),
+        ("Over 1500 came, 1200 people stayed.", "Over one thousand five hundred came, one thousand two hundred people stayed."),
     ],
     "decades": [
         ("The 1990s were loud.", "The nineteen nineties were loud."),
@@ -49,6 +54,7 @@ CASES = {
         ("That is 30 euros.", "That is thirty euros."),
         ("Revenue hit $5B.", "Revenue hit five billion dollars."),
         ("Send USD 40.", "Send forty dollars."),
+        ("It costs $5-$10 or £20-30.", "It costs five dollars to ten dollars or twenty pounds to thirty pounds."),
     ],
     "dates": [
         ("On March 3rd, 2025 we met.", "On March third, twenty twenty-five we met."),
@@ -65,6 +71,8 @@ CASES = {
     "phone_numbers": [
         ("Call (555) 123-4567.", "Call five five five, one two three, four five six seven."),
         ("Call +44 20 7946 0958.", "Call plus four four, two zero, seven nine four six, zero nine five eight."),
+        ("Call 555-1234 or 911.", "Call five five five, one two three four or nine one one."),
+        ("See pages 100-1200.", "See pages one hundred to one thousand two hundred."),
     ],
     "units": [
         ("Run 5 km in 1 h.", "Run five kilometers in one hour."),
@@ -82,6 +90,7 @@ CASES = {
         ("Approx. 3 mi away.", "Approximately three miles away."),
         ("We bought apples etc. Then we left.", "We bought apples et cetera. Then we left."),
         ("J. R. R. Tolkien wrote it.", "J R R Tolkien wrote it."),
+        ("We need a Plan B. Then we go.", "We need a Plan B. Then we go."),
         ("The U.S. is big.", "The U S is big."),
     ],
     "roman_numerals": [

@@ -232,6 +232,14 @@ def _phone(m: re.Match[str]) -> str:
     return _sp(spoken)
 
 
+def _local_phone(m: re.Match[str]) -> str:
+    """555-1234 is a local phone number, unless a word before it makes it a range ("pages 100-1200")."""
+    words = re.findall(r"[A-Za-z]+", _before(m, 20))
+    if words and words[-1].lower() in ("page", "pages", "from", "between", "pp", "years", "items", "rows"):
+        return m.group(0)
+    return _phone(m)
+
+
 def _version(m: re.Match[str]) -> str:
     return _sp(" point ".join(cardinal(int(p)) if len(p) < 16 else digits(p) for p in m.group(1).split(".")))
 
@@ -247,6 +255,7 @@ DATE_RULES: list[Rule] = [
     (re.compile(r"\b([AaPp])\.[Mm]\.(?=\W|$)"), lambda m: _sp(_ampm(m, m.group(1)))),
     (re.compile(r"(?<![\w+])(?:\+?1[\s.-])?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b"), _phone),
     (re.compile(r"(?<![\w+])\+\d{1,3}(?:[\s.-]\d{2,5}){2,5}\b"), _phone),
+    (re.compile(r"(?<![\w+$.,-])\d{3}-\d{4}\b(?!-\d)"), _local_phone),
     (re.compile(r"\b[vV](\d+(?:\.\d+)*)\b"), lambda m: " version" + _version(m)),
     (re.compile(r"\b(\d+(?:\.\d+){2,})\b"), _version),
 ]
@@ -319,6 +328,7 @@ MONEY_RULES: list[Rule] = [
     (re.compile(r"\b(\d{3})0s\b"), _decade),
     (re.compile(r"(?<![\w'])'?([1-9])0s\b"), lambda m: _sp(plural(cardinal(int(m.group(1)) * 10)))),
     (re.compile(rf"(?<![\d.,])({_NUM})\s?([€£¥₹₩])"), lambda m: m.group(2) + m.group(1)),
+    (re.compile(rf"(?<![\w])([$€£¥₹₩])\s?({_NUM})\s?-\s?\1?(?=\d)"), lambda m: f"{m.group(1)}{m.group(2)} to {m.group(1)}"),
     (re.compile(rf"(?<![\w])(-)?([$€£¥₹₩])\s?({_NUM})(?:\s?(thousand|million|billion|trillion|bn|mn|[kKmMbBT])\b)?"), _money),
     (re.compile(rf"(?<![\w.])(-)?({_NUM})\s?({_UNIT_RE})(?![\w°])"), _unit),
 ]
@@ -330,11 +340,44 @@ YEAR_CUES = ("in", "since", "by", "from", "until", "till", "through", "to", "dur
              "During", "Before", "After", "Around", "Circa", "Between")
 
 
+QUANTITY_CUES = frozenset("room page pages number no flight route bus model apartment suite unit code pin step item "
+                          "line exit highway interstate channel ticket order invoice account batch lot row seat "
+                          "platform gate track level score scored costs cost pay paid weighs weighed over under "
+                          "about nearly almost exactly only just than some".split())
+"""Words after which a bare four-digit number is a quantity or a label, not a year ("Room 1204", "over 1500")."""
+YEAR_BEFORE = re.compile(r"\b(Q[1-4]|H[12]|FY|[Ff]iscal|[Ss]pring|[Ss]ummer|[Ff]all|[Aa]utumn|[Ww]inter|[Cc]lass of)\s*$")
+"""Words after which a four-digit number is always a year ("Q3 2024 results", "fall 1999")."""
+COUNT_NOUNS = frozenset("people men women children persons feet teeth mice geese sheep fish deer staff".split())
+NOT_PLURAL = frozenset("was has is does as its us this thus plus minus yes his hers ours yours theirs always "
+                       "perhaps whereas towards besides afterwards less across unless".split())
+
+
+def _bare_year(m: re.Match[str]) -> str:
+    """A four-digit number 1100-2099 with no grouping comma reads as a year ("Q3 2024", "the 1984 Olympics",
+    "2024 was good") unless a plural noun follows ("1945 people", "2024 points") or a quantity word precedes it
+    ("Room 1204", "over 1500")."""
+    before = _before(m, 30)
+    if YEAR_BEFORE.search(before):
+        return _sp(year(int(m.group(0))))
+    words = re.findall(r"[A-Za-z]+|[#$]", before)
+    if words and (words[-1].lower() in QUANTITY_CUES or words[-1] in "#$"):
+        return m.group(0)
+    after = re.match(r"\s+([A-Za-z]+)", m.string[m.end():])
+    nxt = after.group(1) if after else ""
+    if nxt in COUNT_NOUNS or (
+        nxt.islower() and len(nxt) > 2 and nxt.endswith("s") and not nxt.endswith("ss") and nxt not in NOT_PLURAL
+    ):
+        return m.group(0)
+    return _sp(year(int(m.group(0))))
+
+
 NUMBER_RULES: list[Rule] = [
     (re.compile(r"\b(1\d{3}|20\d{2})\s?-\s?(1\d{3}|20\d{2})\b"),
      lambda m: _sp(f"{year(int(m.group(1)))} to {year(int(m.group(2)))}")),
     (re.compile(rf"\b((?:{'|'.join(YEAR_CUES)})\s+)(1\d{{3}}|20\d{{2}})\b(?![.,]\d)"),
      lambda m: m.group(1) + year(int(m.group(2)))),
+    (re.compile(r"\b911\b"), lambda m: " nine one one "),
+    (re.compile(r"(?<![\d.,:/-])\b(1[1-9]\d{2}|20\d{2})\b(?![.,:/]\d|\s?%|-\d)"), _bare_year),
     (re.compile(r"(?<=\d)\s?-\s?(?=[$€£¥]?\d)"), lambda m: " to "),
     (re.compile(r"\b(\d[\d,]*)(st|nd|rd|th)\b"), lambda m: _sp(ordinal(int(m.group(1).replace(",", ""))))),
     (re.compile(r"\b24/7\b"), lambda m: " twenty-four seven "),
@@ -430,8 +473,17 @@ def _dotted(m: re.Match[str]) -> str:
     return " ".join(letters.upper())
 
 
+SENTENCE_STARTERS = frozenset("The An This That These Those Then There It Its We He She They You Our My His Her "
+                              "Their But And So Or Yet If When While After Before Now Next Still Also However "
+                              "Meanwhile Here What Why How Who Where Let Please Thanks Yes No Maybe".split())
+"""Words that start sentences far more often than they follow an initial: "plan B. Then we go" keeps its break."""
+
+
 def _initial(m: re.Match[str]) -> str:
-    """Initials ("J. R. R. Tolkien", "George W. Bush") lose their period; "plan B. Then" keeps it."""
+    """Initials ("J. R. R. Tolkien", "George W. Bush") lose their period; "Plan B. Then" keeps it."""
+    after = re.match(r"\s+([A-Za-z]+)", m.string[m.end():])
+    if after and after.group(1) in SENTENCE_STARTERS:
+        return m.group(0)
     before = _before(m, 40)
     if re.search(r"(^|[.!?\n]\s*|[A-Z][a-z]+\s+|\b[A-Z]\s+)$", before):
         return m.group(1)
