@@ -43,7 +43,9 @@ from voicegen.constants import MAX_PHONEMES, SAMPLE_RATE
 from voicegen.eval.asr import Transcriber
 from voicegen.eval.reference import OnnxReference, style_for
 from voicegen.eval.wer import corpus_word_error_rate, word_error_rate
-from voicegen.text import VOCAB
+from voicegen.text import VOCAB, Frontend
+from voicegen.text.frontend import DEFAULT_ALPHABET
+from voicegen.text.phonemize import ALPHABETS
 from voicegen.text.phonemize import setup_espeak
 from voicegen.weights import builtin_voices
 
@@ -159,8 +161,9 @@ def run_system(results: Results, system: str, voice: str, render, judge: Transcr
 
 def means(results: Results, voices: list[str], set_names: list[str]) -> dict:
     """Mean WER over voices: ``[system][set]``."""
-    return {system: {name: float(np.mean([results.wer[system][v][name] for v in voices])) for name in set_names}
-            for system in SYSTEMS}
+    nan = float("nan")
+    return {system: {name: float(np.mean([results.wer[system].get(v, {}).get(name, nan) for v in voices]))
+                     for name in set_names} for system in SYSTEMS}
 
 
 def table(results: Results, voices: list[str], set_names: list[str]) -> str:
@@ -172,7 +175,7 @@ def table(results: Results, voices: list[str], set_names: list[str]) -> str:
             if voice == "mean":
                 ours, ref = mean["voicegen"][name], mean["reference"][name]
             else:
-                ours, ref = results.wer["voicegen"][voice][name], results.wer["reference"][voice][name]
+                ours, ref = (results.wer[system].get(voice, {}).get(name, float("nan")) for system in SYSTEMS)
             rows.append(f"{voice:14s} {name:8s} {ours:9.1%} {ref:10.1%} {100 * (ours - ref):+11.1f}")
     for system in SYSTEMS:
         t = results.timing[system]
@@ -181,7 +184,7 @@ def table(results: Results, voices: list[str], set_names: list[str]) -> str:
     return "\n".join(rows)
 
 
-def report(results: Results, voices: list[str], sets: dict[str, list[str]], threads: int) -> dict:
+def report(results: Results, voices: list[str], sets: dict[str, list[str]], threads: int, alphabet: str) -> dict:
     """Everything worth keeping from a run, JSON-ready."""
     mean = means(results, voices, list(sets))
     return {
@@ -190,6 +193,7 @@ def report(results: Results, voices: list[str], sets: dict[str, list[str]], thre
                     "cpu_count": os.cpu_count()},
         "torch": torch.__version__,
         "threads": threads,
+        "alphabet": alphabet,
         "command": shlex.join(["python", *sys.argv]),
         "sets": {name: len(sentences) for name, sentences in sets.items()},
         "voices": voices,
@@ -209,7 +213,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default: benchmarks/results/intelligibility-<date>.json)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch, onnxruntime and Whisper")
+    parser.add_argument("--alphabet", choices=ALPHABETS, default=DEFAULT_ALPHABET,
+                        help=f"voicegen's phoneme alphabet (default: {DEFAULT_ALPHABET}, the frontend's default)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(SYSTEMS)}")
     args = parser.parse_args(argv)
+    args.systems = [s for s in args.systems.split(",") if s]
+    if not args.systems or set(args.systems) - set(SYSTEMS):
+        parser.error(f"--systems takes {', '.join(SYSTEMS)}")
     args.sets = [s for s in args.sets.split(",") if s]
     unknown = [s for s in args.sets if s not in SETS]
     if unknown or not args.sets:
@@ -228,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
 
     log(f"loading voicegen, the ONNX reference and Whisper tiny.en ({threads} threads)")
     engine = Engine(device="cpu")
+    engine.frontend = Frontend(alphabet=args.alphabet)
     voices = args.voices.split(",") if args.voices else engine.voices
     unknown = [v for v in voices if v not in engine.voices]
     if unknown:
@@ -244,14 +255,16 @@ def main(argv: list[str] | None = None) -> None:
     results = Results()
     for i, voice in enumerate(voices, 1):
         log(f"[{i}/{len(voices)}] {voice}: {sum(map(len, sets.values()))} sentences")
-        run_system(results, "voicegen", voice, partial(render_voicegen, engine, voice), judge, sets)
-        run_system(results, "reference", voice, partial(render_reference, reference, tables[voice], tokenize),
-                   judge, sets)
+        if "voicegen" in args.systems:
+            run_system(results, "voicegen", voice, partial(render_voicegen, engine, voice), judge, sets)
+        if "reference" in args.systems:
+            run_system(results, "reference", voice, partial(render_reference, reference, tables[voice], tokenize),
+                       judge, sets)
 
     print(table(results, voices, args.sets))
     out = args.out or HERE / "results" / f"intelligibility-{datetime.date.today().isoformat()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report(results, voices, sets, threads), indent=1, ensure_ascii=False) + "\n",
+    out.write_text(json.dumps(report(results, voices, sets, threads, args.alphabet), indent=1, ensure_ascii=False) + "\n",
                    encoding="utf-8")
     log(f"wrote {out}")
 

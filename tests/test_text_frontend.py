@@ -174,3 +174,14 @@ def test_no_doubled_spaces(fe: Frontend) -> None:
     for text in ["a 中 b", "hello ( ) world", "x — — y", "one\n\n\ntwo"]:
         for chunk in fe(text):
             assert "  " not in chunk.phonemes and "  " not in chunk.text
+
+
+def test_alphabets_misaki_joins_diphthongs_espeak_keeps_ipa():
+    from voicegen.text import Frontend
+
+    misaki = Frontend(alphabet="misaki").phonemize("Go now, right away.")
+    espeak = Frontend(alphabet="espeak").phonemize("Go now, right away.")
+    assert "O" in misaki and "W" in misaki and "oʊ" not in misaki
+    assert "oʊ" in espeak and "aʊ" in espeak and "aɪ" in espeak and "O" not in espeak
+    with pytest.raises(ValueError, match="misaki, espeak"):
+        Frontend(alphabet="arpabet")

@@ -22,10 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from voicegen.constants import MAX_PHONEMES
+from voicegen.text.homographs import homograph_ipa
 from voicegen.text.normalize import normalize
-from voicegen.text.phonemize import check_language, espeak_words, ipa_to_vocab, only_vocab
+from voicegen.text.phonemize import ALPHABETS, check_language, espeak_words, ipa_to_vocab, only_vocab
 from voicegen.text.split import CLAUSE_PAUSE, WORD_PAUSE, split_sentences
 from voicegen.text.vocab import VOCAB
+
+DEFAULT_ALPHABET = "espeak"
+"""The alphabet English text is spoken in unless a Frontend is given another (benchmarks/RESULTS.md)."""
 
 INLINE = re.compile(r"\[([^\[\]\n]+)\]\(/([^/\n]*)/\)")
 """Inline phoneme override: ``[written text](/phonemes/)``."""
@@ -84,11 +88,16 @@ class Frontend:
         language: espeak-ng voice, e.g. ``"en-us"``; English normalization applies to ``en*``.
             ValueError if espeak-ng does not know it.
         lexicon: word -> phonemes in model symbols; matched case-insensitively on whole words.
+        alphabet: how espeak's IPA becomes model symbols, ``"misaki"`` or ``"espeak"``
+            (:data:`voicegen.text.phonemize.ALPHABETS`).
     """
 
-    def __init__(self, language: str = "en-us", lexicon: Mapping[str, str] | None = None):
+    def __init__(self, language: str = "en-us", lexicon: Mapping[str, str] | None = None, alphabet: str = DEFAULT_ALPHABET):
         check_language(language)
+        if alphabet not in ALPHABETS:
+            raise ValueError(f"unknown phoneme alphabet {alphabet!r}; choose one of {', '.join(ALPHABETS)}")
         self.language = language
+        self.alphabet = alphabet
         self.lexicon = {k.lower(): only_vocab(v) for k, v in (lexicon or {}).items() if only_vocab(v)}
 
     # ------------------------------------------------------------------ public
@@ -144,10 +153,12 @@ class Frontend:
         word_tokens = [t for t in tokens if _is_word(t)]
         pieces: list[_Piece] = []
         w = 0
+        clause_start = True  # for homographs: "Close the door; wind the clock."
         for t in tokens:
             if t in inline:
                 pieces.append(_Piece(inline[t][0], inline[t][1], "word"))
                 w += 1
+                clause_start = False
             elif _is_word(t):
                 ipa = next(spoken)
                 if t.lower() in self.lexicon:
@@ -155,13 +166,17 @@ class Frontend:
                 elif t == "A" and _beside_letter(word_tokens, w):
                     ph = _LETTER_A
                 else:
-                    ph = ipa_to_vocab(ipa, self.language)
+                    if self.language.lower().startswith("en"):
+                        ipa = homograph_ipa(word_tokens, w, clause_start) or ipa
+                    ph = ipa_to_vocab(ipa, self.language, self.alphabet)
                 pieces.append(_Piece(t, ph, "word"))
                 w += 1
+                clause_start = False
             elif t.isspace():
                 pieces.append(_Piece(" ", " ", "space"))
             else:
                 pieces.append(_Piece(t, only_vocab(t), "punct"))
+                clause_start = clause_start or any(c in t for c in ".!?;:—…")
         return [q for p in pieces for q in _split_word(p, MAX_PHONEMES)]
 
 

@@ -55,9 +55,19 @@ OTHER_FIXES: tuple[tuple[str, str], ...] = (("ʲ", "j"), ("r", "ɹ"), ("x", "k")
 _SYLLABIC = re.compile(r"(\S)\u0329")
 
 
-def ipa_to_vocab(ipa: str, language: str = "en-us") -> str:
+ALPHABETS = ("misaki", "espeak")
+"""How English espeak IPA becomes model symbols: ``"misaki"`` maps it to misaki's alphabet (the one Kokoro's
+English voices were trained on); ``"espeak"`` keeps espeak's IPA (diphthongs as two vowels, length marks) and
+only drops what the model does not know."""
+
+
+def ipa_to_vocab(ipa: str, language: str = "en-us", alphabet: str = "misaki") -> str:
     """espeak IPA (with ``^`` ties) -> a string of Kokoro vocabulary symbols only."""
+    if alphabet not in ALPHABETS:
+        raise ValueError(f"unknown phoneme alphabet {alphabet!r}; choose one of {', '.join(ALPHABETS)}")
     language = language.lower()
+    if alphabet == "espeak":
+        return only_vocab(ipa.replace(TIE, ""))
     british = language in ("en-gb", "en-gb-x-rp", "en-gb-scotland")
     if british:
         ipa = ipa.replace("e^ə", "ɛː")
