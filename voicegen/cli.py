@@ -38,7 +38,12 @@ def _lexicon(path: str | None) -> dict[str, str] | None:
 def _engine(args: argparse.Namespace):
     from .engine import Engine
 
-    return Engine(device=args.device, lexicon=_lexicon(getattr(args, "lexicon", None)), voices=args.voice_file or None)
+    return Engine(
+        device=args.device,
+        lexicon=_lexicon(getattr(args, "lexicon", None)),
+        alphabet=args.alphabet,
+        voices=args.voice_file or None,
+    )
 
 
 def cmd_say(args: argparse.Namespace) -> int:
@@ -99,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
         p.add_argument("--seed", type=int, default=None, help="make the output reproducible")
         p.add_argument("--voice-file", action="append", help="extra voices (.npy/.npz/.pt); repeatable")
+        p.add_argument("--alphabet", choices=["espeak", "misaki"], default=None,
+                       help="phoneme alphabet: espeak (default, clearest for the built-in voices) or misaki")
 
     say = sub.add_parser("say", help="speak text into an audio file")
     say.add_argument("text", nargs="?", help="the text ('-' or nothing: read standard input)")

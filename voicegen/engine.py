@@ -119,6 +119,8 @@ class Engine:
         device: "cpu", "cuda", ... (default: CUDA if available, else CPU).
         voices: extra voices: a path to a voice file (.npy/.npz/.pt) or a list of them, or {name: table}.
         lexicon: {word: phonemes} overrides for the frontend.
+        alphabet: how the frontend turns espeak's IPA into model symbols: "espeak" (the default, clearest for
+            the built-in voices) or "misaki" (the alphabet of Kokoro's English voices).
         compile: torch.compile the frame phase (static shapes per bucket on CUDA; symbolic sizes on the CPU).
         dtype: reduced precision for the frame phase's convolutions (torch.bfloat16, or torch.float16 on CUDA;
             bfloat16 on the CPU needs AVX512-BF16/AMX); the harmonic source and inverse STFT stay float32.
@@ -136,6 +138,7 @@ class Engine:
         device: str | torch.device | None = None,
         voices: str | PathLike | Sequence[str | PathLike] | Mapping[str, object] | None = None,
         lexicon: Mapping[str, str] | None = None,
+        alphabet: str | None = None,
         compile: bool = False,
         dtype: torch.dtype | None = None,
         cuda_graphs: bool = False,
@@ -157,7 +160,7 @@ class Engine:
         ):
             raise ValueError("on the CPU, reduced precision needs bfloat16 support (AVX512-BF16 or AMX); use dtype=None")
         self.network = load_network(weights, self.device)
-        self.frontend = Frontend(lexicon=lexicon)
+        self.frontend = Frontend(lexicon=lexicon, **({"alphabet": alphabet} if alphabet else {}))
         self.dtype = dtype
         self.noise = noise
         # CPU: small frame batches keep the generator's working set (128 channels x 4800 frames/s of audio) in

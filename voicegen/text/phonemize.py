@@ -3,11 +3,15 @@
 espeak-ng comes from the ``espeakng_loader`` wheel, set up lazily on first use. espeak keeps global state,
 so every call into it holds one process-wide lock; results are cached per (language, words).
 
-Kokoro v1.0 was trained on misaki's phoneme alphabet, not on raw espeak IPA: diphthongs are single capital
-letters (eɪ -> A, aɪ -> I, aʊ -> W, oʊ -> O, ɔɪ -> Y), affricates are ligatures (tʃ -> ʧ, dʒ -> ʤ), vowel length
-is not written, and American r-coloured vowels are spelled out (ɚ -> əɹ, ɜː -> ɜɹ). :func:`ipa_to_vocab`
-does that mapping for espeak's English output (misaki's espeak-fallback table, plus a fix for a syllabic n
-after a glottal stop), then drops any symbol the model does not know.
+Two ways to turn espeak's IPA into model symbols (:data:`ALPHABETS`, chosen per :class:`Frontend`):
+
+* ``"espeak"`` (the default): espeak's IPA as it is (diphthongs as two vowels, length marks kept), filtered to
+  the model's vocabulary. The built-in voices are Japanese speakers; they are clearer this way (Whisper WER,
+  benchmarks/RESULTS.md, "phoneme alphabet").
+* ``"misaki"``: the alphabet Kokoro v1.0's English voices were trained on: diphthongs as single capital
+  letters (eɪ -> A, aɪ -> I, aʊ -> W, oʊ -> O, ɔɪ -> Y), affricates as ligatures (tʃ -> ʧ, dʒ -> ʤ), no vowel
+  length, r-coloured vowels spelled out (ɚ -> əɹ, ɜː -> ɜɹ): misaki's espeak-fallback table, plus a fix for a
+  syllabic n after a glottal stop. Worth trying with English voice files.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ US_FIXES: tuple[tuple[str, str], ...] = (
 
 Measured with the int8 ONNX model and Whisper tiny.en over 40 Harvard sentences (313 words) per voice,
 total errors over the five built-in voices: raw espeak IPA filtered to the vocabulary 365, this table 380,
-this table keeping ``ː`` 384 (of 1565 words): within noise, so we keep the alphabet the model was trained on.
+this table keeping ``ː`` 384 (of 1565 words); on our own sentences through voicegen the raw IPA wins too,
+which made ``"espeak"`` the default alphabet (benchmarks/RESULTS.md).
 """
 
 GB_FIXES: tuple[tuple[str, str], ...] = (
