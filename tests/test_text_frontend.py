@@ -63,7 +63,7 @@ def test_sentences_words_and_pauses(fe: Frontend) -> None:
     assert [w.text for w in chunks[0].words] == ["Hello,", "world!"]
     assert chunks[1].pause_after == PARAGRAPH_PAUSE
     assert chunks[0].pause_after < chunks[1].pause_after
-    assert chunks[0].phonemes[chunks[0].words[0].start:chunks[0].words[0].end] == "həlˈO"
+    assert chunks[0].phonemes[chunks[0].words[0].start:chunks[0].words[0].end] == "həlˈoʊ"
 
 
 def test_merged_words_are_split(fe: Frontend) -> None:
@@ -88,7 +88,7 @@ def test_words_keep_their_punctuation(fe: Frontend) -> None:
     assert " ".join(w.text for w in chunk.words) == chunk.text
     # the phoneme spans still cover the word alone, never its punctuation
     spans = [chunk.phonemes[w.start:w.end] for w in chunk.words]
-    assert spans[0] == "həlˈO" and not any(set(span) & set('",()—:!') for span in spans)
+    assert spans[0] == "həlˈoʊ" and not any(set(span) & set('",()—:!') for span in spans)
     assert [w.text for w in fe("A/B")[0].words] == ["A", "slash", "B"]  # normalized text, not the raw one
 
 
@@ -103,8 +103,10 @@ def test_lexicon_and_inline(fe: Frontend) -> None:
 
 
 def test_spelled_letter_a(fe: Frontend) -> None:
-    assert fe.phonemize("A P I") == "ˈA pˈi ˈI"
-    assert fe.phonemize("a cat").startswith("ə")
+    assert fe.phonemize("A P I") == "ˈeɪ pˈiː ˈaɪ"
+    assert Frontend(alphabet="misaki").phonemize("A P I") == "ˈA pˈi ˈI"
+    assert fe.phonemize("a cat").startswith("ɐ")  # the article stays unstressed (misaki alphabet: ə)
+    assert Frontend(alphabet="misaki").phonemize("a cat").startswith("ə")
 
 
 def test_long_sentence_splits_at_punctuation(fe: Frontend) -> None:
@@ -161,7 +163,8 @@ def test_unknown_language() -> None:
 
 
 def test_other_languages() -> None:
-    assert Frontend("en-gb").phonemize("going home") == "ɡˌQɪŋ hˈQm"
+    assert Frontend("en-gb", alphabet="misaki").phonemize("going home") == "ɡˌQɪŋ hˈQm"
+    assert Frontend("en-gb").phonemize("going home") == "ɡˌəʊɪŋ hˈəʊm"
     fr = Frontend("fr-fr").phonemize("Bonjour, 12 chats.")
     assert fr.startswith("bɔ̃ʒˈuʁ,") and "dˈuz" in fr
 
@@ -185,3 +188,30 @@ def test_alphabets_misaki_joins_diphthongs_espeak_keeps_ipa():
     assert "oʊ" in espeak and "aʊ" in espeak and "aɪ" in espeak and "O" not in espeak
     with pytest.raises(ValueError, match="misaki, espeak"):
         Frontend(alphabet="arpabet")
+
+
+def test_words_espeak_runs_together_stay_together_and_keep_their_spans():
+    """espeak reads "out of" as one word (ˌaʊɾəv) and "I am" as aɪɐm: the phonemes keep that reading (no
+    space cut into it, no diphthong split), and each written word still gets its own span."""
+    from voicegen.text import Frontend
+
+    fe = Frontend(alphabet="espeak")
+    for text, joined, words in [
+        ("A small fort out of blankets.", "ˌaʊɾəv", ["out", "of"]),
+        ("Water the plants while I am away.", "aɪɐm", ["I", "am"]),
+        ("Keys for the garden shed.", "fɚðə ɡˈɑːɹdən", ["for", "the", "garden"]),
+    ]:
+        chunk = fe(text)[0]
+        assert joined in chunk.phonemes, chunk.phonemes
+        spans = {w.text.strip(".,"): chunk.phonemes[w.start : w.end] for w in chunk.words}
+        assert all(spans.get(w) for w in words), spans
+        assert "".join(spans[w] for w in words).replace(" ", "") == joined.replace(" ", "")
+
+
+def test_alignment_of_merged_words_cuts_at_the_closest_readings():
+    from voicegen.text.phonemize import GLUE, _align
+
+    per_word = ["fˈɔːɹ", "ðə", "ɡˈɑːɹdən", "wˈʌn tˈuː"]  # the last written word is read as two
+    phrase = ["fɚðə", "ɡˈɑːɹdən", "wˈʌn", "tˈuː"]
+    assert _align(phrase, per_word) == ["fɚ", GLUE + "ðə", "ɡˈɑːɹdən", "wˈʌn tˈuː"]
+    assert _align(["a", "b"], ["a", "b", "c d e f"]) is None  # cannot line up

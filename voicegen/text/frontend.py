@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from voicegen.constants import MAX_PHONEMES
 from voicegen.text.homographs import homograph_ipa
 from voicegen.text.normalize import normalize
-from voicegen.text.phonemize import ALPHABETS, check_language, espeak_words, ipa_to_vocab, only_vocab
+from voicegen.text.phonemize import ALPHABETS, GLUE, check_language, espeak_words, ipa_to_vocab, only_vocab
 from voicegen.text.split import CLAUSE_PAUSE, WORD_PAUSE, split_sentences
 from voicegen.text.vocab import VOCAB
 
@@ -37,7 +37,7 @@ INLINE = re.compile(r"\[([^\[\]\n]+)\]\(/([^/\n]*)/\)")
 _PUA_FIRST, _PUA_LAST = 0xE000, 0xF8FF
 _PUA = re.compile("[\ue000-\uf8ff]")
 _TOKEN = re.compile(r"[\ue000-\uf8ff]|[^\W_]+(?:['-][^\W_]+)*|\s+|.", re.DOTALL)
-_LETTER_A = "ˈA"
+_LETTER_A = {"misaki": "ˈA", "espeak": "ˈeɪ"}
 _LAST_SPACE = re.compile(r"\s+(?=\S*$)")
 
 
@@ -161,10 +161,16 @@ class Frontend:
                 clause_start = False
             elif _is_word(t):
                 ipa = next(spoken)
+                if ipa.startswith(GLUE):  # espeak ran this word into the one before: no space between them
+                    ipa = ipa[len(GLUE):]
+                    if (len(pieces) >= 2 and pieces[-1].kind == "space" and pieces[-2].kind == "word"
+                            and t.lower() not in self.lexicon and pieces[-2].text.lower() not in self.lexicon
+                            and pieces[-2].text not in inline):
+                        pieces.pop()
                 if t.lower() in self.lexicon:
                     ph = self.lexicon[t.lower()]
                 elif t == "A" and _beside_letter(word_tokens, w):
-                    ph = _LETTER_A
+                    ph = _LETTER_A[self.alphabet]
                 else:
                     if self.language.lower().startswith("en"):
                         ipa = homograph_ipa(word_tokens, w, clause_start) or ipa

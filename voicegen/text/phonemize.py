@@ -144,44 +144,101 @@ def _bare(ipa: str) -> str:
     return re.sub(r"[ˈˌː^ ]", "", ipa)
 
 
+GLUE = "\u2060"
+"""Prefix of a word's IPA in :func:`espeak_words` output when espeak ran it together with the word before
+("out of" -> "aʊɾəv"): the frontend joins the two without a space, so the model hears the phrase reading."""
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _split_merged(token: str, words: list[str]) -> list[str]:
+    """Cut one phrase token that covers several words into one piece per word, at the cuts whose pieces are
+    closest (edit distance of the bare symbols) to the words' own readings. Every piece is non-empty."""
+    k, n = len(words), len(token)
+    if n < k:
+        return [token] + [""] * (k - 1)
+    targets = [_bare(w) for w in words]
+    # best[c][p]: least cost of cutting token[:p] into the first c words' pieces
+    best = [[None] * (n + 1) for _ in range(k + 1)]
+    cut = [[0] * (n + 1) for _ in range(k + 1)]
+    best[0][0] = 0
+    for c in range(1, k + 1):
+        for p in range(c, n - (k - c) + 1):
+            for q in range(c - 1, p):
+                if best[c - 1][q] is None:
+                    continue
+                cost = best[c - 1][q] + _distance(_bare(token[q:p]), targets[c - 1])
+                if best[c][p] is None or cost < best[c][p]:
+                    best[c][p], cut[c][p] = cost, q
+    pieces, p = [], n
+    for c in range(k, 0, -1):
+        q = cut[c][p]
+        pieces.append(token[q:p])
+        p = q
+    return pieces[::-1]
+
+
 def _align(phrase: list[str], per_word: list[str]) -> list[str] | None:
     """Give each word its part of the in-context phrase output ``phrase`` (a token list), using the
-    word-by-word output ``per_word`` as a guide; splits tokens espeak merged ("on the" -> "ɔnðə").
-    Returns ``None`` if the two do not line up."""
+    word-by-word output ``per_word`` as a guide, by a least-edit-distance alignment of the whole sequence.
+
+    A word that espeak reads as several words takes that many tokens; a token that covers several words
+    ("on the" -> "ɔnðə") is cut between them (:func:`_split_merged`) and the pieces after the first are
+    marked with :data:`GLUE`. Returns ``None`` if the two cannot be lined up."""
+    n, m = len(per_word), len(phrase)
+    counts = [len(w.split()) for w in per_word]
+    inf = float("inf")
+    cost = [[inf] * (m + 1) for _ in range(n + 1)]
+    move: dict[tuple[int, int], tuple[str, int]] = {}
+    cost[0][0] = 0
+
+    def relax(i: int, j: int, value: float, how: tuple[str, int]) -> None:
+        if value < cost[i][j]:
+            cost[i][j], move[i, j] = value, how
+
+    for i in range(n):
+        for j in range(m + 1):
+            here = cost[i][j]
+            if here == inf:
+                continue
+            if counts[i] == 0:  # espeak says nothing for this word
+                relax(i + 1, j, here, ("none", 0))
+                continue
+            c = counts[i]
+            if j + c <= m:
+                value = here + _distance(_bare(per_word[i]), _bare("".join(phrase[j:j + c])))
+                relax(i + 1, j + c, value, ("take", c))
+            if j < m:
+                for k in range(2, 5):
+                    if i + k > n or counts[i + k - 1] != 1 or counts[i] != 1:
+                        break
+                    value = here + _distance(_bare("".join(per_word[i:i + k])), _bare(phrase[j]))
+                    relax(i + k, j + 1, value, ("merge", k))
+    if cost[n][m] == inf:
+        return None
     out: list[str] = []
-    i = j = 0
-    n = len(per_word)
-    while i < n:
-        count = len(per_word[i].split())
-        if count == 0:  # espeak says nothing for this word
+    i, j = n, m
+    while i or j:
+        how, k = move[i, j]
+        if how == "none":
             out.append("")
-            i += 1
-            continue
-        if j >= len(phrase):
-            return None
-        if count > 1:  # one written word, several spoken ones
-            out.append(" ".join(phrase[j:j + count]))
-            j += count
-            i += 1
-            continue
-        tok = phrase[j]
-        j += 1
-        best_k, best_cost, k = 1, None, 0
-        while i + k < n and k < 4 and len(per_word[i + k].split()) == 1:
-            k += 1
-            cost = abs(len(_bare("".join(per_word[i:i + k]))) - len(_bare(tok)))
-            if best_cost is None or cost < best_cost:
-                best_k, best_cost = k, cost
-        sizes = [max(1, len(_bare(w))) for w in per_word[i:i + best_k]]
-        total, cut, pos = sum(sizes), 0, 0
-        for size in sizes[:-1]:
-            pos += size
-            nxt = max(cut + 1, min(len(tok) - 1, round(len(tok) * pos / total)))
-            out.append(tok[cut:nxt])
-            cut = nxt
-        out.append(tok[cut:])
-        i += best_k
-    return out if j == len(phrase) else None
+            i -= 1
+        elif how == "take":
+            out.append(" ".join(phrase[j - k:j]))
+            i, j = i - 1, j - k
+        else:
+            pieces = _split_merged(phrase[j - 1], per_word[i - k:i])
+            out.extend(reversed([pieces[0]] + [GLUE + p for p in pieces[1:]]))
+            i, j = i - k, j - 1
+    return out[::-1]
 
 
 @functools.lru_cache(maxsize=4096)
