@@ -172,11 +172,20 @@ class Engine:
         self._voices: dict[str, torch.Tensor] = dict(builtin_voices())
         self._add_voices(voices)
         self._render = self.network.render
-        self._static_shapes = compile or cuda_graphs  # pad to bucket sizes only when shapes must repeat
+        # Pad to bucket sizes (frames and rows) only where shapes must repeat: CUDA graphs, and compile on CUDA
+        # (one static graph per bucket). The CPU compiles one graph with symbolic sizes, so it pads as eager
+        # does, to the batch's longest item: bucket padding cost 20% more frames there (benchmarks/RESULTS.md).
+        self._static_shapes = cuda_graphs or (compile and self.device.type != "cpu")
+        self._compiled = compile
         if compile:
-            # CUDA: one static graph per bucket (what CUDA graphs need). CPU: one graph with symbolic sizes,
-            # since compiling each bucket's shape separately costs a minute or more on a small machine.
-            self._render = torch.compile(self.network.render, dynamic=None if self.device.type == "cpu" else False)
+            import torch._dynamo.config as dynamo_config
+
+            # CUDA: one static graph per bucket (what CUDA graphs need), up to ~17 frame buckets x a few row
+            # counts. CPU: symbolic sizes from the first call, since compiling each shape costs minutes on a
+            # small machine; still a handful of graphs (one row vs several, and inductor's own size guards).
+            # Past torch's default limit of 8 graphs, new shapes would silently run eagerly.
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+            self._render = torch.compile(self.network.render, dynamic=self.device.type == "cpu")
         self._graphs = None
         if cuda_graphs:
             from .graphs import GraphCache
@@ -400,7 +409,8 @@ class Engine:
             lengths[i] = it.frames
             style[i] = it.style.to(dev)
         noise = None
-        if self.noise and any(it.seed >= 0 for it in batch):
+        # compiled: always a noise tensor (zeros for unseeded items), so "no noise" needs no graph of its own
+        if self.noise and (self._compiled or any(it.seed >= 0 for it in batch)):
             noise = torch.zeros(rows, frames * SAMPLES_PER_FRAME)
             for i, it in enumerate(batch):
                 if it.seed >= 0:
