@@ -43,10 +43,8 @@ from voicegen.constants import MAX_PHONEMES, SAMPLE_RATE
 from voicegen.eval.asr import Transcriber
 from voicegen.eval.reference import OnnxReference, style_for
 from voicegen.eval.wer import corpus_word_error_rate, word_error_rate
-from voicegen.text import VOCAB, Frontend
-from voicegen.text.frontend import DEFAULT_ALPHABET
-from voicegen.text.phonemize import ALPHABETS
-from voicegen.text.phonemize import setup_espeak
+from voicegen.text import VOCAB
+from voicegen.text.phonemize import ALPHABETS, DEFAULT_ALPHABET, setup_espeak
 from voicegen.weights import builtin_voices
 
 HERE = ROOT / "benchmarks"
@@ -237,8 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     sets = read_sets(args.sets, args.limit)
 
     log(f"loading voicegen, the ONNX reference and Whisper tiny.en ({threads} threads)")
-    engine = Engine(device="cpu")
-    engine.frontend = Frontend(alphabet=args.alphabet)
+    engine = Engine(device="cpu", alphabet=args.alphabet)
     voices = args.voices.split(",") if args.voices else engine.voices
     unknown = [v for v in voices if v not in engine.voices]
     if unknown:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .engine import DEFAULT_VOICE
+from .text.phonemize import ALPHABETS
 
 
 def _read_text(args: argparse.Namespace) -> str:
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
         p.add_argument("--seed", type=int, default=None, help="make the output reproducible")
         p.add_argument("--voice-file", action="append", help="extra voices (.npy/.npz/.pt); repeatable")
-        p.add_argument("--alphabet", choices=["espeak", "misaki"], default=None,
+        p.add_argument("--alphabet", choices=ALPHABETS, default=None,
                        help="phoneme alphabet: espeak (default, clearest for the built-in voices) or misaki")
 
     say = sub.add_parser("say", help="speak text into an audio file")

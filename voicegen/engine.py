@@ -147,6 +147,7 @@ class Engine:
         noise: bool = True,
     ):
         from .text import Frontend
+        from .text.phonemize import DEFAULT_ALPHABET
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if cuda_graphs and self.device.type != "cuda":
@@ -160,7 +161,7 @@ class Engine:
         ):
             raise ValueError("on the CPU, reduced precision needs bfloat16 support (AVX512-BF16 or AMX); use dtype=None")
         self.network = load_network(weights, self.device)
-        self.frontend = Frontend(lexicon=lexicon, **({"alphabet": alphabet} if alphabet else {}))
+        self.frontend = Frontend(lexicon=lexicon, alphabet=alphabet or DEFAULT_ALPHABET)
         self.dtype = dtype
         self.noise = noise
         # CPU: small frame batches keep the generator's working set (128 channels x 4800 frames/s of audio) in

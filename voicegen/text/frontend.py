@@ -24,12 +24,17 @@ from dataclasses import dataclass
 from voicegen.constants import MAX_PHONEMES
 from voicegen.text.homographs import homograph_ipa
 from voicegen.text.normalize import normalize
-from voicegen.text.phonemize import ALPHABETS, GLUE, check_language, espeak_words, ipa_to_vocab, only_vocab
+from voicegen.text.phonemize import (
+    DEFAULT_ALPHABET,
+    GLUE,
+    check_alphabet,
+    check_language,
+    espeak_words,
+    ipa_to_vocab,
+    only_vocab,
+)
 from voicegen.text.split import CLAUSE_PAUSE, WORD_PAUSE, split_sentences
 from voicegen.text.vocab import VOCAB
-
-DEFAULT_ALPHABET = "espeak"
-"""The alphabet English text is spoken in unless a Frontend is given another (benchmarks/RESULTS.md)."""
 
 INLINE = re.compile(r"\[([^\[\]\n]+)\]\(/([^/\n]*)/\)")
 """Inline phoneme override: ``[written text](/phonemes/)``."""
@@ -94,8 +99,7 @@ class Frontend:
 
     def __init__(self, language: str = "en-us", lexicon: Mapping[str, str] | None = None, alphabet: str = DEFAULT_ALPHABET):
         check_language(language)
-        if alphabet not in ALPHABETS:
-            raise ValueError(f"unknown phoneme alphabet {alphabet!r}; choose one of {', '.join(ALPHABETS)}")
+        check_alphabet(alphabet)
         self.language = language
         self.alphabet = alphabet
         self.lexicon = {k.lower(): only_vocab(v) for k, v in (lexicon or {}).items() if only_vocab(v)}

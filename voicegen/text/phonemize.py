@@ -64,12 +64,19 @@ ALPHABETS = ("misaki", "espeak")
 """How English espeak IPA becomes model symbols: ``"misaki"`` maps it to misaki's alphabet (the one Kokoro's
 English voices were trained on); ``"espeak"`` keeps espeak's IPA (diphthongs as two vowels, length marks) and
 only drops what the model does not know."""
+DEFAULT_ALPHABET = "espeak"
+"""The alphabet a Frontend speaks English in unless given another (benchmarks/RESULTS.md, "phoneme alphabet")."""
+
+
+def check_alphabet(alphabet: str) -> None:
+    """Raise ValueError unless ``alphabet`` is one of :data:`ALPHABETS`."""
+    if alphabet not in ALPHABETS:
+        raise ValueError(f"unknown phoneme alphabet {alphabet!r}; choose one of {', '.join(ALPHABETS)}")
 
 
 def ipa_to_vocab(ipa: str, language: str = "en-us", alphabet: str = "misaki") -> str:
     """espeak IPA (with ``^`` ties) -> a string of Kokoro vocabulary symbols only."""
-    if alphabet not in ALPHABETS:
-        raise ValueError(f"unknown phoneme alphabet {alphabet!r}; choose one of {', '.join(ALPHABETS)}")
+    check_alphabet(alphabet)
     language = language.lower()
     if alphabet == "espeak":
         return only_vocab(ipa.replace(TIE, ""))
