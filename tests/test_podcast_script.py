@@ -33,7 +33,7 @@ def test_parse_basic_script():
     assert [t.speaker for t in s.turns] == ["Host", "Guest", "Guest"]
     assert s.turns[0].text == ("Welcome back to the show! [pause 1.5s] Today we talk about... "
                                "voices, and how they are made.")
-    assert s.turns[0].pieces() == ["Welcome back to the show!", Pause(1.5),
+    assert list(s.turns[0].pieces) == ["Welcome back to the show!", Pause(1.5),
                                    "Today we talk about... voices, and how they are made."]
     assert s.turns[0].spoken_text == "Welcome back to the show! Today we talk about... voices, and how they are made."
     assert s.turns[2].text == "Note: this paragraph is a new turn by the same speaker."
@@ -49,8 +49,8 @@ def test_round_trips():
 
 def test_pause_directives():
     t = Turn("A", "[pause] one [PAUSE 500ms] two [pause 2 s][pause .25s] three [pause 3]")
-    assert t.pieces() == [Pause(0.5), "one", Pause(0.5), "two", Pause(2.0), Pause(0.25), "three", Pause(3.0)]
-    assert Turn("A", "no directives [laughs]").pieces() == ["no directives [laughs]"]
+    assert list(t.pieces) == [Pause(0.5), "one", Pause(0.5), "two", Pause(2.0), Pause(0.25), "three", Pause(3.0)]
+    assert list(Turn("A", "no directives [laughs]").pieces) == ["no directives [laughs]"]
     for bad in ("[pause soon]", "[pause -1s]", "[pause 2 minutes]", "[pause 90s]"):
         with pytest.raises(ValueError, match="pause"):
             Turn("A", f"hi {bad}")
@@ -138,7 +138,7 @@ def test_example_episode():
     assert s.voices(JA_VOICES) == {"Host": "jf_alpha", "Mika": "jf_tebukuro", "Kenji": "jm_kumo"}
     words = sum(len(t.spoken_text.split()) for t in s.turns)
     assert 250 <= words <= 360  # about two minutes of speech
-    assert any(isinstance(p, Pause) for t in s.turns for p in t.pieces())
+    assert any(isinstance(p, Pause) for t in s.turns for p in t.pieces)
     assert any(t.spoken_text.endswith("?") for t in s.turns)
     assert Script.parse(s.to_text()) == s
 

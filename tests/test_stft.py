@@ -2,8 +2,8 @@
 
 import torch
 
-from voicegen.layers import lengths_to_mask
-from voicegen.vocoder.stft import istft, stft
+from voicegen.model.layers import lengths_to_mask
+from voicegen.model.vocoder.stft import istft, stft
 
 N_FFT, HOP = 20, 5
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicegen.audio import Segment, Word
-from voicegen.podcast import subtitles as S
+from voicegen import subtitles as S
 
 LONG = ("Text to speech starts with normalization, where numbers and abbreviations become words. "
         "Then a phonemizer maps words to sounds. Finally a neural network predicts durations and pitch, "

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from voicegen.network import KokoroNetwork
+from voicegen.model import KokoroNetwork
 from voicegen.weights import VoiceError, WeightsError, as_voice_table, builtin_voices, load_state, load_strict, load_voice_file
 from voicegen.weights import store
 from voicegen.weights.checkpoint import convert_checkpoint

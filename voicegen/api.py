@@ -44,7 +44,7 @@ def synthesize(
         text: a string; or a podcast script (`voicegen.podcast.Script`, or script text when `voices` is given).
         voice: voice name or blend ("jf_alpha+jf_nezumi") for plain text (default: jf_gongitsune, among the clearest).
         speed: 0.25 to 4.0, 1.0 is normal.
-        seed: an integer makes the output reproducible bit for bit on the same machine.
+        seed: an integer makes the output reproducible (README, "Determinism": bit for bit in the same batch).
         device: "cpu", "cuda", ... (default: CUDA if available).
         voices: {speaker: voice} for a script; speakers not named are cast automatically.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,10 @@ class Word:
     start: float
     end: float
 
+    def shifted(self, dt: float) -> Word:
+        """The same word `dt` seconds later."""
+        return Word(self.text, self.start + dt, self.end + dt)
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -39,6 +43,10 @@ class Segment:
     speaker: str | None = None
     voice: str | None = None
     words: tuple[Word, ...] = ()
+
+    def shifted(self, dt: float) -> Segment:
+        """The same segment, words included, `dt` seconds later."""
+        return replace(self, start=self.start + dt, end=self.end + dt, words=tuple(w.shifted(dt) for w in self.words))
 
 
 @dataclass

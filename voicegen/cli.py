@@ -40,7 +40,8 @@ def _engine(args: argparse.Namespace):
     from .engine import Engine
 
     return Engine(
-        device=args.device,
+        None,
+        args.device,
         lexicon=_lexicon(getattr(args, "lexicon", None)),
         alphabet=args.alphabet,
         voices=args.voice_file or None,

@@ -4,8 +4,8 @@ Heavy dependencies (faster-whisper, onnxruntime, onnx) are imported only when a 
 OnnxReference is built; they come with ``pip install 'voicegen[test]'``.
 """
 
-from .asr import Transcriber, resample
-from .reference import OnnxReference, ReferenceOutput, onnx_model_path, style_for
+from .asr import Transcriber
+from .reference import OnnxReference, ReferenceOutput, onnx_model_path
 from .wer import corpus_word_error_rate, normalize_for_wer, word_error_rate
 
 __all__ = [
@@ -15,7 +15,5 @@ __all__ = [
     "corpus_word_error_rate",
     "normalize_for_wer",
     "onnx_model_path",
-    "resample",
-    "style_for",
     "word_error_rate",
 ]

@@ -7,73 +7,20 @@ that package are test extras, imported only when a :class:`Transcriber` is built
 from __future__ import annotations
 
 import importlib.resources
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["Transcriber", "resample", "WHISPER_SAMPLE_RATE"]
+from ..dsp import resample
+
+__all__ = ["Transcriber", "WHISPER_SAMPLE_RATE"]
 
 WHISPER_SAMPLE_RATE = 16000
 """Whisper's input rate in Hz."""
 
 _INSTALL_HINT = "pip install 'voicegen[test]'"
-
-
-def resample(
-    samples: np.ndarray, orig_rate: int, new_rate: int, *, zero_crossings: int = 16, rolloff: float = 0.94
-) -> np.ndarray:
-    """Band-limited resampling with a Kaiser-windowed sinc, computed polyphase.
-
-    The ratio is reduced to ``up / down`` (24000 -> 16000 is 2 / 3). Output sample ``n`` sits at input time
-    ``t = n * down / up``; it is the sum of input samples weighted by a low-pass sinc centred on ``t`` whose
-    cutoff is ``rolloff`` times the lower Nyquist frequency. Since ``t``'s fractional part takes only ``up``
-    values, there are ``up`` fixed filters (phases); one strided conv1d applies all of them, and output
-    ``n = up * i + p`` is phase ``p`` of frame ``i``.
-
-    Args:
-        samples: (N,) float audio.
-        orig_rate, new_rate: rates in Hz.
-        zero_crossings: half-length of the sinc in zero crossings of the lower rate (quality vs. cost).
-        rolloff: cutoff as a fraction of the lower Nyquist frequency (< 1 leaves room for the transition band).
-    Returns:
-        (ceil(N * new_rate / orig_rate),) float32.
-    """
-    x = np.asarray(samples, dtype=np.float32)
-    if x.ndim != 1:
-        raise ValueError(f"expected mono audio of shape (N,), got {x.shape}")
-    if orig_rate <= 0 or new_rate <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
-    g = math.gcd(orig_rate, new_rate)
-    up, down = new_rate // g, orig_rate // g
-    if up == down:
-        return x.copy()
-    n_out = math.ceil(len(x) * up / down)
-    if len(x) == 0:
-        return x.copy()
-
-    # Cutoff in cycles per input sample; the sinc spans `half` input samples either side of t.
-    cutoff = 0.5 * rolloff * min(1.0, up / down)
-    half = math.ceil(zero_crossings / (2 * cutoff))
-    taps = np.arange(-half, half + down, dtype=np.float64)  # input offsets k - floor-ish(t) covered per frame
-    # Frame i covers input samples [i*down - half, i*down + half + down); phase p's output sits at
-    # t = i*down + p*down/up, so its weights are s(k - t) over those samples.
-    offsets = taps[None, :] - (np.arange(up)[:, None] * down / up)  # (up, width)
-    beta = 8.6
-    inside = np.abs(offsets) <= half
-    window = np.where(inside, np.i0(beta * np.sqrt(np.clip(1 - (offsets / half) ** 2, 0, None))) / np.i0(beta), 0)
-    kernels = 2 * cutoff * np.sinc(2 * cutoff * offsets) * window  # (up, width); unit gain at DC
-    kernels /= kernels.sum(axis=1, keepdims=True)
-
-    xt = torch.from_numpy(x)[None, None]  # (1, 1, N)
-    xt = torch.nn.functional.pad(xt, (half, half + down))
-    w = torch.from_numpy(kernels.astype(np.float32))[:, None]  # (up, 1, width)
-    with torch.no_grad():
-        y = torch.nn.functional.conv1d(xt, w, stride=down)  # (1, up, frames)
-    y = y[0].transpose(0, 1).reshape(-1)  # interleave phases: (frames * up,)
-    return y[:n_out].numpy().copy()
 
 
 def whisper_model_dir() -> Path:

@@ -18,14 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import MAX_PHONEMES, PAD_ID, SAMPLE_RATE, STYLE_DIM
-from ..weights import WeightsError, builtin_onnx_path, cache_dir
+from ..constants import MAX_PHONEMES, N_TOKENS, PAD_ID, SAMPLE_RATE, STYLE_DIM
 from ..files import atomic_write
+from ..weights import WeightsError, builtin_onnx_path, cache_dir
 
-__all__ = ["OnnxReference", "ReferenceOutput", "style_for", "onnx_model_path", "cache_dir"]
-
-VOCAB_SIZE = 178
-"""Token ids are 0..177."""
+__all__ = ["OnnxReference", "ReferenceOutput", "onnx_model_path", "cache_dir"]
 
 _DURATION_TENSOR = "/encoder/Cast_output_0"
 """Integer durations (frames per token, incl. the wrapping zeros) after Round, Clip(min 1) and Cast, just
@@ -61,17 +58,6 @@ def _durations_model_path() -> Path:
     )
     blob = model.SerializeToString()
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(blob))
-
-
-def style_for(voice_table: np.ndarray, n_tokens: int) -> np.ndarray:
-    """Style vector (256,) for an item of ``n_tokens`` phoneme tokens (without the wrapping zeros).
-
-    ``voice_table`` is (510, 1, 256) as stored or (510, 256); the row is ``min(n_tokens, 510) - 1``.
-    """
-    table = np.asarray(voice_table, dtype=np.float32).reshape(-1, STYLE_DIM)
-    if n_tokens < 1:
-        raise ValueError(f"n_tokens must be >= 1, got {n_tokens}")
-    return table[min(n_tokens, len(table)) - 1]
 
 
 @dataclass(frozen=True)
@@ -117,13 +103,13 @@ class OnnxReference:
     def run(self, tokens: Sequence[int], style: np.ndarray, speed: float = 1.0) -> ReferenceOutput:
         """Audio and durations for ``tokens``: vocab ids WITHOUT the wrapping zeros (added here), at most 510.
 
-        ``style``: (256,) or (1, 256), usually ``style_for(voice_table, len(tokens))``.
+        ``style``: (256,) or (1, 256), usually ``voicegen.weights.style_for(voice_table, len(tokens))``.
         """
         ids = np.asarray(tokens, dtype=np.int64).reshape(-1)
         if not 1 <= len(ids) <= MAX_PHONEMES:
             raise ValueError(f"need 1..{MAX_PHONEMES} tokens, got {len(ids)}")
-        if ids.min() < 0 or ids.max() >= VOCAB_SIZE:
-            raise ValueError(f"token ids must be in 0..{VOCAB_SIZE - 1}")
+        if ids.min() < 0 or ids.max() >= N_TOKENS:
+            raise ValueError(f"token ids must be in 0..{N_TOKENS - 1}")
         style = np.asarray(style, dtype=np.float32).reshape(1, STYLE_DIM)
         feeds = {
             "tokens": np.concatenate([[PAD_ID], ids, [PAD_ID]])[None],  # (1, T + 2)

@@ -1,26 +1,27 @@
-"""Assembling rendered turns into an episode: gaps, fades, stereo placement, intro/outro, loudness.
+"""Mixing rendered turns into an episode: gaps, fades, stereo placement, intro/outro, loudness. No model here:
+`voicegen.podcast.render` drives the engine and feeds this.
 
 `EpisodeWriter` is the one implementation. It streams unnormalized float audio to a temporary file next to
 the output (or keeps it in memory when no path is given), measures loudness as it goes, and on `close()`
 makes a second pass applying gain and a true-peak limiter, writing the final file atomically.
-`mix_turns` and `render_script` are thin wrappers over it.
+`mix_turns` is a thin wrapper over it.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import dsp
+from .. import dsp, loudness
 from ..audio import Audio, Segment, Word, audio_format
 from ..constants import SAMPLE_RATE
-from . import loudness
-from .script import Pause, Script, Turn
+from ..files import atomic_write
+from .script import Pause
 
 FADE_S = 0.008
 """Raised-cosine fade at both ends of every turn and piece, so joins with silence never click."""
@@ -92,10 +93,11 @@ def _words_of(audio: Audio) -> tuple[Word, ...]:
 
 
 def _shift_words(words: Iterable[Word], offset: float, lo: float, hi: float) -> tuple[Word, ...]:
+    """Words moved by `offset` seconds and kept inside [lo, hi] (trimming may have cut a word's silent edge)."""
     out = []
-    for w in words:
-        start = min(max(w.start + offset, lo), hi)
-        out.append(Word(w.text, start, min(max(w.end + offset, start), hi)))
+    for w in (w.shifted(offset) for w in words):
+        start = min(max(w.start, lo), hi)
+        out.append(Word(w.text, start, min(max(w.end, start), hi)))
     return tuple(out)
 
 
@@ -252,7 +254,6 @@ class EpisodeWriter:
         """Add the outro, normalize, write the output (atomically) and return the segments. Idempotent."""
         if self._closed:
             return self.segments
-        out_tmp: Path | None = None
         try:
             self._start()
             if self.outro is not None:
@@ -272,13 +273,7 @@ class EpisodeWriter:
                 samples = np.concatenate(chunks) if chunks else np.zeros((0, self.channels), np.float32)
                 self.audio = Audio(samples[:, 0] if self.channels == 1 else samples, self.sample_rate, self.segments)
             else:
-                out_tmp = self._write_output(blocks)
-                os.replace(out_tmp, self.path)
-                out_tmp = None
-        except BaseException:
-            if out_tmp is not None:
-                out_tmp.unlink(missing_ok=True)
-            raise
+                atomic_write(self.path, lambda tmp: self._write_output(tmp, blocks))
         finally:
             self._closed = True
             self._discard_raw()
@@ -293,21 +288,13 @@ class EpisodeWriter:
         self._raw.close()
         return RawFrames(self._raw_path, self._frames, self.channels)
 
-    def _write_output(self, blocks: Iterable[np.ndarray]) -> Path:
+    def _write_output(self, tmp: str, blocks: Iterable[np.ndarray]) -> None:
         import soundfile as sf
 
         fmt, subtype = audio_format(self.path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
-        os.close(fd)
-        tmp = Path(tmp)
-        try:
-            with sf.SoundFile(tmp, "w", self.sample_rate, self.channels, subtype, format=fmt) as f:
-                for block in blocks:
-                    f.write(np.clip(block, -1.0, 1.0))
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return tmp
+        with sf.SoundFile(tmp, "w", self.sample_rate, self.channels, subtype, format=fmt) as f:
+            for block in blocks:
+                f.write(np.clip(block, -1.0, 1.0))
 
     def _discard_raw(self) -> None:
         if self._raw is not None:
@@ -366,107 +353,26 @@ def mix_turns(turns: Iterable[RenderedTurn], *, stereo: bool | None = None, **op
 
 
 def join_pieces(pieces: Sequence[Audio | Pause], sample_rate: int = SAMPLE_RATE,
-                fade_s: float = FADE_S) -> Audio:
+                fade_s: float = FADE_S, fade_ends: bool = True) -> Audio:
     """Concatenate rendered text pieces and Pause silences into one Audio (mono), shifting word times.
 
-    Each piece is faded in and out, so the silences never start or end with a click. Returns Audio with one
-    Segment per piece (words in the joined time).
+    Each piece is faded in and out where it meets a pause, so the silences never start or end with a click;
+    the joined audio's own start and end are faded too unless `fade_ends=False` (`EpisodeWriter.add_turn` fades
+    every turn itself). Returns Audio with one Segment per piece (words in the joined time).
     """
     fade = int(round(fade_s * sample_rate))
     chunks, segments, pos = [], [], 0
-    for piece in pieces:
+    for k, piece in enumerate(pieces):
         if isinstance(piece, Pause):
             n = int(round(piece.seconds * sample_rate))
             chunks.append(np.zeros(n, np.float32))
         else:
             x = dsp.resample(dsp.to_mono(piece.samples), piece.sample_rate, sample_rate)
-            x = dsp.fade(x, fade, fade)
+            first, last = k == 0, k == len(pieces) - 1
+            x = dsp.fade(x, fade if fade_ends or not first else 0, fade if fade_ends or not last else 0)
             chunks.append(x)
-            offset = pos / sample_rate
-            for seg in piece.segments:
-                segments.append(replace(seg, start=seg.start + offset, end=seg.end + offset,
-                                        words=tuple(Word(w.text, w.start + offset, w.end + offset) for w in seg.words)))
+            segments.extend(seg.shifted(pos / sample_rate) for seg in piece.segments)
             n = len(x)
         pos += n
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     return Audio(samples, sample_rate, segments)
-
-
-SynthesizeMany = Callable[[Sequence[tuple[str, str, float]]], Sequence[Audio]]
-"""synthesize_many([(text, voice, speed), ...]) -> [Audio, ...]: renders many pieces of turns at once (no pause
-directives in the texts), so that a batched engine sees a whole window of the script in one call."""
-
-WINDOW_CHARS = 6000
-"""Characters of script text rendered per call of `synthesize_many` (about 6-7 minutes of speech): large enough to
-fill batches, small enough that a 60-minute episode never holds more than a window of audio in memory."""
-
-
-def _windows(turns: Sequence[Turn], limit: int) -> Iterable[tuple[int, int]]:
-    lo, size = 0, 0
-    for i, turn in enumerate(turns):
-        size += len(turn.text)
-        if size >= limit:
-            yield lo, i + 1
-            lo, size = i + 1, 0
-    if lo < len(turns):
-        yield lo, len(turns)
-
-
-def _feed(script: Script, synthesize_many: SynthesizeMany, voices: Sequence[str], writer: EpisodeWriter,
-          progress: Callable[[int, int], None] | None = None) -> None:
-    cast = script.voices(voices)
-    turns = script.turns
-    for lo, hi in _windows(turns, WINDOW_CHARS):
-        requests = [(p, cast[t.speaker], script.member(t.speaker).speed)
-                    for t in turns[lo:hi] for p in t.pieces() if not isinstance(p, Pause)]
-        rendered = iter(synthesize_many(requests))
-        for turn in turns[lo:hi]:
-            member = script.member(turn.speaker)
-            voice = cast[turn.speaker]
-            pieces = [p if isinstance(p, Pause) else next(rendered) for p in turn.pieces()]
-            lead = sum(p.seconds for p in _leading_pauses(pieces))
-            trail = sum(p.seconds for p in _leading_pauses(pieces[::-1]))
-            spoken = pieces[len(_leading_pauses(pieces)) : len(pieces) - len(_leading_pauses(pieces[::-1]))]
-            if lead:
-                writer.add_silence(lead)
-            if spoken:
-                writer.add_turn(join_pieces(spoken, writer.sample_rate), speaker=turn.speaker,
-                                text=turn.spoken_text, voice=voice, pan=member.pan)
-            if trail:
-                writer.add_silence(trail)
-        if progress is not None:
-            progress(hi, len(turns))
-
-
-def _leading_pauses(pieces: list) -> list[Pause]:
-    out = []
-    for p in pieces:
-        if not isinstance(p, Pause):
-            break
-        out.append(p)
-    return out
-
-
-def mix_script(script: Script, synthesize_many: SynthesizeMany, *, voices: Sequence[str],
-               stereo: bool | None = None, progress: Callable[[int, int], None] | None = None, **options) -> Audio:
-    """Render a whole script in memory: cast voices, synthesize the pieces (a window of turns per call), mix,
-    normalize.
-
-    voices: the available voice names (for automatic casting). `options` are EpisodeWriter's.
-    Pauses at the very start or end of a turn become silence around the turn; inner pauses are kept
-    inside it. Returns Audio with one Segment per turn (text without directives, words, speaker, voice).
-    """
-    writer = EpisodeWriter(None, stereo=script.stereo if stereo is None else stereo, **options)
-    with writer:
-        _feed(script, synthesize_many, voices, writer, progress)
-    return writer.audio
-
-
-def write_episode(script: Script, synthesize_many: SynthesizeMany, path: str | os.PathLike, *,
-                  voices: Sequence[str], stereo: bool | None = None,
-                  progress: Callable[[int, int], None] | None = None, **options) -> list[Segment]:
-    """Like `mix_script` but streams to `path` in bounded memory; returns the segments."""
-    writer = EpisodeWriter(path, stereo=script.stereo if stereo is None else stereo, **options)
-    with writer:
-        _feed(script, synthesize_many, voices, writer, progress)
-    return writer.segments

@@ -1,27 +1,116 @@
-"""Render scripts with the engine: every piece of a window of turns goes through the engine in one call."""
+"""Rendering scripts: the loop that drives synthesis window by window and feeds the mixer.
+
+`mix_script` / `write_episode` take any batch function `synthesize_many([(text, voice, speed), ...]) -> [Audio]`
+(so the loop can be tested without the model); `render_script` / `render_episode` plug in an `Engine`, whose
+batches then hold every piece of a window of turns at once.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from ..audio import Audio, Segment
 from ..engine import Engine, Request
-from .mix import mix_script, write_episode
-from .script import CastMember, Script
-from .subtitles import to_json_transcript, to_srt, to_vtt, write_text
+from ..renderer import check_speed
+from ..seeds import derive_seed
+from ..subtitles import to_json_transcript, to_srt, to_vtt, write_text
+from .mix import EpisodeWriter, join_pieces
+from .script import CastMember, Pause, Script, Turn
+
+SynthesizeMany = Callable[[Sequence[tuple[str, str, float]]], Sequence[Audio]]
+"""synthesize_many([(text, voice, speed), ...]) -> [Audio, ...]: renders many pieces of turns at once (no pause
+directives in the texts), so that a batched engine sees a whole window of the script in one call."""
+
+Progress = Callable[[int, int], None]
+"""progress(turns_done, turns_total), called after each window."""
+
+WINDOW_CHARS = 6000
+"""Characters of script text rendered per call of `synthesize_many` (about 6-7 minutes of speech): large enough to
+fill batches, small enough that a 60-minute episode never holds more than a window of audio in memory."""
 
 
 def piece_seed(seed: int | None, index: int) -> int | None:
     """The seed of the index-th rendered piece of a script rendered with `seed` (None stays None)."""
-    return None if seed is None else (int(seed) * 7_368_787 + index) % (2**62)
+    return None if seed is None else derive_seed(seed, index)
 
 
-class _Renderer:
-    """The `synthesize_many` callable that `mix_script` / `write_episode` call window by window."""
+def _windows(turns: Sequence[Turn], limit: int) -> Iterable[tuple[int, int]]:
+    lo, size = 0, 0
+    for i, turn in enumerate(turns):
+        size += len(turn.text)
+        if size >= limit:
+            yield lo, i + 1
+            lo, size = i + 1, 0
+    if lo < len(turns):
+        yield lo, len(turns)
+
+
+def _leading_pauses(pieces: Sequence) -> list[Pause]:
+    out = []
+    for p in pieces:
+        if not isinstance(p, Pause):
+            break
+        out.append(p)
+    return out
+
+
+def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequence[str], writer: EpisodeWriter,
+                progress: Progress | None = None) -> None:
+    """Cast, render (a window of turns per `synthesize_many` call) and add every turn to `writer`, in order.
+
+    Pauses at the very start or end of a turn become silence around the turn; inner pauses stay inside it.
+    """
+    cast = script.voices(voices)
+    turns = script.turns
+    for lo, hi in _windows(turns, WINDOW_CHARS):
+        requests = [(p, cast[t.speaker], script.member(t.speaker).speed)
+                    for t in turns[lo:hi] for p in t.pieces if not isinstance(p, Pause)]
+        rendered = iter(synthesize_many(requests))
+        for turn in turns[lo:hi]:
+            pieces = [p if isinstance(p, Pause) else next(rendered) for p in turn.pieces]
+            lead, trail = _leading_pauses(pieces), _leading_pauses(pieces[::-1])
+            spoken = pieces[len(lead) : len(pieces) - len(trail)]
+            if lead:
+                writer.add_silence(sum(p.seconds for p in lead))
+            if spoken:
+                writer.add_turn(join_pieces(spoken, writer.sample_rate, fade_ends=False), speaker=turn.speaker,
+                                text=turn.spoken_text, voice=cast[turn.speaker], pan=script.member(turn.speaker).pan)
+            if trail:
+                writer.add_silence(sum(p.seconds for p in trail))
+        if progress is not None:
+            progress(hi, len(turns))
+
+
+def mix_script(script: Script, synthesize_many: SynthesizeMany, *, voices: Sequence[str],
+               stereo: bool | None = None, progress: Progress | None = None, **options) -> Audio:
+    """Render a whole script in memory: cast voices, synthesize the pieces (a window of turns per call), mix,
+    normalize.
+
+    voices: the available voice names (for automatic casting). `options` are EpisodeWriter's.
+    Returns Audio with one Segment per turn (text without directives, words, speaker, voice).
+    """
+    writer = EpisodeWriter(None, stereo=script.stereo if stereo is None else stereo, **options)
+    with writer:
+        feed_script(script, synthesize_many, voices, writer, progress)
+    return writer.audio
+
+
+def write_episode(script: Script, synthesize_many: SynthesizeMany, path: str | os.PathLike, *,
+                  voices: Sequence[str], stereo: bool | None = None, progress: Progress | None = None,
+                  **options) -> list[Segment]:
+    """Like `mix_script` but streams to `path` in bounded memory; returns the segments."""
+    writer = EpisodeWriter(path, stereo=script.stereo if stereo is None else stereo, **options)
+    with writer:
+        feed_script(script, synthesize_many, voices, writer, progress)
+    return writer.segments
+
+
+class _EngineBatches:
+    """The `synthesize_many` callable backed by an engine: global speed applied, a seed per piece."""
 
     def __init__(self, engine: Engine, speed: float, seed: int | None):
         self.engine, self.speed, self.seed, self.count = engine, speed, seed, 0
@@ -34,28 +123,40 @@ class _Renderer:
         return self.engine.synthesize_many(reqs)
 
 
-def _with_cast(script: Script, voices: Mapping[str, str] | None) -> Script:
-    """The script with `voices` ({speaker: voice}) overriding its cast header; unknown speakers are errors."""
-    if not voices:
-        return script
-    unknown = [name for name in voices if name not in script.speakers]
-    if unknown:
-        raise ValueError(f"unknown speaker {unknown[0]!r} in voices; the script's speakers are: {', '.join(script.speakers)}")
-    cast = dict(script.cast)
-    for name, voice in voices.items():
-        member = cast.get(name) or CastMember()
-        cast[name] = CastMember(voice=voice, speed=member.speed, pan=member.pan)
-    return Script(script.turns, cast)
+def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = None, speed: float = 1.0) -> Script:
+    """The script with `voices` ({speaker: voice}) overriding its cast header, checked before anything renders:
+    every speaker has a voice the engine knows, and every cast speed times `speed` is a valid speed.
+    ValueError names the speaker and what is wrong."""
+    if voices:
+        unknown = [name for name in voices if name not in script.speakers]
+        if unknown:
+            raise ValueError(f"unknown speaker {unknown[0]!r} in voices; the script's speakers are: "
+                             f"{', '.join(script.speakers)}")
+        cast = dict(script.cast)
+        for name, voice in voices.items():
+            member = cast.get(name) or CastMember()
+            cast[name] = CastMember(voice=voice, speed=member.speed, pan=member.pan)
+        script = Script(script.turns, cast)
+    if not script.turns:
+        raise ValueError("the script has no turns: write at least one 'Speaker: text' line")
+    check_speed(speed)
+    for name, voice in script.voices(engine.voices).items():
+        member = script.member(name)
+        try:
+            check_speed(member.speed * speed)
+        except ValueError:
+            raise ValueError(f"speaker {name!r}: cast speed {member.speed:g} x speed {speed:g} = "
+                             f"{member.speed * speed:g}, outside the accepted 0.25 to 4.0") from None
+        engine.voice_bank.check(voice)
+    return script
 
 
-def render_script(
-    engine: Engine, script: Script, voices: Mapping[str, str] | None = None, speed: float = 1.0,
-    seed: int | None = None, **options,
-) -> Audio:
+def render_script(engine: Engine, script: Script, voices: Mapping[str, str] | None = None, speed: float = 1.0,
+                  seed: int | None = None, **options) -> Audio:
     """Render a script in memory -> Audio (mono, or stereo when the cast pans) with one Segment per turn.
-    `options` go to the mixer (gaps, target_lufs, true_peak_db, intro, outro, stereo, normalize...)."""
-    script = _with_cast(script, voices)
-    return mix_script(script, _Renderer(engine, speed, seed), voices=engine.voices, **options)
+    `options` go to the mixer (gaps, target_lufs, true_peak_db, intro, outro, stereo, normalize, progress...)."""
+    script = prepare(engine, script, voices, speed)
+    return mix_script(script, _EngineBatches(engine, speed, seed), voices=engine.voices, **options)
 
 
 @dataclass
@@ -67,7 +168,8 @@ class Episode:
     segments: list[Segment] = field(default_factory=list)
 
 
-def _progress_bar(stream=sys.stderr):
+def progress_bar(stream=sys.stderr) -> Progress:
+    """A one-line progress bar on `stream`, redrawn after each window of turns."""
     started = time.monotonic()
 
     def show(done: int, total: int) -> None:
@@ -100,10 +202,10 @@ def render_episode(
     subtitles and transcript. Nothing is left at `path` if rendering fails or is interrupted."""
     if isinstance(script, str):
         script = Script.from_json(script) if script.lstrip().startswith(("[", "{")) else Script.parse(script)
-    script = _with_cast(script, voices)
+    script = prepare(engine, script, voices, speed)
     segments = write_episode(
-        script, _Renderer(engine, speed, seed), path, voices=engine.voices, stereo=stereo or None,
-        progress=_progress_bar() if progress else None, **options,
+        script, _EngineBatches(engine, speed, seed), path, voices=engine.voices, stereo=stereo or None,
+        progress=progress_bar() if progress else None, **options,
     )
     for target, fmt in ((srt, to_srt), (vtt, to_vtt), (transcript, to_json_transcript)):
         if target:

@@ -22,9 +22,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..constants import SPEED_RANGE
+
 MAX_PAUSE_S = 60.0
 DEFAULT_PAUSE_S = 0.5
-SPEED_RANGE = (0.25, 4.0)
 HEADER_FENCE = "---"
 
 _NAME = r"[^\W\d_][\w.'\-]*(?: [^\W\d_][\w.'\-]*){0,2}"
@@ -65,11 +66,16 @@ def _format_seconds(seconds: float) -> str:
 class Turn:
     """One speaker's turn. `text` may contain pause directives; whitespace is collapsed to single spaces.
 
+    `pieces` is the turn as spoken text and pauses in order, e.g. ('Welcome back!', Pause(1.5), 'Today...'):
+    text pieces are stripped and never empty; consecutive pauses stay separate (their lengths add up). It is
+    parsed once, when the turn is made.
+
     Raises ValueError for an invalid speaker name, empty text or a malformed directive.
     """
 
     speaker: str
     text: str
+    pieces: tuple[str | Pause, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.speaker, str) or not _NAME_RE.match(self.speaker) or len(self.speaker) > 40:
@@ -82,30 +88,27 @@ class Turn:
         object.__setattr__(self, "text", " ".join(self.text.split()))
         if not self.text:
             raise ValueError(f"empty turn for speaker {self.speaker!r}")
-        self.pieces()  # validates directives
-
-    def pieces(self) -> list[str | Pause]:
-        """The turn as spoken text and pauses in order, e.g. ['Welcome back!', Pause(1.5), 'Today...'].
-
-        Text pieces are stripped and never empty; consecutive pauses stay separate (their lengths add up).
-        """
-        out: list[str | Pause] = []
-        pos = 0
-        for m in _PAUSE_RE.finditer(self.text):
-            before = self.text[pos : m.start()].strip()
-            if before:
-                out.append(before)
-            out.append(_parse_pause(m.group(1)))
-            pos = m.end()
-        rest = self.text[pos:].strip()
-        if rest:
-            out.append(rest)
-        return out
+        object.__setattr__(self, "pieces", _split_pieces(self.text))
 
     @property
     def spoken_text(self) -> str:
         """The text without directives (what subtitles show)."""
-        return " ".join(p for p in self.pieces() if isinstance(p, str))
+        return " ".join(p for p in self.pieces if isinstance(p, str))
+
+
+def _split_pieces(text: str) -> tuple[str | Pause, ...]:
+    out: list[str | Pause] = []
+    pos = 0
+    for m in _PAUSE_RE.finditer(text):
+        before = text[pos : m.start()].strip()
+        if before:
+            out.append(before)
+        out.append(_parse_pause(m.group(1)))
+        pos = m.end()
+    rest = text[pos:].strip()
+    if rest:
+        out.append(rest)
+    return tuple(out)
 
 
 @dataclass(frozen=True)

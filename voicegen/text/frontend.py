@@ -11,7 +11,8 @@ Pronunciation overrides, strongest first:
 * built-in: a capital "A" spelled beside other capital letters ("A P I") is the letter, not the article.
 
 Both kinds of override are written in the model's own symbols (see ``VOCAB``) and used verbatim,
-minus any symbol the model does not know. Homographs (read, lead, live, ...) are left to espeak-ng.
+minus any symbol the model does not know. Noun/verb homographs (record, present, use, ...) are read from their
+neighbours (``voicegen.text.homographs``); the rest (read, lead, live, ...) are left to espeak-ng.
 """
 
 from __future__ import annotations

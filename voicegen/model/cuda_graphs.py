@@ -11,10 +11,12 @@ from typing import Callable
 
 import torch
 
-from .constants import SAMPLES_PER_FRAME
+from ..constants import HIDDEN_DIM, SAMPLES_PER_FRAME, STYLE_DIM
 
 
 class GraphCache:
+    """One captured CUDA graph of `render` (KokoroNetwork.render's signature) per (rows, frames, noise) shape."""
+
     def __init__(self, render: Callable, device: torch.device, dtype: torch.dtype | None, warmup: int = 2):
         if device.type != "cuda":
             raise ValueError("CUDA graphs need a CUDA device")
@@ -27,16 +29,18 @@ class GraphCache:
 
     def _call(self, inputs: dict) -> torch.Tensor:
         with torch.autocast("cuda", dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            return self.render(inputs["x"], inputs["asr"], inputs["style"], inputs["lengths"], inputs.get("noise"))
+            return self.render(inputs["x"], inputs["asr"], inputs["style"], inputs["lengths"], inputs.get("noise"),
+                               inputs["pitch"])
 
     def capture(self, rows: int, frames: int, noise: bool) -> None:
         """Warm up and capture the graph for one shape (also done lazily by `run`)."""
         dev = self.device
         static = {
-            "x": torch.zeros(rows, 512, frames, device=dev),
-            "asr": torch.zeros(rows, 512, frames, device=dev),
-            "style": torch.zeros(rows, 256, device=dev),
+            "x": torch.zeros(rows, HIDDEN_DIM, frames, device=dev),
+            "asr": torch.zeros(rows, HIDDEN_DIM, frames, device=dev),
+            "style": torch.zeros(rows, STYLE_DIM, device=dev),
             "lengths": torch.full((rows,), frames, dtype=torch.long, device=dev),
+            "pitch": torch.zeros(rows, device=dev),
         }
         if noise:
             static["noise"] = torch.zeros(rows, frames * SAMPLES_PER_FRAME, device=dev)
@@ -51,7 +55,7 @@ class GraphCache:
             out = self._call(static)
         self.graphs[(rows, frames, noise)] = (graph, static, out)
 
-    def run(self, x, asr, style, lengths, noise) -> torch.Tensor:
+    def run(self, x, asr, style, lengths, noise, pitch) -> torch.Tensor:
         """Same contract as KokoroNetwork.render; returns a fresh tensor."""
         key = (x.shape[0], x.shape[-1], noise is not None)
         if key not in self.graphs:
@@ -61,6 +65,7 @@ class GraphCache:
         static["asr"].copy_(asr)
         static["style"].copy_(style)
         static["lengths"].copy_(lengths)
+        static["pitch"].copy_(pitch)
         if noise is not None:
             static["noise"].copy_(noise)
         graph.replay()

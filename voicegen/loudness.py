@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import dsp
+from . import dsp
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
@@ -291,7 +291,7 @@ def solve_gain(source, sr: int, target_lufs: float = -16.0, true_peak_db: float 
     return gain
 
 
-def normalize(x: np.ndarray, sr: int, target_lufs: float = -16.0, true_peak_db: float = -1.0) -> np.ndarray:
+def normalize_loudness(x: np.ndarray, sr: int, target_lufs: float = -16.0, true_peak_db: float = -1.0) -> np.ndarray:
     """x ((N,) or (N, C)) gained to `target_lufs` integrated with true peak <= `true_peak_db`; float32, same shape.
 
     Loud peaks are handled by a look-ahead true-peak limiter rather than by lowering the whole signal, so

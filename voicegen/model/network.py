@@ -5,7 +5,9 @@
 3. Frame phase (`render`): pitch/energy, decoder, generator. ~95% of the compute; sized by frame count,
    free of host synchronisation and LSTMs, so it compiles into one graph and captures into CUDA graphs.
 
-Model code only: no I/O. Weights come from `voicegen.weights`.
+Model code only: no I/O. Weights come from `voicegen.weights`. Reading order of this package: `layers` (masked
+building blocks), `acoustic/` (phoneme encoder, prosody predictor, text encoder), `vocoder/` (decoder, harmonic
+source, generator, STFT), this file (the composition), `cuda_graphs` (replaying the frame phase on a GPU).
 """
 
 from __future__ import annotations
@@ -15,20 +17,21 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..constants import HIDDEN_DIM, N_TOKENS, SAMPLES_PER_FRAME, TIMBRE_DIM
 from .acoustic.albert import Albert, AlbertConfig
 from .acoustic.prosody import ProsodyPredictor
 from .acoustic.text_encoder import TextEncoder
-from .constants import SAMPLES_PER_FRAME
 from .layers import lengths_to_mask
+from .vocoder.decoder import Decoder
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
     """The hyper-parameters of Kokoro-82M v1.0 (the only published configuration of this architecture)."""
 
-    n_token: int = 178
-    hidden_dim: int = 512
-    style_dim: int = 128
+    n_token: int = N_TOKENS
+    hidden_dim: int = HIDDEN_DIM
+    style_dim: int = TIMBRE_DIM  # each half of the 256-wide style vector
     n_layer: int = 3
     max_dur: int = 50
     text_encoder_kernel_size: int = 5
@@ -65,8 +68,6 @@ class KokoroNetwork(nn.Module):
 
     def __init__(self, config: NetworkConfig = NetworkConfig()):
         super().__init__()
-        from .vocoder.decoder import Decoder
-
         self.config = config
         self.bert = Albert(AlbertConfig(vocab_size=config.n_token))
         self.bert_encoder = nn.Linear(768, config.hidden_dim)
@@ -90,7 +91,7 @@ class KokoroNetwork(nn.Module):
         mask = valid[..., None].float()  # (B, T, 1)
         bert = self.bert(tokens, valid)  # (B, T, 768)
         d_en = self.bert_encoder(bert) * mask  # (B, T, 512)
-        predicted, d = self.predictor.durations(d_en, style[:, 128:], lengths, mask, speed)
+        predicted, d = self.predictor.durations(d_en, style[:, TIMBRE_DIM:], lengths, mask, speed)
         durations = predicted if durations is None else durations.to(predicted)
         t_en = self.text_encoder(tokens, lengths, mask.transpose(1, 2))
         return TokenPhase(durations, d, t_en)
@@ -123,13 +124,18 @@ class KokoroNetwork(nn.Module):
         style: torch.Tensor,
         frame_lengths: torch.Tensor,
         noise: torch.Tensor | None = None,
+        pitch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The frame phase. x, asr: (B, 512, F); style: (B, 256); frame_lengths: (B,) int64 on x's device;
-        noise: (B, 600F) unit Gaussian or None -> audio (B, 600F), zero past each item's 600 * length samples."""
+        noise: (B, 600F) unit Gaussian or None; pitch: (B,) semitones to shift each item's predicted F0 by
+        (scales F0 by 2 ** (pitch / 12) before the decoder and the harmonic source; durations are untouched)
+        -> audio (B, 600F), zero past each item's 600 * length samples."""
         frames = x.shape[-1]
         mask, mask2 = lengths_to_mask(frame_lengths, frames), lengths_to_mask(2 * frame_lengths, 2 * frames)
-        f0, n = self.predictor.pitch_energy(x, style[:, 128:], mask, mask2)
-        return self.decoder(asr, f0, n, style[:, :128], frame_lengths, noise)
+        f0, n = self.predictor.pitch_energy(x, style[:, TIMBRE_DIM:], mask, mask2)
+        if pitch is not None:
+            f0 = f0 * torch.exp2(pitch.to(f0.dtype) / 12)[:, None]  # 0 semitones: a factor of exactly 1
+        return self.decoder(asr, f0, n, style[:, :TIMBRE_DIM], frame_lengths, noise)
 
     def forward(
         self,

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from ...constants import SAMPLE_RATE
+
 
 class SourceModuleHnNSF(nn.Module):
     """F0 at 80 Hz -> a one-channel excitation at 24 kHz: the fundamental and 8 harmonics where voiced, noise
@@ -23,7 +25,7 @@ class SourceModuleHnNSF(nn.Module):
 
     def __init__(
         self,
-        sample_rate: int = 24000,
+        sample_rate: int = SAMPLE_RATE,
         upsample: int = 300,
         harmonics: int = 8,
         sine_amp: float = 0.1,

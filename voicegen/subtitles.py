@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audio import Segment, Word
-from ..files import atomic_write
+from .audio import Segment, Word
+from .files import atomic_write
 
 LINE_CHARS = 42
 MAX_LINES = 2
@@ -26,7 +26,11 @@ MIN_CUE_S = 0.05
 
 @dataclass(frozen=True)
 class Cue:
-    """One subtitle: [start, end) in seconds, its text (lines joined by '\\n') and speaker if known."""
+    """One subtitle: [start, end) in seconds, its text (lines joined by '\\n') and speaker if known.
+
+    Its fields echo `voicegen.audio.Segment`'s on purpose (the duplicates tool pairs them): a cue is a piece of
+    display text cut to subtitle limits, not a segment of speech, so it is a type of its own.
+    """
 
     start: float
     end: float

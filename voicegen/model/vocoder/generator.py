@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...constants import SAMPLE_RATE
 from ..layers import AdaIN1d, lengths_to_mask as _mask
 from .source import SourceModuleHnNSF
 from .stft import istft, stft
@@ -59,10 +60,11 @@ class Generator(nn.Module):
         upsample_kernel_sizes: tuple[int, ...] = (20, 12),
         n_fft: int = 20,
         hop: int = 5,
-        sample_rate: int = 24000,
+        sample_rate: int = SAMPLE_RATE,
     ):
         super().__init__()
-        assert len(upsample_rates) == 2, "the source/noise wiring below is written for two upsampling stages"
+        if len(upsample_rates) != 2:
+            raise ValueError(f"the source/noise wiring is written for two upsampling stages; got {upsample_rates}")
         self.n_fft, self.hop = n_fft, hop
         self.upsample_rates = tuple(upsample_rates)
         self.num_kernels = len(resblock_kernel_sizes)

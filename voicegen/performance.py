@@ -1,0 +1,87 @@
+"""How the network runs (device, precision, compilation, CUDA graphs, batch budgets), apart from what it says.
+
+`Performance` groups the options that change speed and memory but not the words or the voice; `resolve_device`
+and `Performance.check` turn bad combinations into one clear ValueError before any weights load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+CPU_BATCH_FRAMES = 400
+"""CPU frame budget per batch: small batches keep the generator's working set in cache, and batching gains little
+on a few cores (benchmarks/RESULTS.md)."""
+
+CUDA_BATCH_FRAMES = 16384
+"""CUDA frame budget per batch: large batches fill the device."""
+
+DTYPES = {None: None, torch.float32: None, torch.bfloat16: torch.bfloat16, torch.float16: torch.float16}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The torch device to run on: `device`, or CUDA when available, else the CPU. ValueError for a device this
+    torch build cannot use (e.g. "cuda" on a CPU-only build), naming what is available."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda' (or 'cuda:N')") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"a CUDA {torch.version.cuda} build"
+            raise ValueError(f"device {device!r} is not available: this torch ({torch.__version__}, {build}) sees no "
+                             "CUDA GPU; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} is not available: {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
+    return dev
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether oneDNN has bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Speed and memory options of an engine; none of them changes what is said or which voice says it.
+
+    Attributes:
+        compile: torch.compile the frame phase (static shapes per bucket on CUDA; symbolic sizes on the CPU).
+        dtype: reduced precision for the frame phase's convolutions (torch.bfloat16, or torch.float16 on CUDA;
+            bfloat16 on the CPU needs AVX512-BF16/AMX); the harmonic source and inverse STFT stay float32.
+            None (or torch.float32): float32.
+        cuda_graphs: capture the frame phase per (rows, frames) bucket into CUDA graphs (CUDA only).
+        max_batch_frames: budget of padded 40 Hz frames per frame-phase batch (memory bound); None: a default
+            per device (CPU_BATCH_FRAMES, CUDA_BATCH_FRAMES).
+        max_batch_tokens: budget of padded tokens per token-phase batch.
+        max_turn_items: most chunks the worker renders per turn (None: all that are waiting). A cap keeps new,
+            urgent work (a server's first sentences) from waiting behind a long backlog.
+    """
+
+    compile: bool = False
+    dtype: torch.dtype | None = None
+    cuda_graphs: bool = False
+    max_batch_frames: int | None = None
+    max_batch_tokens: int = 8192
+    max_turn_items: int | None = None
+
+    def check(self, device: torch.device) -> Performance:
+        """These options made concrete for `device` (defaults filled in); ValueError for what it cannot do."""
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be None, torch.float32, torch.bfloat16 or torch.float16; got {self.dtype}")
+        dtype = DTYPES[self.dtype]
+        if self.cuda_graphs and device.type != "cuda":
+            raise ValueError("cuda_graphs needs a CUDA device")
+        if dtype is not None and device.type == "cpu" and not (dtype == torch.bfloat16 and cpu_supports_bf16()):
+            raise ValueError("on the CPU, reduced precision needs bfloat16 support (AVX512-BF16 or AMX); use dtype=None")
+        for name in ("max_batch_frames", "max_batch_tokens", "max_turn_items"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        frames = self.max_batch_frames or (CUDA_BATCH_FRAMES if device.type == "cuda" else CPU_BATCH_FRAMES)
+        return replace(self, dtype=dtype, max_batch_frames=frames)
