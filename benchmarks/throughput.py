@@ -155,6 +155,36 @@ def asr_check(items, audio: list[np.ndarray], count: int, judge) -> float | None
     return corpus_word_error_rate([items[i][1] for i in picks], hypotheses)
 
 
+def script_stages(engine: Engine, script: Script):
+    """Render the one-minute script end to end -> (episode, seconds, seconds per stage): frontend (the engine's
+    planning step), token phase + alignment, frame phase, host copies (from the renderer's counters, with the
+    device synchronized at stage boundaries) and mixing with loudness (the rest: mixer, limiter, assembly)."""
+    stats, plan = engine.renderer.stats, engine.plan
+    before = (stats.token_s, stats.frame_s, stats.copy_s)
+    frontend = [0.0]
+
+    def timed_plan(request):
+        t = time.perf_counter()
+        try:
+            return plan(request)
+        finally:
+            frontend[0] += time.perf_counter() - t
+
+    engine.plan, engine.renderer.profile = timed_plan, True
+    try:
+        t0 = time.perf_counter()
+        episode = render_script(engine, script, seed=0)
+        sync(str(engine.device.type))
+        total = time.perf_counter() - t0
+    finally:
+        del engine.plan
+        engine.renderer.profile = False
+    token, frame, copy = (now - was for now, was in zip((stats.token_s, stats.frame_s, stats.copy_s), before))
+    stages = {"frontend": frontend[0], "token_phase_and_alignment": token, "frame_phase": frame, "host_copies": copy}
+    stages["mixing_and_rest"] = total - sum(stages.values())
+    return episode, total, stages
+
+
 def run_onnx(items, threads: int) -> dict:
     from voicegen.eval.reference import OnnxReference
 
@@ -197,10 +227,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
     padded = engine.stats.padded_frames - stats_before[1]
     valid = engine.stats.valid_frames - stats_before[2]
     render_script(engine, script, seed=0)  # warm the script path
-    t0 = time.perf_counter()
-    episode = render_script(engine, script, seed=0)
-    sync(device)
-    script_latency = time.perf_counter() - t0
+    episode, script_latency, stages = script_stages(engine, script)
     t0 = time.perf_counter()
     first = next(engine.stream("Time to first audio is what a listener waits for. The rest follows while they listen.", seed=0))
     sync(device)
@@ -217,6 +244,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         "padding_overhead": padded / max(valid, 1) - 1,
         "script_audio_s": episode.duration,
         "script_latency_s": script_latency,
+        "script_stages_s": stages,
         "first_audio_s": first_audio,
         "first_chunk_audio_s": first.duration,
         "peak_memory_mb": peak_memory_mb(device),
@@ -290,6 +318,12 @@ def main() -> int:
             f"{r.get('first_audio_s', float('nan')):13.2f} {r.get('peak_memory_mb', float('nan')):8.0f} "
             f"{'-' if dist is None else f'{dist:.3f}':>5} {'-' if wer is None else f'{wer:.3f}':>5}"
         )
+    print("\none-minute script, seconds per stage:")
+    names = ["frontend", "token_phase_and_alignment", "frame_phase", "host_copies", "mixing_and_rest"]
+    print(f"{'mode':26} " + " ".join(f"{n[:14]:>14}" for n in names))
+    for mode, r in results.items():
+        if r.get("script_stages_s"):
+            print(f"{mode:26} " + " ".join(f"{r['script_stages_s'][n]:14.3f}" for n in names))
     print(f"corpus {report['corpus']['audio_s'] / 60:.1f} min of audio; frontend {frontend_s:.1f} s; JSON: {out}")
     return 0
 

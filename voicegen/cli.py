@@ -36,6 +36,18 @@ def _lexicon(path: str | None) -> dict[str, str] | None:
     return out
 
 
+DTYPES = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
+
+
+def _performance(args: argparse.Namespace):
+    import torch
+
+    from .performance import Performance
+
+    dtype = DTYPES[getattr(args, "dtype", None) or "float32"]
+    return Performance(compile=getattr(args, "compile", False), dtype=getattr(torch, dtype) if dtype else None)
+
+
 def _engine(args: argparse.Namespace):
     from .engine import Engine
 
@@ -43,9 +55,24 @@ def _engine(args: argparse.Namespace):
         None,
         args.device,
         lexicon=_lexicon(getattr(args, "lexicon", None)),
-        alphabet=args.alphabet,
-        voices=args.voice_file or None,
+        alphabet=getattr(args, "alphabet", None),
+        voices=getattr(args, "voice_file", None) or None,
+        performance=_performance(args),
     )
+
+
+def cmd_warmup(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+
+    def show(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\rwarming up: shape {done}/{total}")
+            sys.stderr.write("\n" if done == total else "")
+            sys.stderr.flush()
+
+    report = engine.warmup(show)
+    print(report)
+    return 0
 
 
 def cmd_say(args: argparse.Namespace) -> int:
@@ -108,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--voice-file", action="append", help="extra voices (.npy/.npz/.pt); repeatable")
         p.add_argument("--alphabet", choices=ALPHABETS, default=None,
                        help="phoneme alphabet: espeak (default, clearest for the built-in voices) or misaki")
+        speed_options(p)
+
+    def speed_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                       help="torch.compile the frame phase (compiled code is cached under the voicegen cache)")
+        p.add_argument("--dtype", choices=list(DTYPES), default="float32",
+                       help="precision of the frame phase (bfloat16 needs CUDA or a CPU with AVX512-BF16/AMX)")
 
     say = sub.add_parser("say", help="speak text into an audio file")
     say.add_argument("text", nargs="?", help="the text ('-' or nothing: read standard input)")
@@ -121,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     voices = sub.add_parser("voices", help="list the built-in voices")
     voices.set_defaults(run=cmd_voices)
+
+    warm = sub.add_parser("warmup", help="compile and capture the frame phase ahead of time, and report what it did")
+    warm.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    speed_options(warm)
+    warm.set_defaults(run=cmd_warmup, compile=True)
 
     pod = sub.add_parser("podcast", help="render a multi-speaker script into an episode")
     pod.add_argument("script", help="script file (text format, or .json)")

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..audio import Audio, Segment
@@ -66,10 +67,19 @@ def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequenc
     """
     cast = script.voices(voices)
     turns = script.turns
-    for lo, hi in _windows(turns, WINDOW_CHARS):
-        requests = [(p, cast[t.speaker], script.member(t.speaker).speed)
-                    for t in turns[lo:hi] for p in t.pieces if not isinstance(p, Pause)]
-        rendered = iter(synthesize_many(requests))
+    windows = list(_windows(turns, WINDOW_CHARS))
+
+    def requests_of(lo: int, hi: int) -> list[tuple[str, str, float]]:
+        return [(p, cast[t.speaker], script.member(t.speaker).speed)
+                for t in turns[lo:hi] for p in t.pieces if not isinstance(p, Pause)]
+
+    plan_ahead = getattr(synthesize_many, "prepare", None)  # the engine's: plans a window in the background
+    if plan_ahead is not None and windows:
+        plan_ahead(requests_of(*windows[0]))
+    for k, (lo, hi) in enumerate(windows):
+        if plan_ahead is not None and k + 1 < len(windows):
+            plan_ahead(requests_of(*windows[k + 1]))  # the next window's frontend runs while this one renders
+        rendered = iter(synthesize_many(requests_of(lo, hi)))
         for turn in turns[lo:hi]:
             pieces = [p if isinstance(p, Pause) else next(rendered) for p in turn.pieces]
             lead, trail = _leading_pauses(pieces), _leading_pauses(pieces[::-1])
@@ -110,17 +120,41 @@ def write_episode(script: Script, synthesize_many: SynthesizeMany, path: str | o
 
 
 class _EngineBatches:
-    """The `synthesize_many` callable backed by an engine: global speed applied, a seed per piece."""
+    """The `synthesize_many` callable backed by an engine: global speed applied, a seed per piece in script order.
+
+    `prepare(requests)` plans a window (the frontend) on a background thread, so that `feed_script` can have the
+    next window's text processed while the current window renders; a call then uses the prepared plans.
+    """
 
     def __init__(self, engine: Engine, speed: float, seed: int | None):
         self.engine, self.speed, self.seed, self.count = engine, speed, seed, 0
+        self._prepared: list[tuple[list, Future]] = []
+        self._pool: ThreadPoolExecutor | None = None
 
-    def __call__(self, requests):
+    def _requests(self, requests) -> list[Request]:
         reqs = []
         for text, voice, speed in requests:
             reqs.append(Request(text, voice, speed * self.speed, piece_seed(self.seed, self.count)))
             self.count += 1
-        return self.engine.synthesize_many(reqs)
+        return reqs
+
+    def prepare(self, requests) -> None:
+        reqs = self._requests(requests)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="voicegen-frontend")
+        self._prepared.append((list(requests), self._pool.submit(lambda: [self.engine.plan(r) for r in reqs])))
+
+    def __call__(self, requests):
+        if self._prepared and self._prepared[0][0] == list(requests):
+            plans = self._prepared.pop(0)[1].result()
+        else:
+            plans = [self.engine.plan(r) for r in self._requests(requests)]
+        self.engine.renderer.render([item for plan in plans for item in plan.items])
+        return [self.engine.assemble(plan) for plan in plans]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = None, speed: float = 1.0) -> Script:
@@ -156,7 +190,11 @@ def render_script(engine: Engine, script: Script, voices: Mapping[str, str] | No
     """Render a script in memory -> Audio (mono, or stereo when the cast pans) with one Segment per turn.
     `options` go to the mixer (gaps, target_lufs, true_peak_db, intro, outro, stereo, normalize, progress...)."""
     script = prepare(engine, script, voices, speed)
-    return mix_script(script, _EngineBatches(engine, speed, seed), voices=engine.voices, **options)
+    batches = _EngineBatches(engine, speed, seed)
+    try:
+        return mix_script(script, batches, voices=engine.voices, **options)
+    finally:
+        batches.close()
 
 
 @dataclass
@@ -203,10 +241,12 @@ def render_episode(
     if isinstance(script, str):
         script = Script.from_json(script) if script.lstrip().startswith(("[", "{")) else Script.parse(script)
     script = prepare(engine, script, voices, speed)
-    segments = write_episode(
-        script, _EngineBatches(engine, speed, seed), path, voices=engine.voices, stereo=stereo or None,
-        progress=progress_bar() if progress else None, **options,
-    )
+    batches = _EngineBatches(engine, speed, seed)
+    try:
+        segments = write_episode(script, batches, path, voices=engine.voices, stereo=stereo or None,
+                                 progress=progress_bar() if progress else None, **options)
+    finally:
+        batches.close()
     for target, fmt in ((srt, to_srt), (vtt, to_vtt), (transcript, to_json_transcript)):
         if target:
             write_text(target, fmt(segments))
