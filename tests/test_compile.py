@@ -18,8 +18,8 @@ def _frame_inputs(frames=48, batch=2):
 
 def test_frame_phase_traces_as_one_graph_without_breaks(network):
     x, asr, style, lengths = _frame_inputs()
-    noise = torch.randn(x.shape[0], x.shape[-1] * 600)
-    explanation = torch._dynamo.explain(network.render)(x, asr, style, lengths, noise)
+    seeds, pitch = torch.tensor([7, -1]), torch.tensor([0.0, 2.0])  # one item with noise, one without
+    explanation = torch._dynamo.explain(network.render)(x, asr, style, lengths, seeds, pitch)
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
 
