@@ -1,7 +1,9 @@
 """Throughput benchmark: how many seconds of audio voicegen renders per wall-clock second, in several modes,
 against the onnxruntime reference, on the same corpus in the same run.
 
-Modes (each a fresh engine; CUDA-only modes are skipped on the CPU):
+Modes (each a fresh engine; CUDA-only modes are skipped on the CPU). Compiled code is cached on disk
+(Performance, README): a mode's warm-up is cold the first time and from the cache after that; the JSON records
+which (compile_cache_hits/misses).
   onnx-b1          onnxruntime on the int8 file, one sentence at a time (its only mode; CPU)
   b1-eager         our network, eager float32, one sentence at a time: the Kokoro-like baseline
   batched-eager    the engine's bucketed batches, eager float32
@@ -14,9 +16,9 @@ Modes (each a fresh engine; CUDA-only modes are skipped on the CPU):
 The corpus (paragraphs from benchmarks/data plus the multi-speaker episode in examples/, repeated with
 different voices) is phonemized once up front; throughput covers the model (token phase, alignment, frame
 phase) and excludes the frontend, which is timed on its own. The 1-minute two-speaker script latency is end to
-end: text in, mixed audio out, frontend included. Warm-up (compile, graph capture) runs the whole corpus
-once (CPU-compiled modes, with symbolic sizes: every fourth chunk; eager modes: a few chunks) and is reported
-separately. Quality per mode: log-mel distance to the float32
+end: text in, mixed audio out, frontend included. Warm-up (`engine.warmup()`: compile, graph capture,
+then a few chunks) is reported separately. The one-minute script is broken down into stages (frontend, token
+phase + alignment, frame phase, host copies, mixing and the rest). Quality per mode: log-mel distance to the float32
 eager rendering of the same chunks, and Whisper tiny.en WER over 40 chunks (--asr N) against their text.
 
 Usage:
@@ -205,18 +207,14 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
     engine = engine_for(mode, device)
     load_s = time.perf_counter() - t0
     batch_one = mode.startswith("b1")
-    # warm-up: graphed modes and CUDA-compiled modes render the whole corpus once (every bucket shape compiled
-    # or captured); CPU-compiled modes (symbolic sizes) a quarter of it; eager modes only their first calls
+    # warm-up: the engine's own (compile with symbolic sizes; capture every bucket shape for CUDA graphs), then a
+    # few chunks through the whole path; reported apart from the timed run, with the compile cache's traffic
     t0 = time.perf_counter()
-    if "graphs" in mode or ("compiled" in mode and device != "cpu"):
-        warm_items = items  # static shapes: every bucket must be compiled or captured before timing
-    elif "compiled" in mode:
-        warm_items = items[::4]  # symbolic sizes: a spread of lengths and batch sizes meets every guard
-    else:
-        warm_items = items[:3]
-    render_all(engine, warm_items, batch_one)
+    report = engine.warmup()
+    render_all(engine, items[:3], batch_one)
     sync(device)
     warmup_s = time.perf_counter() - t0
+    log(f"warm-up: {report}")
     stats_before = (engine.stats.frame_batches, engine.stats.padded_frames, engine.stats.valid_frames)
     t0 = time.perf_counter()
     audio = render_all(engine, items, batch_one)
@@ -240,6 +238,8 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         "asr_wer": asr_check(items, audio, asr_chunks, judge),
         "load_s": load_s,
         "warmup_s": warmup_s,
+        "warmup": {"shapes": len(report.shapes), "graphs_captured": report.graphs_captured,
+                   "compile_cache_hits": report.cache_hits, "compile_cache_misses": report.cache_misses},
         "frame_batches": batches,
         "padding_overhead": padded / max(valid, 1) - 1,
         "script_audio_s": episode.duration,
