@@ -251,6 +251,28 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
     }, audio
 
 
+def save(args, out: Path, requests, items, frontend_s: float, results: dict) -> dict:
+    """Write the JSON report of the modes measured so far (each with its ratio to b1-eager of this run)."""
+    baseline = results.get("b1-eager")
+    for r in results.values():
+        r["vs_b1_eager"] = r["x_realtime"] / baseline["x_realtime"] if baseline else None
+    device = (torch.cuda.get_device_name() if args.device == "cuda"
+              else f"CPU x{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "device": device,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if args.device == "cuda" else None,
+        "corpus": {"texts": len(requests), "chunks": len(items), "audio_s": next(iter(results.values()))["audio_s"] if results else 0},
+        "frontend_s": frontend_s,
+        "results": results,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -283,6 +305,7 @@ def main() -> int:
             judge = Transcriber(cpu_threads=args.threads)
         except (ImportError, OSError, RuntimeError) as exc:  # e.g. a GPU box without the judge's packages
             log(f"ASR check skipped: {exc}")
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device}-{datetime.date.today()}.json"
     results, reference = {}, None
     for mode in modes:
         log(f"--- {mode}")
@@ -293,22 +316,7 @@ def main() -> int:
             if mode == "b1-eager":
                 reference = audio  # float32 eager: what the other modes are compared with
         log(json.dumps(results[mode], indent=None))
-
-    baseline = results.get("b1-eager")
-    for r in results.values():
-        r["vs_b1_eager"] = r["x_realtime"] / baseline["x_realtime"] if baseline else None
-    report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "device": torch.cuda.get_device_name() if args.device == "cuda" else f"CPU x{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}",
-        "torch": torch.__version__,
-        "corpus": {"texts": len(requests), "chunks": len(items), "audio_s": next(iter(results.values()))["audio_s"] if results else 0},
-        "frontend_s": frontend_s,
-        "results": results,
-    }
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device}-{datetime.date.today()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+        report = save(args, out, requests, items, frontend_s, results)  # after every mode: a run cut short keeps what it measured
     print(f"\n{'mode':26} {'x realtime':>10} {'vs b1':>6} {'warm-up s':>9} {'1-min script s':>14} {'first audio s':>13} {'peak MB':>8} {'dist':>5} {'WER':>5}")
     for mode, r in results.items():
         vs = f"{r['vs_b1_eager']:.2f}" if r["vs_b1_eager"] else "-"
