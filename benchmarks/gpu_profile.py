@@ -51,25 +51,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--eager", action="store_true", help="profile eager bf16 instead (no compile, no cached warm-up)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
 
     t0 = time.perf_counter()
-    fast = Engine(device="cuda", performance=Performance(compile=True, dtype=torch.bfloat16, cuda_graphs=True))
-    report = fast.warmup()
+    fast = None if args.eager else Engine(device="cuda", performance=Performance(compile=True, dtype=torch.bfloat16, cuda_graphs=True))
+    report = fast.warmup() if fast else None
     torch.cuda.synchronize()
-    result["cached_warmup"] = {"seconds": time.perf_counter() - t0, "warmup_report_s": report.seconds,
+    result["cached_warmup"] = None if fast is None else {"seconds": time.perf_counter() - t0, "warmup_report_s": report.seconds,
                                "shapes": len(report.shapes), "graphs_captured": report.graphs_captured,
                                "cache_hits": report.cache_hits, "cache_misses": report.cache_misses}
     print(json.dumps(result), flush=True)
     (out / "profile.json").write_text(json.dumps(result, indent=1))
-    fast.close()
-    del fast
+    if fast is not None:
+        fast.close()
 
     items = chunks_of(Engine(device="cpu"), build_corpus(args.minutes))
-    engine = Engine(device="cuda", performance=Performance(compile=True, dtype=torch.bfloat16))
+    engine = Engine(device="cuda", performance=Performance(compile=not args.eager, dtype=torch.bfloat16))
+    result["profiled_mode"] = "eager bf16" if args.eager else "compiled bf16"
     engine.warmup()
     render_all(engine, items, batch_one=False)  # every shape of this corpus seen once
     torch.cuda.synchronize()
