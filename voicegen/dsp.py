@@ -100,6 +100,13 @@ def oversample(x: np.ndarray, factor: int = 4, *, zeros: int = 12) -> np.ndarray
     return _polyphase(np.asarray(x, dtype=np.float64), factor, 1, 1.0, zeros)
 
 
+def interpolation_phases(factor: int, zeros: int = 12) -> tuple[tuple[int, np.ndarray], ...]:
+    """The filter behind `oversample`, phase by phase: for r in [0, factor), (q0, taps) such that
+    oversample(x, factor)[n * factor + r] = sum_k taps[k] * x[n + q0 + k] (zero outside x). Phase 0 is the
+    identity up to rounding (taps ~1e-18 off the centre)."""
+    return _polyphase_taps(factor, 1, 1.0, zeros)
+
+
 def ramp(n: int) -> np.ndarray:
     """Raised-cosine ramp rising from ~0 to ~1 over n samples (strictly inside (0, 1)); shape (n,)."""
     return np.sin(0.5 * pi * np.arange(1, n + 1) / (n + 1)) ** 2

@@ -263,7 +263,7 @@ class EpisodeWriter:
             source = self._source()
             if self.normalize and len(source):
                 gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
-                                           measured_lufs=self._meter.integrated())
+                                           measured_lufs=self._meter.integrated(), meter=self._meter)
                 blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db)
             else:
                 blocks = (np.clip(source[i : i + loudness.BLOCK_FRAMES], -1, 1)
