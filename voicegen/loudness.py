@@ -157,7 +157,30 @@ class LoudnessMeter:
             raise ValueError(f"meter has {self.channels} channel(s), got {x.shape[1]}")
         step = min(BLOCK_FRAMES, _WORK_FRAMES)
         for start in range(0, len(x), step):
-            self._add(self._filter.channels_first(x[start : start + step].T))
+            piece = x[start : start + step]
+            if piece.any():
+                self._add(self._filter.channels_first(piece.T))
+            else:
+                self._add_silence(len(piece))
+
+    def _add_silence(self, n: int) -> None:
+        """n frames of digital silence: the filter rings out its state (until its response is below 1e-13, as
+        `k_weighting_settle` measures), then the rest adds nothing but time."""
+        ring = min(n, k_weighting_settle(self.sr, 1e-13))
+        if ring and self._filter.state.any():
+            self._add(self._filter.channels_first(np.zeros((self.channels, ring))))
+            if ring < n:
+                self._filter.state[...] = 0.0  # rung out: what is left is below 1e-13 of the signal
+            n -= ring
+        pos, end = self._frames, self._frames + n
+        last = (10 * end + 4) // self.sr
+        if last > self._sub_count:  # sub-blocks completed by the silence: only the partial energy before it
+            rows = np.zeros((last - self._sub_count, self.channels))
+            rows[0] = self._partial
+            self._sub_energy.append(rows)
+            self._partial = np.zeros(self.channels)
+            self._sub_count = last
+        self._frames = end
 
     def _add(self, z: np.ndarray) -> None:
         """z: (C, n) K-weighted samples."""
@@ -327,6 +350,7 @@ class PeakMap:
         self.threshold = math.inf
         self.frames, self.values = np.zeros(0, np.int64), np.zeros(0)
         self._sample_peak: float | None = None
+        self._stretches = None
 
     def over(self, level: float) -> tuple[np.ndarray, np.ndarray]:
         """(frames (K,), envelope (K,)) of every frame whose true peak exceeds `level` (linear, > 0)."""
@@ -350,6 +374,32 @@ class PeakMap:
             return 0.0
         frames, values = self.over(peak)
         return float(values.max()) if len(values) else peak
+
+    def stretches(self, sr: int, half: int, end: int):
+        """For the loudness corrections of `_limited_sub_energies`: per stretch around the loud frames (each
+        padded by the limiter's reach and the K-filter's settling time, clipped to [0, end)): (lo, hi, source
+        frames (L, C) float64, their K-weighting (L, C) from `settle` frames of history (or the start), sub-block
+        index per frame (L,)). Computed on first use for the current scan, then kept."""
+        from scipy.signal import sosfilt
+
+        key = (sr, half, end, self.threshold)
+        if self._stretches is not None and self._stretches[0] == key:
+            return self._stretches[1]
+        out = []
+        if len(self.frames):
+            settle, sos = k_weighting_settle(sr), k_weighting_sos(sr)
+            pad = 2 * _limiter_reach(half) + settle
+            first, last = _clusters(self.frames, 2 * pad)
+            bounds = _sub_block_bounds(sr, (10 * end + 4) // sr)
+            for a, b in zip(first, last):
+                lo, hi = max(0, a - pad), min(end, b + 1 + pad)
+                if lo >= hi:
+                    break
+                xs = np.asarray(self.source[lo:hi], dtype=np.float64)
+                kx = sosfilt(sos, xs, axis=0)  # exact (to 1e-6) from `settle` frames after lo, or from 0
+                out.append((lo, hi, xs, kx, np.searchsorted(bounds, np.arange(lo, hi), side="right") - 1))
+        self._stretches = (key, out)
+        return out
 
     def _scan(self, threshold: float) -> None:
         source, n = self.source, len(self.source)
@@ -481,11 +531,12 @@ def _limited_sub_energies(source, sr: int, gain: float, ceiling: float, half: in
     """Channel-summed K-weighted energy per complete sub-block (J,) of the limited signal, from `sub` (J,), those
     of the source itself, without filtering the whole signal again.
 
-    K-weighting is linear: K(g x gain) = K(g x) - K(d) with d = g x (1 - gain), which is zero except where the
-    limiter acts. So only there (plus the filter's settling time on each side) are K(g x) and K(d) computed, and
-    each sub-block's energy corrected by sum(K(d)^2 - 2 K(g x) K(d)). The settling time is where the filter's
+    K-weighting is linear: K(g x gain) = g K(x) - K(d) with d = g x (1 - gain), which is zero except where the
+    limiter acts. So only there (plus the filter's settling time on each side) are K(x) and K(d) computed, and
+    each sub-block's energy corrected by sum(K(d)^2 - 2 g K(x) K(d)). The settling time is where the filter's
     impulse response falls below 1e-6: the correction, itself a small part of the energy, is then exact to ~1e-6
-    of itself (~1e-7 LU), far inside `solve_gain`'s tolerance.
+    of itself (~1e-7 LU), far inside `solve_gain`'s tolerance. The stretches come from every frame in `peaks`
+    (a superset of where any of the gain passes limits), so K(x) there is filtered once and kept in `peaks`.
     """
     from scipy.signal import sosfilt
 
@@ -493,26 +544,22 @@ def _limited_sub_energies(source, sr: int, gain: float, ceiling: float, half: in
     frames, values = _limiter_runs(peaks, gain, ceiling, half)
     if not len(frames) or not len(sub):
         return energies
-    settle, sos = k_weighting_settle(sr), k_weighting_sos(sr)
-    bounds = _sub_block_bounds(sr, len(sub))
-    first, last = _clusters(frames, 2 * settle)
-    ends = np.searchsorted(frames, last, side="right")
-    begin = 0
-    for a, b, end in zip(first, last, ends):
-        lo, hi = max(0, a - settle), min(len(source), b + 1 + settle, int(bounds[-1]))
-        if lo >= hi:
-            break
-        xs = np.asarray(source[lo:hi], dtype=np.float64) * gain  # (L, C)
-        sel = frames[begin:end] - lo
-        keep = sel < len(xs)
-        d = np.zeros_like(xs)
-        d[sel[keep]] = xs[sel[keep]] * (1.0 - values[begin:end][keep, None])
-        begin = end
-        z = sosfilt(sos, xs, axis=0)  # exact from `a` on: `settle` frames of history (or the signal's start)
-        u = sosfilt(sos, d, axis=0)  # zero before `a`
-        q = (u * (u - 2.0 * z)).sum(axis=1)  # (L,)
-        j = np.searchsorted(bounds, np.arange(lo, hi), side="right") - 1
-        energies += np.bincount(j, weights=q, minlength=len(sub))[: len(sub)]
+    sos, bounds = k_weighting_sos(sr), _sub_block_bounds(sr, len(sub))
+    settle = k_weighting_settle(sr)
+    for lo, hi, xs, kx, j in peaks.stretches(sr, half, int(bounds[-1])):
+        a, b = np.searchsorted(frames, [lo, hi])
+        if a == b:
+            continue
+        # K(d) is zero before each run of limited frames and rings out `settle` frames after it
+        for first, last in zip(*_clusters(frames[a:b] - lo, settle)):
+            stop = min(len(xs), last + 1 + settle)
+            k0, k1 = np.searchsorted(frames, [first + lo, last + lo + 1])
+            d = np.zeros((stop - first, xs.shape[1]))
+            at = frames[k0:k1] - lo
+            d[at - first] = xs[at] * (gain * (1.0 - values[k0:k1, None]))
+            u = sosfilt(sos, d, axis=0)
+            q = (u * (u - (2.0 * gain) * kx[first:stop])).sum(axis=1)  # (stop - first,)
+            energies += np.bincount(j[first:stop], weights=q, minlength=len(sub))[: len(sub)]
     return energies
 
 

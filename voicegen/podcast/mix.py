@@ -262,9 +262,10 @@ class EpisodeWriter:
                 self._write(dsp.fade(load_music(self.outro, self.sample_rate, self.channels), self.fade, self.fade))
             source = self._source()
             if self.normalize and len(source):
+                peaks = loudness.PeakMap(source)  # found once, used by the gain search and the limiter
                 gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
-                                           measured_lufs=self._meter.integrated(), meter=self._meter)
-                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db)
+                                           measured_lufs=self._meter.integrated(), meter=self._meter, peaks=peaks)
+                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db, peaks=peaks)
             else:
                 blocks = (np.clip(source[i : i + loudness.BLOCK_FRAMES], -1, 1)
                           for i in range(0, len(source), loudness.BLOCK_FRAMES))
