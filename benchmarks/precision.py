@@ -5,7 +5,9 @@ one chunk at a time, the same seeded source noise in every variant) runs under e
 
   fp32                      float32 (the reference)
   fp32-seed                 float32 with other noise seeds: the scale of "audibly the same" (seed to seed)
-  bf16 / fp16               autocast to that dtype, as the model code runs it
+  bf16 / fp16               autocast to that dtype, as the model code runs it (its float32 regions included)
+  bf16-old / fp16-old       the policy before issue 11: autocast re-enabled in the regions the model code now keeps
+                            float32 (the F0/N predictor and conv_post), to compare in the same run
   bf16-fp32:FAM[,FAM...]    autocast, but float32 inside these module families (autocast disabled, inputs cast)
   fp32-bf16:FAM[,FAM...]    float32, with autocast only inside these families (isolates one family's error)
   (the same with fp16)
@@ -18,8 +20,9 @@ harmonic source; already float32 in the model code).
 
 Scores per variant: log-mel distance to float32 (`voicegen.eval.spectral.log_mel_distance`, mean and max over the
 chunks), DNSMOS overall (`--dnsmos`), Whisper tiny.en WER (`--asr`, for the variants named there), and the frame
-phase's time (variants run round-robin per chunk, so load on a shared machine hits them alike; compare ratios to
-fp32 within one run only).
+phase's time, eager (variants run round-robin per chunk, so load on a shared machine hits them alike; compare
+ratios to fp32 within one run only) and, with `--compiled V1,V2,..`, under torch.compile (dynamic sizes, as the
+CPU engine compiles; each variant compiled and warmed up first, then timed round-robin per chunk).
 
 Usage:
   python benchmarks/precision.py --chunks 4 --variants fp32,bf16,bf16-fp32:conv_post
@@ -53,6 +56,8 @@ from voicegen.model.vocoder import generator as generator_module  # noqa: E402
 DATA = ROOT / "benchmarks" / "data"
 VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+FLOAT32_REGIONS = ("f0n", "conv_post")
+"""Where the model code disables autocast since issue 11 (besides the source and the inverse STFT)."""
 FAMILIES = ["adain_fc", "adain", "snake", "gen_resblocks", "noise_convs", "noise_res", "ups", "conv_post", "residual",
             "decoder", "f0n", "f0n_proj", "source"]
 
@@ -102,14 +107,19 @@ def _cast_args(args, dtype):
     return [a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
 
 
-def _wrap(module: torch.nn.Module, context, cast) -> None:
-    original = module.forward
+def _wrap(module: torch.nn.Module, context, cast: bool, name: str = "forward", float_out: bool = False) -> None:
+    """Run `module.<name>` inside `context()`; cast float inputs to float32 first (`cast`), outputs after
+    (`float_out`: values unchanged, as the old code's `.float()` after the region did)."""
+    original = getattr(module, name)
 
-    def forward(*args, **kwargs):
+    def wrapped(*args, **kwargs):
         with context():
-            return original(*_cast_args(args, torch.float32) if cast else args, **kwargs)
+            out = original(*_cast_args(args, torch.float32) if cast else args, **kwargs)
+        if float_out:
+            return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
+        return out
 
-    module.forward = forward
+    setattr(module, name, wrapped)
 
 
 def family_modules(net, family: str) -> list[torch.nn.Module]:
@@ -131,14 +141,20 @@ def family_modules(net, family: str) -> list[torch.nn.Module]:
 
 
 @contextlib.contextmanager
-def policy(net, families: list[str], context, cast: bool):
+def policy(net, families: list[str], context, cast: bool, old: bool = False):
     """Run `families` of `net` inside `context()` (autocast off, or on), casting their float inputs to float32 when
-    `cast`; restores the network afterwards."""
-    patched: list[torch.nn.Module] = []
+    `cast`; restores the network afterwards. `old`: re-enable autocast where the model code now disables it, as the
+    code before issue 11 ran (the F0/N predictor as one call, conv_post with its output cast to float32)."""
+    patched: list[tuple[object, str]] = []
     saved = {}
     try:
         for family in families:
-            if family == "snake":
+            if old:
+                target, name = {"f0n": (net.predictor, "pitch_energy"), "conv_post": (net.decoder.generator.conv_post,
+                                                                                    "forward")}[family]
+                _wrap(target, context, False, name, float_out=True)
+                patched.append((target, name))
+            elif family == "snake":
                 saved["snake"] = generator_module.snake
                 original = saved["snake"]
 
@@ -159,11 +175,11 @@ def policy(net, families: list[str], context, cast: bool):
             else:
                 for m in family_modules(net, family):
                     _wrap(m, context, cast)
-                    patched.append(m)
+                    patched.append((m, "forward"))
         yield
     finally:
-        for m in patched:
-            del m.forward
+        for m, name in patched:
+            delattr(m, name)
         if "snake" in saved:
             generator_module.snake = saved["snake"]
         if "residual" in saved:
@@ -174,7 +190,8 @@ def policy(net, families: list[str], context, cast: bool):
 class Variant:
     name: str
     dtype: torch.dtype | None  # autocast dtype (None: float32)
-    mode: str = "all"  # "all": autocast everywhere but `families` (float32); "only": autocast only in `families`
+    mode: str = "all"  # "all": autocast everywhere but `families` (float32); "only": autocast only in `families`;
+    # "old": autocast everywhere, re-enabled inside `families` (where the model code disables it)
     families: tuple[str, ...] = ()
     other_seed: bool = False
 
@@ -184,6 +201,8 @@ def parse_variant(spec: str) -> Variant:
         return Variant(spec, None, other_seed=True)
     if spec in DTYPES:
         return Variant(spec, DTYPES[spec])
+    if spec in ("bf16-old", "fp16-old"):
+        return Variant(spec, DTYPES[spec[:4]], "old", FLOAT32_REGIONS)
     head, _, fams = spec.partition(":")
     families = tuple(f for f in fams.split(",") if f)
     unknown = [f for f in families if f not in FAMILIES]
@@ -200,24 +219,52 @@ def ablation_variants(dtype: str) -> list[str]:
     return [dtype] + [f"{dtype}-fp32:{f}" for f in FAMILIES] + [f"fp32-{dtype}:{f}" for f in FAMILIES if f not in ("source", "residual", "snake")]
 
 
-def run_variant(net, variant: Variant, chunk: Chunk) -> tuple[np.ndarray, float]:
-    noise = chunk.other_noise if variant.other_seed else chunk.noise
+def contexts(variant: Variant):
+    """(outer context, inner context for the families, cast family inputs to float32?) of a variant."""
     dtype = variant.dtype
     if dtype is None:
-        outer = contextlib.nullcontext
-        inner = contextlib.nullcontext
-    else:
-        on = lambda: torch.autocast("cpu", dtype=dtype)  # noqa: E731
-        off = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
-        outer, inner = (on, off) if variant.mode == "all" else (off, on)
-    cast = dtype is not None and variant.mode == "all"
-    families = list(variant.families) if dtype is not None else []
-    with torch.inference_mode(), policy(net, families, inner, cast), outer():
+        return contextlib.nullcontext, contextlib.nullcontext, False
+    on = lambda: torch.autocast("cpu", dtype=dtype)  # noqa: E731
+    off = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
+    return {"all": (on, off, True), "only": (off, on, False), "old": (on, on, False)}[variant.mode]
+
+
+def run_variant(net, variant: Variant, chunk: Chunk, render=None) -> tuple[np.ndarray, float]:
+    """One chunk's frame phase under `variant` (with `render`, a compiled `net.render`, if given)."""
+    noise = chunk.other_noise if variant.other_seed else chunk.noise
+    outer, inner, cast = contexts(variant)
+    families = list(variant.families) if variant.dtype is not None else []
+    with torch.inference_mode(), policy(net, families, inner, cast, variant.mode == "old"), outer():
         t0 = time.perf_counter()
-        audio = net.render(chunk.x, chunk.asr, chunk.style, chunk.lengths, noise)
+        audio = (render or net.render)(chunk.x, chunk.asr, chunk.style, chunk.lengths, noise)
         elapsed = time.perf_counter() - t0
     n = int(chunk.lengths[0]) * SAMPLES_PER_FRAME
     return audio[0, :n].float().numpy().copy(), elapsed
+
+
+def time_compiled(net, variants: list[Variant], chunks: list[Chunk]) -> dict[str, dict]:
+    """Frame-phase seconds per variant under torch.compile(dynamic=True): compile and warm up each variant on
+    three chunks of different lengths, then time every chunk round-robin across variants."""
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+    torch._dynamo.reset()
+    renders, out = {}, {}
+    warm = sorted(chunks, key=lambda c: int(c.lengths[0]))[:: max(1, len(chunks) // 3)][:3]
+    for v in variants:
+        renders[v.name] = torch.compile(net.render, dynamic=True)
+        t0 = time.perf_counter()
+        for c in warm:
+            run_variant(net, v, c, renders[v.name])
+        out[v.name] = {"warmup_s": time.perf_counter() - t0, "frame_s": 0.0}
+        log(f"compiled {v.name}: warm-up {out[v.name]['warmup_s']:.0f} s")
+    for k, c in enumerate(chunks):
+        for v in variants:
+            out[v.name]["frame_s"] += run_variant(net, v, c, renders[v.name])[1]
+    base = out.get("fp32", next(iter(out.values())))["frame_s"]
+    for r in out.values():
+        r["vs_fp32_time"] = r["frame_s"] / base
+    return out
 
 
 def main() -> int:
@@ -229,6 +276,7 @@ def main() -> int:
                         help="add the per-family ablation for this dtype (may repeat)")
     parser.add_argument("--dnsmos", action="store_true", help="DNSMOS overall per variant")
     parser.add_argument("--asr", default="", help="comma-separated variants to judge with Whisper tiny.en")
+    parser.add_argument("--compiled", default="", help="comma-separated variants to time under torch.compile too")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -284,6 +332,11 @@ def main() -> int:
             heard = [whisper.transcribe(a, SAMPLE_RATE) for a in audio[name.replace("+", ",")]]
             results[name.replace("+", ",")]["wer"] = corpus_word_error_rate(texts, heard)
 
+    compiled = [parse_variant(v.replace("+", ",")) for v in args.compiled.split(",") if v]
+    if compiled:
+        for name, r in time_compiled(net, compiled, chunks).items():
+            results.setdefault(name, {}).update({f"compiled_{k}": v for k, v in r.items()})
+
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -296,11 +349,15 @@ def main() -> int:
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"precision-{datetime.date.today()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
-    print(f"\n{'variant':34} {'dist mean':>9} {'dist max':>8} {'time/fp32':>9} {'DNSMOS':>6} {'WER':>6}")
+    def f(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    print(f"\n{'variant':34} {'dist mean':>9} {'dist max':>8} {'eager t/fp32':>12} {'compiled t/fp32':>15} "
+          f"{'DNSMOS':>6} {'WER':>6}")
     for name, r in results.items():
-        mos, wer = r.get("dnsmos_ovrl"), r.get("wer")
-        print(f"{name:34} {r['dist_mean']:9.3f} {r['dist_max']:8.3f} {r['vs_fp32_time']:9.2f} "
-              f"{'-' if mos is None else f'{mos:.3f}':>6} {'-' if wer is None else f'{wer:.3f}':>6}")
+        print(f"{name:34} {f(r.get('dist_mean'), '9.3f'):>9} {f(r.get('dist_max'), '8.3f'):>8} "
+              f"{f(r.get('vs_fp32_time'), '.2f'):>12} {f(r.get('compiled_vs_fp32_time'), '.2f'):>15} "
+              f"{f(r.get('dnsmos_ovrl'), '.3f'):>6} {f(r.get('wer'), '.3f'):>6}")
     print(f"{len(chunks)} chunks, {audio_s:.1f} s of audio; JSON: {out}")
     return 0
 

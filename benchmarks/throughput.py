@@ -17,7 +17,8 @@ phase) and excludes the frontend, which is timed on its own. The 1-minute two-sp
 end: text in, mixed audio out, frontend included. Warm-up (compile, graph capture) runs the whole corpus
 once (CPU-compiled modes, with symbolic sizes: every fourth chunk; eager modes: a few chunks) and is reported
 separately. Quality per mode: log-mel distance to the float32
-eager rendering of the same chunks, and Whisper tiny.en WER over 40 chunks (--asr N) against their text.
+eager rendering of the same chunks, Whisper tiny.en WER over 40 chunks (--asr N) against their text, and DNSMOS
+overall (voicegen.eval.dnsmos) over the same chunks.
 
 Usage:
   python benchmarks/throughput.py                       # all modes available here, >= 10 minutes of audio
@@ -155,6 +156,14 @@ def asr_check(items, audio: list[np.ndarray], count: int, judge) -> float | None
     return corpus_word_error_rate([items[i][1] for i in picks], hypotheses)
 
 
+def dnsmos_check(items, audio: list[np.ndarray], count: int, judge) -> float | None:
+    """DNSMOS overall (voicegen.eval.dnsmos), mean over the same chunks as the Whisper check."""
+    if not count or judge is None:
+        return None
+    picks = np.linspace(0, len(items) - 1, min(count, len(items))).round().astype(int)
+    return judge.mean([audio[i] for i in picks], SAMPLE_RATE).overall
+
+
 def run_onnx(items, threads: int) -> dict:
     from voicegen.eval.reference import OnnxReference
 
@@ -167,7 +176,8 @@ def run_onnx(items, threads: int) -> dict:
     return {"audio_s": audio_s, "wall_s": wall, "x_realtime": audio_s / wall, "warmup_s": 0.0, "batch": 1}, None
 
 
-def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0) -> tuple[dict, list[np.ndarray]]:
+def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0,
+             mos_judge=None) -> tuple[dict, list[np.ndarray]]:
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -211,6 +221,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         "x_realtime": audio_s / wall,
         "log_mel_distance_to_fp32": distance_to(reference, audio),
         "asr_wer": asr_check(items, audio, asr_chunks, judge),
+        "dnsmos_ovrl": dnsmos_check(items, audio, asr_chunks, mos_judge),
         "load_s": load_s,
         "warmup_s": warmup_s,
         "frame_batches": batches,
@@ -255,13 +266,21 @@ def main() -> int:
             judge = Transcriber(cpu_threads=args.threads)
         except (ImportError, OSError, RuntimeError) as exc:  # e.g. a GPU box without the judge's packages
             log(f"ASR check skipped: {exc}")
+    mos_judge = None
+    if args.asr:
+        try:
+            from voicegen.eval.dnsmos import Dnsmos
+
+            mos_judge = Dnsmos(threads=args.threads)
+        except (ImportError, OSError, RuntimeError) as exc:
+            log(f"DNSMOS check skipped: {exc}")
     results, reference = {}, None
     for mode in modes:
         log(f"--- {mode}")
         if mode == "onnx-b1":
             results[mode], _ = run_onnx(items, args.threads)
         else:
-            results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr)
+            results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr, mos_judge)
             if mode == "b1-eager":
                 reference = audio  # float32 eager: what the other modes are compared with
         log(json.dumps(results[mode], indent=None))
@@ -281,14 +300,15 @@ def main() -> int:
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device}-{datetime.date.today()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
-    print(f"\n{'mode':26} {'x realtime':>10} {'vs b1':>6} {'warm-up s':>9} {'1-min script s':>14} {'first audio s':>13} {'peak MB':>8} {'dist':>5} {'WER':>5}")
+    print(f"\n{'mode':26} {'x realtime':>10} {'vs b1':>6} {'warm-up s':>9} {'1-min script s':>14} {'first audio s':>13} {'peak MB':>8} {'dist':>5} {'WER':>5} {'DNSMOS':>6}")
     for mode, r in results.items():
         vs = f"{r['vs_b1_eager']:.2f}" if r["vs_b1_eager"] else "-"
-        dist, wer = r.get("log_mel_distance_to_fp32"), r.get("asr_wer")
+        dist, wer, mos = r.get("log_mel_distance_to_fp32"), r.get("asr_wer"), r.get("dnsmos_ovrl")
         print(
             f"{mode:26} {r['x_realtime']:10.2f} {vs:>6} {r['warmup_s']:9.1f} {r.get('script_latency_s', float('nan')):14.2f} "
             f"{r.get('first_audio_s', float('nan')):13.2f} {r.get('peak_memory_mb', float('nan')):8.0f} "
-            f"{'-' if dist is None else f'{dist:.3f}':>5} {'-' if wer is None else f'{wer:.3f}':>5}"
+            f"{'-' if dist is None else f'{dist:.3f}':>5} {'-' if wer is None else f'{wer:.3f}':>5} "
+            f"{'-' if mos is None else f'{mos:.2f}':>6}"
         )
     print(f"corpus {report['corpus']['audio_s'] / 60:.1f} min of audio; frontend {frontend_s:.1f} s; JSON: {out}")
     return 0

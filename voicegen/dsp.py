@@ -134,11 +134,15 @@ def pan(mono: np.ndarray, position: float) -> np.ndarray:
     Left and right gains are cos/sin of (position + 1) * pi/4, so L^2 + R^2 = 1 and the loudness of the
     pair equals the loudness of the mono input wherever it is placed.
     """
+    return np.asarray(mono, dtype=np.float32)[:, None] * pan_gains(position)
+
+
+def pan_gains(position: float) -> np.ndarray:
+    """The (left, right) float32 gains of `pan` at `position` in [-1, 1]: (2,)."""
     if not -1.0 <= position <= 1.0:
         raise ValueError(f"pan must be in [-1, 1], got {position}")
     theta = (position + 1.0) * pi / 4
-    mono = np.asarray(mono, dtype=np.float32)
-    return np.stack([mono * np.float32(np.cos(theta)), mono * np.float32(np.sin(theta))], axis=1)
+    return np.array([np.cos(theta), np.sin(theta)], dtype=np.float32)
 
 
 def to_mono(x: np.ndarray) -> np.ndarray:

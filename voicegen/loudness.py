@@ -163,6 +163,33 @@ class LoudnessMeter:
             else:
                 self._add_silence(len(piece))
 
+    def add_panned(self, mono: np.ndarray, gains) -> None:
+        """Append `mono` (n,) placed on the channels with constant `gains` (C,): the same as add(mono[:, None] *
+        gains), filtering one channel instead of C. K-weighting is linear, so channel c's output is gains[c] times
+        the mono signal's output plus the ring-out of channel c's own filter state."""
+        from scipy.signal import sosfilt
+
+        mono = np.asarray(mono, dtype=np.float64).reshape(-1)
+        gains = np.asarray(gains, dtype=np.float64).reshape(-1, 1)  # (C, 1)
+        if len(gains) != self.channels:
+            raise ValueError(f"meter has {self.channels} channel(s), got {len(gains)} gains")
+        sos, settle = self._filter.sos, k_weighting_settle(self.sr, 1e-13)
+        step = min(BLOCK_FRAMES, _WORK_FRAMES)
+        for start in range(0, len(mono), step):
+            piece = mono[start : start + step]
+            z, mono_state = sosfilt(sos, piece, zi=np.zeros((len(sos), 2)))  # the mono signal from rest
+            sq = (gains * gains) * (z * z)  # (C, n)
+            state = self._filter.state  # (sections, C, 2)
+            ring = min(len(piece), settle)
+            if state.any():  # the previous input rings out under the new one
+                free, rung = sosfilt(sos, np.zeros((self.channels, ring)), axis=-1, zi=state)  # (C, ring)
+                sq[:, :ring] += free * (free + 2.0 * gains * z[:ring])
+                state = rung if ring == len(piece) else np.zeros_like(state)  # else: below 1e-13, dropped
+            else:
+                state = np.zeros_like(state)
+            self._filter.state = state + gains[None, :, :] * mono_state[:, None, :]
+            self._add_squares(sq)
+
     def _add_silence(self, n: int) -> None:
         """n frames of digital silence: the filter rings out its state (until its response is below 1e-13, as
         `k_weighting_settle` measures), then the rest adds nothing but time."""
@@ -184,13 +211,16 @@ class LoudnessMeter:
 
     def _add(self, z: np.ndarray) -> None:
         """z: (C, n) K-weighted samples."""
-        n = z.shape[1]
+        self._add_squares(z * z)
+
+    def _add_squares(self, sq: np.ndarray) -> None:
+        """sq: (C, n) squares of K-weighted samples, summed into the 100 ms sub-blocks."""
+        n = sq.shape[1]
         if not n:
             return
         pos, end = self._frames, self._frames + n
         j0 = self._sub_count  # the sub-block in progress
         last = (10 * end + 4) // self.sr  # sub-blocks 0..last start at or before `end`
-        sq = z * z
         if last <= j0:  # no sub-block completes
             self._partial = self._partial + sq.sum(axis=1)
         else:
