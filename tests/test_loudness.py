@@ -226,3 +226,12 @@ def test_peak_map_finds_every_frame_over_a_level(level):
     np.testing.assert_array_equal(frames, np.flatnonzero(env > level))
     np.testing.assert_allclose(values, env[frames], rtol=1e-12)
     assert L.true_peak(x) == pytest.approx(env.max(), rel=1e-12)
+
+
+def test_gain_search_without_its_cache_gives_the_same_result(monkeypatch):
+    """Long loud episodes refilter the loud stretches on every gain pass instead of keeping them (bounded memory);
+    this catches the two paths drifting apart."""
+    x = np.stack([speechlike(8, seed=7), speechlike(8, seed=8)], axis=1) * 3
+    cached = L.normalize_loudness(x, SR)
+    monkeypatch.setattr(L.PeakMap, "CACHE_BYTES", 0)
+    np.testing.assert_array_equal(L.normalize_loudness(x, SR), cached)

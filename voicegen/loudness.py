@@ -405,31 +405,37 @@ class PeakMap:
         frames, values = self.over(peak)
         return float(values.max()) if len(values) else peak
 
+    CACHE_BYTES = 64 << 20
+    """Most memory `stretches` keeps between gain passes; beyond it (hours of loud audio) each pass refilters."""
+
     def stretches(self, sr: int, half: int, end: int):
         """For the loudness corrections of `_limited_sub_energies`: per stretch around the loud frames (each
         padded by the limiter's reach and the K-filter's settling time, clipped to [0, end)): (lo, hi, source
         frames (L, C) float64, their K-weighting (L, C) from `settle` frames of history (or the start), sub-block
-        index per frame (L,)). Computed on first use for the current scan, then kept."""
-        from scipy.signal import sosfilt
-
+        index per frame (L,)). Kept for the next pass while they fit in CACHE_BYTES."""
         key = (sr, half, end, self.threshold)
         if self._stretches is not None and self._stretches[0] == key:
             return self._stretches[1]
-        out = []
+        spans = []
         if len(self.frames):
-            settle, sos = k_weighting_settle(sr), k_weighting_sos(sr)
-            pad = 2 * _limiter_reach(half) + settle
+            pad = 2 * _limiter_reach(half) + k_weighting_settle(sr)
             first, last = _clusters(self.frames, 2 * pad)
-            bounds = _sub_block_bounds(sr, (10 * end + 4) // sr)
-            for a, b in zip(first, last):
-                lo, hi = max(0, a - pad), min(end, b + 1 + pad)
-                if lo >= hi:
-                    break
-                xs = np.asarray(self.source[lo:hi], dtype=np.float64)
-                kx = sosfilt(sos, xs, axis=0)  # exact (to 1e-6) from `settle` frames after lo, or from 0
-                out.append((lo, hi, xs, kx, np.searchsorted(bounds, np.arange(lo, hi), side="right") - 1))
+            spans = [(max(0, a - pad), min(end, b + 1 + pad)) for a, b in zip(first, last) if max(0, a - pad) < end]
+        if sum(hi - lo for lo, hi in spans) * self.source.shape[1] * 16 > self.CACHE_BYTES:
+            return self._filtered(sr, end, spans)  # a generator: memory for one stretch at a time
+        out = list(self._filtered(sr, end, spans))
         self._stretches = (key, out)
         return out
+
+    def _filtered(self, sr: int, end: int, spans):
+        from scipy.signal import sosfilt
+
+        sos = k_weighting_sos(sr)
+        bounds = _sub_block_bounds(sr, (10 * end + 4) // sr)
+        for lo, hi in spans:
+            xs = np.asarray(self.source[lo:hi], dtype=np.float64)
+            kx = sosfilt(sos, xs, axis=0)  # exact (to 1e-6) from `settle` frames after lo, or from 0
+            yield lo, hi, xs, kx, np.searchsorted(bounds, np.arange(lo, hi), side="right") - 1
 
     def _scan(self, threshold: float) -> None:
         source, n = self.source, len(self.source)
