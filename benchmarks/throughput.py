@@ -19,7 +19,8 @@ phase) and excludes the frontend, which is timed on its own. The 1-minute two-sp
 end: text in, mixed audio out, frontend included. Warm-up (`engine.warmup()`: compile, graph capture,
 then a few chunks) is reported separately. The one-minute script is broken down into stages (frontend, token
 phase + alignment, frame phase, host copies, mixing and the rest). Quality per mode: log-mel distance to the float32
-eager rendering of the same chunks, and Whisper tiny.en WER over 40 chunks (--asr N) against their text.
+eager rendering of the same chunks, Whisper tiny.en WER over 40 chunks (--asr N) against their text, and DNSMOS
+overall (voicegen.eval.dnsmos) over the same chunks.
 
 Usage:
   python benchmarks/throughput.py                       # all modes available here, >= 10 minutes of audio
@@ -187,6 +188,14 @@ def script_stages(engine: Engine, script: Script):
     return episode, total, stages
 
 
+def dnsmos_check(items, audio: list[np.ndarray], count: int, judge) -> float | None:
+    """DNSMOS overall (voicegen.eval.dnsmos), mean over the same chunks as the Whisper check."""
+    if not count or judge is None:
+        return None
+    picks = np.linspace(0, len(items) - 1, min(count, len(items))).round().astype(int)
+    return judge.mean([audio[i] for i in picks], SAMPLE_RATE).overall
+
+
 def run_onnx(items, threads: int) -> dict:
     from voicegen.eval.reference import OnnxReference
 
@@ -199,7 +208,8 @@ def run_onnx(items, threads: int) -> dict:
     return {"audio_s": audio_s, "wall_s": wall, "x_realtime": audio_s / wall, "warmup_s": 0.0, "batch": 1}, None
 
 
-def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0) -> tuple[dict, list[np.ndarray]]:
+def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0,
+             mos_judge=None) -> tuple[dict, list[np.ndarray]]:
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -236,6 +246,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         "x_realtime": audio_s / wall,
         "log_mel_distance_to_fp32": distance_to(reference, audio),
         "asr_wer": asr_check(items, audio, asr_chunks, judge),
+        "dnsmos_ovrl": dnsmos_check(items, audio, asr_chunks, mos_judge),
         "load_s": load_s,
         "warmup_s": warmup_s,
         "warmup": {"shapes": len(report.shapes), "graphs_captured": report.graphs_captured,
@@ -306,25 +317,34 @@ def main() -> int:
         except (ImportError, OSError, RuntimeError) as exc:  # e.g. a GPU box without the judge's packages
             log(f"ASR check skipped: {exc}")
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device}-{datetime.date.today()}.json"
+    mos_judge = None
+    if args.asr:
+        try:
+            from voicegen.eval.dnsmos import Dnsmos
+
+            mos_judge = Dnsmos(threads=args.threads)
+        except (ImportError, OSError, RuntimeError) as exc:
+            log(f"DNSMOS check skipped: {exc}")
     results, reference = {}, None
     for mode in modes:
         log(f"--- {mode}")
         if mode == "onnx-b1":
             results[mode], _ = run_onnx(items, args.threads)
         else:
-            results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr)
+            results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr, mos_judge)
             if mode == "b1-eager":
                 reference = audio  # float32 eager: what the other modes are compared with
         log(json.dumps(results[mode], indent=None))
         report = save(args, out, requests, items, frontend_s, results)  # after every mode: a run cut short keeps what it measured
-    print(f"\n{'mode':26} {'x realtime':>10} {'vs b1':>6} {'warm-up s':>9} {'1-min script s':>14} {'first audio s':>13} {'peak MB':>8} {'dist':>5} {'WER':>5}")
+    print(f"\n{'mode':26} {'x realtime':>10} {'vs b1':>6} {'warm-up s':>9} {'1-min script s':>14} {'first audio s':>13} {'peak MB':>8} {'dist':>5} {'WER':>5} {'DNSMOS':>6}")
     for mode, r in results.items():
         vs = f"{r['vs_b1_eager']:.2f}" if r["vs_b1_eager"] else "-"
-        dist, wer = r.get("log_mel_distance_to_fp32"), r.get("asr_wer")
+        dist, wer, mos = r.get("log_mel_distance_to_fp32"), r.get("asr_wer"), r.get("dnsmos_ovrl")
         print(
             f"{mode:26} {r['x_realtime']:10.2f} {vs:>6} {r['warmup_s']:9.1f} {r.get('script_latency_s', float('nan')):14.2f} "
             f"{r.get('first_audio_s', float('nan')):13.2f} {r.get('peak_memory_mb', float('nan')):8.0f} "
-            f"{'-' if dist is None else f'{dist:.3f}':>5} {'-' if wer is None else f'{wer:.3f}':>5}"
+            f"{'-' if dist is None else f'{dist:.3f}':>5} {'-' if wer is None else f'{wer:.3f}':>5} "
+            f"{'-' if mos is None else f'{mos:.2f}':>6}"
         )
     print("\none-minute script, seconds per stage:")
     names = ["frontend", "token_phase_and_alignment", "frame_phase", "host_copies", "mixing_and_rest"]

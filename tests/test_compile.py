@@ -42,7 +42,7 @@ def test_bf16_autocast_stays_close_to_float32():
     ref = Engine(device="cuda").synthesize(text, seed=0)
     bf16 = Engine(device="cuda", performance=Performance(dtype=torch.bfloat16)).synthesize(text, seed=0)
     assert len(ref.samples) == len(bf16.samples)
-    assert log_mel_distance(ref.samples, bf16.samples) < 0.3
+    assert log_mel_distance(ref.samples, bf16.samples) < 0.15  # issue 11 (0.319 before the float32 regions)
 
 
 @cuda

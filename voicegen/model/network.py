@@ -134,7 +134,10 @@ class KokoroNetwork(nn.Module):
         -> audio (B, 600F), zero past each item's 600 * length samples."""
         frames = x.shape[-1]
         mask, mask2 = lengths_to_mask(frame_lengths, frames), lengths_to_mask(2 * frame_lengths, 2 * frames)
-        f0, n = self.predictor.pitch_energy(x, style[:, TIMBRE_DIM:], mask, mask2)
+        # pitch and energy in float32 under any autocast: F0 steers the harmonic source, and bfloat16 rounds 200 Hz
+        # to 1 Hz steps (with conv_post, the two layers that carry reduced precision's error; <1% of the FLOPs)
+        with torch.autocast(x.device.type, enabled=False):
+            f0, n = self.predictor.pitch_energy(x.float(), style[:, TIMBRE_DIM:].float(), mask, mask2)
         if pitch is not None:
             f0 = f0 * torch.exp2(pitch.to(f0.dtype) / 12)[:, None]  # 0 semitones: a factor of exactly 1
         noise = None
