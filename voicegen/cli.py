@@ -21,8 +21,9 @@ def _decode(data: bytes, source: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        fix = "send UTF-8 text" if source == "standard input" else "save it as UTF-8"
         raise ValueError(f"{source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                         "save it as UTF-8") from None
+                         f"{fix}") from None
 
 
 def read_text_file(path: str, what: str = "file") -> str:

@@ -45,8 +45,12 @@ def progress_bar(unit: str, stream=None) -> Callable[[int, int], None]:
     """A one-line bar, `show(done, total)`, redrawn in place on `stream` (default stderr); a newline when done.
     `unit` names what is counted, in the singular ("turn", "sentence")."""
     started = time.monotonic()
+    shown = [None]
 
     def show(done: int, total: int) -> None:
+        if shown[0] == (done, total):  # the same count again (e.g. at a window's end): nothing new to draw
+            return
+        shown[0] = (done, total)
         out = stream or sys.stderr
         width = 30
         filled = int(width * done / max(total, 1))

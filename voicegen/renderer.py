@@ -16,7 +16,7 @@ does not depend on what else shares its batch. Calls from several threads go thr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from os import PathLike
@@ -72,7 +72,8 @@ class Item:
     source without noise (as the ONNX export does), whatever the seed.
 
     Filled in by `Renderer.render`: `durations` (T + 2,) int64 frames per token on the CPU, wrapping pads
-    included; `audio` (600 * durations.sum(),) float32.
+    included; `audio` (600 * durations.sum(),) float32. `on_done(item)`, if set, is called in the rendering thread
+    as soon as the item's audio is there (items finish in frame-batch order, not in the order given): for progress.
     """
 
     tokens: list[int]
@@ -83,6 +84,7 @@ class Item:
     pitch: float = 0.0
     durations: torch.Tensor | None = field(default=None, repr=False)
     audio: np.ndarray | None = field(default=None, repr=False)
+    on_done: Callable[[Item], None] | None = field(default=None, repr=False, compare=False)
     _frames: int = field(default=0, repr=False)
     _x: torch.Tensor | None = field(default=None, repr=False)  # (512, frames): shared-BiLSTM features
     _asr: torch.Tensor | None = field(default=None, repr=False)  # (512, frames): aligned text features
@@ -189,7 +191,11 @@ class Renderer:
         plans = frame_batches([it._frames for it in items], self.performance.max_batch_frames, self.frame_buckets,
                               static=self._static_shapes)
         for plan in plans:
-            self._frame_phase(plan, [items[i] for i in plan.items])
+            batch = [items[i] for i in plan.items]
+            self._frame_phase(plan, batch)
+            for it in batch:
+                if it.on_done is not None:
+                    it.on_done(it)
 
     def _token_phase(self, batch: list[Item]) -> None:
         self.stats.token_batches += 1

@@ -7,9 +7,8 @@ batches then hold every piece of a window of turns at once.
 
 from __future__ import annotations
 
+import inspect
 import os
-import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,12 +20,15 @@ from ..subtitles import to_json_transcript, to_srt, to_vtt, write_text
 from .mix import EpisodeWriter, join_pieces
 from .script import CastMember, Pause, Script, Turn
 
-SynthesizeMany = Callable[[Sequence[tuple[str, str, float]]], Sequence[Audio]]
+SynthesizeMany = Callable[..., Sequence[Audio]]
 """synthesize_many([(text, voice, speed), ...]) -> [Audio, ...]: renders many pieces of turns at once (no pause
-directives in the texts), so that a batched engine sees a whole window of the script in one call."""
+directives in the texts), so that a batched engine sees a whole window of the script in one call. It may also take
+a keyword `done`, a callable that it calls with a request's index as soon as that request is rendered (the engine's
+does): progress then moves turn by turn inside a window instead of once per window."""
 
 Progress = Callable[[int, int], None]
-"""progress(turns_done, turns_total), called after each window."""
+"""progress(turns_done, turns_total): called as turns finish rendering (with a `done`-capable synthesize_many),
+and after each window."""
 
 WINDOW_CHARS = 6000
 """Characters of script text rendered per call of `synthesize_many` (about 6-7 minutes of speech): large enough to
@@ -66,10 +68,14 @@ def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequenc
     """
     cast = script.voices(voices)
     turns = script.turns
+    piecewise = progress is not None and _takes_done(synthesize_many)
     for lo, hi in _windows(turns, WINDOW_CHARS):
         requests = [(p, cast[t.speaker], script.member(t.speaker).speed)
                     for t in turns[lo:hi] for p in t.pieces if not isinstance(p, Pause)]
-        rendered = iter(synthesize_many(requests))
+        if piecewise:
+            rendered = iter(synthesize_many(requests, done=_turn_counter(turns, lo, hi, progress)))
+        else:
+            rendered = iter(synthesize_many(requests))
         for turn in turns[lo:hi]:
             pieces = [p if isinstance(p, Pause) else next(rendered) for p in turn.pieces]
             lead, trail = _leading_pauses(pieces), _leading_pauses(pieces[::-1])
@@ -83,6 +89,33 @@ def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequenc
                 writer.add_silence(sum(p.seconds for p in trail))
         if progress is not None:
             progress(hi, len(turns))
+
+
+def _takes_done(synthesize_many: SynthesizeMany) -> bool:
+    try:
+        return "done" in inspect.signature(synthesize_many).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _turn_counter(turns: Sequence[Turn], lo: int, hi: int, progress: Progress) -> Callable[[int], None]:
+    """done(request index) for the window turns[lo:hi]: calls progress(turns done, total) each time the last
+    spoken piece of a turn is rendered (turns with nothing to say count as done at once)."""
+    owner = [k for k in range(lo, hi) for p in turns[k].pieces if not isinstance(p, Pause)]
+    left = {k: 0 for k in range(lo, hi)}
+    for k in owner:
+        left[k] += 1
+    finished = [lo + sum(1 for k in range(lo, hi) if left[k] == 0)]
+    if finished[0] > lo:
+        progress(finished[0], len(turns))
+
+    def done(index: int) -> None:
+        left[owner[index]] -= 1
+        if left[owner[index]] == 0:
+            finished[0] += 1
+            progress(finished[0], len(turns))
+
+    return done
 
 
 def mix_script(script: Script, synthesize_many: SynthesizeMany, *, voices: Sequence[str],
@@ -115,12 +148,26 @@ class _EngineBatches:
     def __init__(self, engine: Engine, speed: float, seed: int | None):
         self.engine, self.speed, self.seed, self.count = engine, speed, seed, 0
 
-    def __call__(self, requests):
+    def __call__(self, requests, done: Callable[[int], None] | None = None):
         reqs = []
         for text, voice, speed in requests:
             reqs.append(Request(text, voice, speed * self.speed, piece_seed(self.seed, self.count)))
             self.count += 1
-        return self.engine.synthesize_many(reqs)
+        if done is None:
+            return self.engine.synthesize_many(reqs)
+        plans = [self.engine.plan(r) for r in reqs]  # synthesize_many's steps, with a hook per rendered chunk
+        for index, plan in enumerate(plans):
+            left = [len(plan.items)]
+
+            def chunk_done(item, index=index, left=left):
+                left[0] -= 1
+                if left[0] == 0:
+                    done(index)
+
+            for item in plan.items:
+                item.on_done = chunk_done
+        self.engine.renderer.render([item for plan in plans for item in plan.items])
+        return [self.engine.assemble(plan) for plan in plans]
 
 
 def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = None, speed: float = 1.0) -> Script:
@@ -168,20 +215,11 @@ class Episode:
     segments: list[Segment] = field(default_factory=list)
 
 
-def progress_bar(stream=sys.stderr) -> Progress:
-    """A one-line progress bar on `stream`, redrawn after each window of turns."""
-    started = time.monotonic()
+def progress_bar(stream=None) -> Progress:
+    """A one-line progress bar of turns on `stream` (default stderr), redrawn as turns finish rendering."""
+    from ..progress import progress_bar as bar
 
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = int(width * done / max(total, 1))
-        elapsed = time.monotonic() - started
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} turns, {elapsed:.0f} s")
-        if done >= total:
-            stream.write("\n")
-        stream.flush()
-
-    return show
+    return bar("turn", stream)
 
 
 def render_episode(
