@@ -170,6 +170,13 @@ class _EngineBatches:
         return [self.engine.assemble(plan) for plan in plans]
 
 
+def require_turns(script: Script) -> Script:
+    """`script`, or ValueError if it has no turns (empty, only comments or a cast header): nothing to render."""
+    if not script.turns:
+        raise ValueError("the script has no turns: write at least one 'Speaker: text' line")
+    return script
+
+
 def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = None, speed: float = 1.0) -> Script:
     """The script with `voices` ({speaker: voice}) overriding its cast header, checked before anything renders:
     every speaker has a voice the engine knows, and every cast speed times `speed` is a valid speed.
@@ -184,8 +191,7 @@ def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = N
             member = cast.get(name) or CastMember()
             cast[name] = CastMember(voice=voice, speed=member.speed, pan=member.pan)
         script = Script(script.turns, cast)
-    if not script.turns:
-        raise ValueError("the script has no turns: write at least one 'Speaker: text' line")
+    require_turns(script)
     check_speed(speed)
     for name, voice in script.voices(engine.voices).items():
         member = script.member(name)
