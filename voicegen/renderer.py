@@ -112,6 +112,10 @@ class Renderer:
             `.pth` or our `.safetensors` file; or an already loaded `KokoroNetwork` (moved to `device`).
         device: "cpu", "cuda", ... (default: CUDA if available, else the CPU).
         performance: compile, reduced precision, CUDA graphs and batch budgets (`voicegen.Performance`).
+
+    `static_shapes`: whether frame batches run at bucket shapes (rows a power of two, some of them empty; frames the
+    bucket) rather than their exact size. On for CUDA graphs and static compilation; a test may set it to run that
+    path on the CPU.
     """
 
     def __init__(
@@ -131,7 +135,7 @@ class Renderer:
         self.frame_buckets = frame_buckets()
         self.stats = RenderStats()
         perf = self.performance
-        self._static_shapes = perf.cuda_graphs or (perf.compile and self.device.type != "cpu")
+        self.static_shapes = perf.cuda_graphs or (perf.compile and self.device.type != "cpu")
         self._render = self.network.render
         if perf.compile:
             import torch._dynamo.config as dynamo_config
@@ -189,7 +193,7 @@ class Renderer:
         for batch in token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens):
             self._token_phase([items[i] for i in batch])
         plans = frame_batches([it._frames for it in items], self.performance.max_batch_frames, self.frame_buckets,
-                              static=self._static_shapes)
+                              static=self.static_shapes)
         for plan in plans:
             batch = [items[i] for i in plan.items]
             self._frame_phase(plan, batch)
