@@ -243,7 +243,13 @@ def render_episode(
     **options,
 ) -> Episode:
     """Render a script (object, text, or JSON text) straight to an audio file in bounded memory, plus optional
-    subtitles and transcript. Nothing is left at `path` if rendering fails or is interrupted."""
+    subtitles and transcript. Nothing is left at `path` if rendering fails or is interrupted. Every output path is
+    checked before anything renders (ValueError naming it if it cannot be written)."""
+    from ..files import check_output
+
+    for target in (path, srt, vtt, transcript):
+        if target:
+            check_output(target)
     if isinstance(script, str):
         script = Script.from_json(script) if script.lstrip().startswith(("[", "{")) else Script.parse(script)
     script = prepare(engine, script, voices, speed)
