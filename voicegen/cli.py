@@ -110,6 +110,7 @@ def cmd_voices(args: argparse.Namespace) -> int:
 
 
 def cmd_podcast(args: argparse.Namespace) -> int:
+    from .podcast import Script
     from .podcast.render import render_episode, require_turns
     from .progress import count, progress_enabled
 
@@ -120,8 +121,6 @@ def cmd_podcast(args: argparse.Namespace) -> int:
             raise ValueError(f"--cast takes SPEAKER=VOICE; got {item!r}")
         cast[speaker.strip()] = voice.strip()
     _check_outputs(args.output, args.srt, args.vtt, args.transcript)
-    from .podcast import Script
-
     text = read_text_file(args.script, "script")
     script = Script.from_json(text) if text.lstrip().startswith(("[", "{")) else Script.parse(text)
     require_turns(script)  # before the weights load (render_episode checks it too)
