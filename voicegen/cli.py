@@ -50,13 +50,17 @@ def _engine(args: argparse.Namespace):
 
 def cmd_say(args: argparse.Namespace) -> int:
     from .audio import audio_format
+    from .engine import Request
+    from .longform import progress_bar, write_long
 
     audio_format(args.output)  # refuse a bad output name before the work, not after
     text = _read_text(args)
     engine = _engine(args)
-    audio = engine.synthesize(text, voice=args.voice, speed=args.speed, seed=args.seed)
-    path = audio.save(args.output)
-    print(f"wrote {path} ({audio.duration:.2f} s, {len(audio.segments)} sentences)", file=sys.stderr)
+    show = args.progress or sys.stderr.isatty()
+    # window by window, streamed to disk: memory does not grow with the text (voicegen/longform.py)
+    result = write_long(engine, Request(text, args.voice, args.speed, args.seed), args.output,
+                        progress=progress_bar() if show else None)
+    print(f"wrote {result.path} ({result.duration:.2f} s, {len(result.segments)} sentences)", file=sys.stderr)
     return 0
 
 
@@ -116,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--voice", default=DEFAULT_VOICE, help=f"voice name or blend such as 'jf_alpha+jf_nezumi' (default {DEFAULT_VOICE})")
     say.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0 (default 1.0)")
     say.add_argument("--lexicon", help="file of 'word phonemes' lines overriding pronunciations")
+    say.add_argument("--progress", action="store_true",
+                     help="show a progress bar on stderr even when it is not a terminal (on a terminal it always shows)")
     common(say)
     say.set_defaults(run=cmd_say)
 

@@ -26,6 +26,7 @@ import torch
 
 from .batching import FrameBatch, TOKEN_BUCKETS, bucket_for, frame_batches, frame_buckets, token_batches
 from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEED_RANGE, STYLE_DIM
+from .memory import release_free_memory
 from .model import KokoroNetwork
 from .performance import Performance, resolve_device
 from .seeds import check_seed, fresh_seed
@@ -172,6 +173,7 @@ class Renderer:
                               static=self._static_shapes)
         for plan in plans:
             self._frame_phase(plan, [items[i] for i in plan.items])
+            release_free_memory()  # else the heap keeps each batch's freed pages and grows with the text (memory.py)
 
     def _token_phase(self, batch: list[Item]) -> None:
         self.stats.token_batches += 1
