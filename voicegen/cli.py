@@ -103,28 +103,26 @@ def _engine(args: argparse.Namespace):
 
 
 def cmd_warmup(args: argparse.Namespace) -> int:
+    from .progress import progress_bar, progress_enabled
+
     engine = _engine(args)
-
-    def show(done: int, total: int) -> None:
-        if sys.stderr.isatty():
-            sys.stderr.write(f"\rwarming up: shape {done}/{total}")
-            sys.stderr.write("\n" if done == total else "")
-            sys.stderr.flush()
-
-    report = engine.warmup(show)
+    report = engine.warmup(progress_bar("shape") if progress_enabled() else None)
     print(report)
     return 0
 
 
 def cmd_say(args: argparse.Namespace) -> int:
-    from .progress import count
+    from .engine import Request
+    from .longform import write_long
+    from .progress import count, progress_bar, progress_enabled
 
     _check_outputs(args.output)
     text = _read_text(args)
     engine = _engine(args)
-    audio = engine.synthesize(text, voice=args.voice, speed=args.speed, seed=args.seed)
-    path = audio.save(args.output)
-    print(f"wrote {path} ({audio.duration:.2f} s, {count(len(audio.segments), 'sentence')})", file=sys.stderr)
+    # window by window, streamed to disk: memory does not grow with the text (voicegen/longform.py)
+    result = write_long(engine, Request(text, args.voice, args.speed, args.seed), args.output,
+                        progress=progress_bar("sentence") if progress_enabled() else None)
+    print(f"wrote {result.path} ({result.duration:.2f} s, {count(len(result.segments), 'sentence')})", file=sys.stderr)
     return 0
 
 

@@ -199,7 +199,7 @@ class LoudnessMeter:
             if ring < n:
                 self._filter.state[...] = 0.0  # rung out: what is left is below 1e-13 of the signal
             n -= ring
-        pos, end = self._frames, self._frames + n
+        end = self._frames + n
         last = (10 * end + 4) // self.sr
         if last > self._sub_count:  # sub-blocks completed by the silence: only the partial energy before it
             rows = np.zeros((last - self._sub_count, self.channels))

@@ -7,6 +7,7 @@ CLI's `--progress`) or `show_progress(False)` (`--quiet`). Warnings are not prog
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -41,23 +42,27 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
-def progress_bar(unit: str, stream=None) -> Callable[[int, int], None]:
-    """A one-line bar, `show(done, total)`, redrawn in place on `stream` (default stderr); a newline when done.
-    `unit` names what is counted, in the singular ("turn", "sentence")."""
+def progress_bar(unit: str, stream=None) -> Callable[..., None]:
+    """A one-line bar, `show(done, total, seconds=None)`, redrawn in place on `stream` (default stderr); a newline
+    when done. `unit` names what is counted, in the singular ("turn", "sentence"); `seconds`, when given, is the
+    audio rendered so far. Safe to call from several threads."""
     started = time.monotonic()
     shown = [None]
+    lock = threading.Lock()
 
-    def show(done: int, total: int) -> None:
-        if shown[0] == (done, total):  # the same count again (e.g. at a window's end): nothing new to draw
-            return
-        shown[0] = (done, total)
-        out = stream or sys.stderr
-        width = 30
-        filled = int(width * done / max(total, 1))
-        elapsed = time.monotonic() - started
-        out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{count(total, unit)}, {elapsed:.0f} s")
-        if done >= total:
-            out.write("\n")
-        out.flush()
+    def show(done: int, total: int, seconds: float | None = None) -> None:
+        with lock:
+            if shown[0] == (done, total):  # the same count again (e.g. at a window's end): nothing new to draw
+                return
+            shown[0] = (done, total)
+            out = stream or sys.stderr
+            width = 30
+            filled = int(width * done / max(total, 1))
+            elapsed = time.monotonic() - started
+            audio = "" if seconds is None else f", {seconds:.0f} s of audio"
+            out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{count(total, unit)}{audio} in {elapsed:.0f} s")
+            if done >= total:
+                out.write("\n")
+            out.flush()
 
     return show

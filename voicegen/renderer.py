@@ -28,8 +28,9 @@ from os import PathLike
 import numpy as np
 import torch
 
-from .batching import TOKEN_BUCKETS, FrameBatch, bucket_for, frame_batches, frame_buckets, round_up_pow2, token_batches
+from .batching import TOKEN_BUCKETS, FrameBatch, bucket_for, frame_batches, frame_buckets, token_batches
 from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEED_RANGE, STYLE_DIM
+from .memory import release_free_memory
 from .model import KokoroNetwork
 from .performance import Performance, resolve_device
 from .seeds import check_seed, fresh_seed
@@ -302,9 +303,11 @@ class Renderer:
             launched = self._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr)
             if pending is not None:
                 self._collect(*pending)
+                release_free_memory()  # else the heap keeps each batch's freed pages and grows with the text (memory.py)
             pending = launched
         if pending is not None:
             self._collect(*pending)
+            release_free_memory()
 
     def _token_phase(self, batch: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token phase and alignment of one batch -> its valid frames' features, packed: (frames, 512) each for x
