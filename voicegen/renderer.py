@@ -176,6 +176,8 @@ class Renderer:
         self.stats = RenderStats()
         self.profile = False  # synchronize the device at stage boundaries so that RenderStats' seconds are true
         self.static_shapes = perf.cuda_graphs  # graphs replay fixed shapes; compiled code takes any size
+        # compiled bucket shapes: at least two rows, so that one compile with symbolic sizes serves every bucket
+        self._min_rows = 2 if perf.compile else 1
         self._render: Callable = self.network.render
         if perf.compile:
             compile_cache_dir()
@@ -259,7 +261,7 @@ class Renderer:
                 per_batch = max(1, budget // frames)
                 rows = 1
                 while True:
-                    shapes.append((min(rows, per_batch), frames))
+                    shapes.append((max(self._min_rows, min(rows, per_batch)), frames))
                     if rows >= per_batch:
                         break
                     rows *= 2
@@ -297,7 +299,7 @@ class Renderer:
         self._sync()
         self.stats.token_s += time.perf_counter() - start
         plans = frame_batches([it._frames for it in items], self.performance.max_batch_frames, self.frame_buckets,
-                              static=self.static_shapes)
+                              static=self.static_shapes, min_rows=self._min_rows)
         pending = None
         for plan in plans:  # queue batch k + 1 before collecting batch k: the device never waits for the host
             launched = self._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr)
