@@ -16,6 +16,8 @@ does not depend on what else shares its batch. Calls from several threads go thr
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -54,7 +56,8 @@ class Item:
     source without noise (as the ONNX export does), whatever the seed.
 
     Filled in by `Renderer.render`: `durations` (T + 2,) int64 frames per token on the CPU, wrapping pads
-    included; `audio` (600 * durations.sum(),) float32.
+    included; `audio` (600 * durations.sum(),) float32; `started`, the `time.monotonic()` at which the worker
+    began the turn that rendered it (a server's queue wait is `started` minus the time it submitted the item).
     """
 
     tokens: list[int]
@@ -65,6 +68,7 @@ class Item:
     pitch: float = 0.0
     durations: torch.Tensor | None = field(default=None, repr=False)
     audio: np.ndarray | None = field(default=None, repr=False)
+    started: float | None = field(default=None, repr=False)
     _frames: int = field(default=0, repr=False)
     _x: torch.Tensor | None = field(default=None, repr=False)  # (512, frames): shared-BiLSTM features
     _asr: torch.Tensor | None = field(default=None, repr=False)  # (512, frames): aligned text features
@@ -81,6 +85,8 @@ class RenderStats:
     padded_frames: int = 0
     valid_frames: int = 0
     shapes: set = field(default_factory=set)
+    turn_items: Counter = field(default_factory=Counter)  # {items in a worker turn: turns}
+    batch_items: Counter = field(default_factory=Counter)  # {items in a frame-phase batch: batches}
 
 
 class Renderer:
@@ -165,7 +171,11 @@ class Renderer:
     # ---------------------------------------------------------------- batched rendering (worker thread)
     @torch.inference_mode()
     def _render_now(self, items: list[Item]) -> None:
+        started = time.monotonic()
+        for it in items:
+            it.started = started
         self.stats.items += len(items)
+        self.stats.turn_items[len(items)] += 1
         for batch in token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens):
             self._token_phase([items[i] for i in batch])
         plans = frame_batches([it._frames for it in items], self.performance.max_batch_frames, self.frame_buckets,
@@ -194,6 +204,7 @@ class Renderer:
 
     def _frame_phase(self, plan: FrameBatch, batch: list[Item]) -> None:
         self.stats.frame_batches += 1
+        self.stats.batch_items[len(batch)] += 1
         dev, rows, frames = self.device, plan.rows, plan.frames
         x = torch.zeros(rows, HIDDEN_DIM, frames, device=dev)
         asr = torch.zeros(rows, HIDDEN_DIM, frames, device=dev)
