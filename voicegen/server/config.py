@@ -1,0 +1,62 @@
+"""What a server runs with: engine options and the limits it enforces (the CLI's `voicegen serve` flags)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .schema import MAX_INPUT_CHARS, MAX_SCRIPT_CHARS
+
+TURN_ITEMS = {"cpu": 8, "cuda": 256}
+"""Default chunks per worker turn by device: a new request's first chunk waits for at most one turn. On the CPU a
+turn of 8 short sentences is a few seconds of compute (and batching gains little there); a GPU fills
+its batches with far more."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Options of one server.
+
+    Attributes:
+        device: "cpu", "cuda", ... (default: CUDA if available).
+        api_key: when set, every request needs `Authorization: Bearer <api_key>`.
+        voice_files: extra voice files (.npy/.npz/.pt) for the engine.
+        voice_map: {alias: voice} added to / overriding OpenAI's voice names (see `voicegen.server.voices`).
+        lexicon, alphabet: the frontend's pronunciation overrides and phoneme alphabet.
+        compile: torch.compile the frame phase (slower start, faster rendering).
+        max_input_chars: longest `input` of a speech request (OpenAI: 4096); longer: 413.
+        max_script_chars: longest podcast script; longer: 413.
+        max_queue: most chunks (sentences) queued or rendering across all requests; beyond it, 429 + Retry-After.
+        max_turn_items: most chunks per worker turn (None: TURN_ITEMS for the device).
+        timeout: seconds a request may take from arrival to its last chunk rendered; then 504 (or, once audio
+            has been sent, the stream is cut off) and its remaining chunks are cancelled.
+        max_body_bytes: largest request body; larger: 413.
+        warmup: render one sentence before reporting ready.
+    """
+
+    device: str | None = None
+    api_key: str | None = None
+    voice_files: tuple[str, ...] = ()
+    voice_map: Mapping[str, str] = field(default_factory=dict)
+    lexicon: Mapping[str, str] | None = None
+    alphabet: str | None = None
+    compile: bool = False
+    max_input_chars: int = MAX_INPUT_CHARS
+    max_script_chars: int = MAX_SCRIPT_CHARS
+    max_queue: int = 512
+    max_turn_items: int | None = None
+    timeout: float = 300.0
+    max_body_bytes: int = 1 << 20
+    warmup: bool = True
+
+    def __post_init__(self):
+        for name in ("max_input_chars", "max_script_chars", "max_queue", "max_body_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if self.max_turn_items is not None and (not isinstance(self.max_turn_items, int) or self.max_turn_items < 1):
+            raise ValueError(f"max_turn_items must be a positive integer; got {self.max_turn_items!r}")
+        if not isinstance(self.timeout, (int, float)) or not self.timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds; got {self.timeout!r}")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("api_key is empty; give a key or leave it out")
