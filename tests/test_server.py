@@ -320,8 +320,8 @@ def test_full_queue_gets_429_and_a_disconnect_cancels_the_rest(server):
     before = server.metrics()
     with client.audio.speech.with_streaming_response.create(model="tts-1", voice="nova", input=COUNTING,
                                                             response_format="pcm") as r:
-        first = next(r.iter_bytes())
-        assert first
+        stream = r.iter_bytes()  # kept: a dropped iterator closes the response
+        assert next(stream)
         assert server.metrics()["voicegen_queue_depth"] == 29  # the other 29 chunks, queued or rendering
         with pytest.raises(openai.RateLimitError) as info:
             client.audio.speech.create(model="tts-1", voice="nova", input=" ".join(ONE_WORD * 2), response_format="pcm")
@@ -380,11 +380,15 @@ def test_32_concurrent_clients_share_batches(server):
         results = await asyncio.gather(*(user(k) for k in range(clients)))
         return sum(map(sum, results)) / (time.monotonic() - started), [d for r in results for d in r]
 
-    before = server.metrics()
-    seq_rate, seq = asyncio.run(sequential())
-    mid = server.metrics()
-    con_rate, con = asyncio.run(concurrent())
-    after = server.metrics()
+    async def both():
+        before = server.metrics()  # (blocking calls, while nothing else runs on this loop)
+        seq_rate, seq = await sequential()
+        mid = server.metrics()
+        con_rate, con = await concurrent()
+        await client.close()
+        return before, seq_rate, seq, mid, con_rate, con, server.metrics()
+
+    before, seq_rate, seq, mid, con_rate, con, after = asyncio.run(both())
     assert len(con) == clients * per_client and all(0.3 < d < 4 for d in con + seq)
     ok = 'voicegen_requests_total{endpoint="speech",status="200"}'
     assert after[ok] - before[ok] == len(seq) + len(con)  # none lost

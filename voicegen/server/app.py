@@ -75,6 +75,7 @@ class ServerState:
         self.dispatcher: Dispatcher | None = None
         self.ready = threading.Event()
         self.error: BaseException | None = None
+        self.podcasts = 0  # rendering now (changed on the event loop only)
         self.on_failure = on_failure
         self.metrics = Metrics(lambda: self.engine.stats if self.engine is not None else None,
                                lambda: self.dispatcher.pending if self.dispatcher is not None else 0)
@@ -468,10 +469,14 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         except ValueError as e:
             raise bad_request(str(e), "script") from None
         state.dispatcher.reserve(0)  # 429 when the queue is already full
+        if state.podcasts >= cfg.max_podcasts:
+            raise ApiError(429, f"the server is already rendering {state.podcasts} podcasts (at most {cfg.max_podcasts}); "
+                           "retry later", type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "30"})
         named = {m.voice for m in script.cast.values() if m.voice} - set(state.engine.voices)
         available = state.engine.voices + sorted(named)  # aliases only where the cast names them
         log.update(voice=",".join(f"{s}={v}" for s, v in script.voices(available).items()), turns=len(script.turns))
         job = PodcastJob(state, params, deadline=log.arrived + cfg.timeout)
+        state.podcasts += 1
         try:
             async with cancel_on_disconnect(request, job.cancel):
                 audio = await run_in_threadpool(lambda: mix_script(script, job, voices=available, stereo=params.stereo))
@@ -487,6 +492,8 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
                 log.finish(CLIENT_GONE, "client disconnected")
                 return Response(status_code=CLIENT_GONE)
             raise error from None
+        finally:
+            state.podcasts -= 1
         log.audio_s = audio.duration
         log.finish(200)
         return JSONResponse({"audio": b64(data), "response_format": params.response_format, "sample_rate": audio.sample_rate,

@@ -31,6 +31,7 @@ class ServerConfig:
         timeout: seconds a request may take from arrival to its last chunk rendered; then 504 (or, once audio
             has been sent, the stream is cut off) and its remaining chunks are cancelled.
         max_body_bytes: largest request body; larger: 413.
+        max_podcasts: podcasts rendering at once (each holds a worker thread while it waits); beyond: 429.
         warmup: render one sentence before reporting ready.
     """
 
@@ -47,10 +48,11 @@ class ServerConfig:
     max_turn_items: int | None = None
     timeout: float = 300.0
     max_body_bytes: int = 1 << 20
+    max_podcasts: int = 4
     warmup: bool = True
 
     def __post_init__(self):
-        for name in ("max_input_chars", "max_script_chars", "max_queue", "max_body_bytes"):
+        for name in ("max_input_chars", "max_script_chars", "max_queue", "max_body_bytes", "max_podcasts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")

@@ -74,9 +74,14 @@ def check_format(fmt: str) -> None:
                               "(or ask for mp3, opus, flac, wav or pcm)", "response_format", "unsupported_format") from None
 
 
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """float samples in [-1, 1] -> int16 (x 32767, rounded): one conversion for pcm, wav and flac alike."""
+    return (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
+
+
 def to_pcm16(samples: np.ndarray) -> bytes:
     """float samples in [-1, 1], (N,) or (N, C) -> signed 16-bit little-endian bytes (2N or 2NC, interleaved)."""
-    return (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+    return to_int16(samples).tobytes()
 
 
 def wav_stream_header(sample_rate: int = SAMPLE_RATE, channels: int = 1) -> bytes:
@@ -179,9 +184,10 @@ class SoundfileEncoder(Encoder):
         extra = {"compression_level": MP3_COMPRESSION, "bitrate_mode": "CONSTANT"} if fmt == "mp3" else {}
         self._file = sf.SoundFile(self._sink or self._whole, "w", samplerate=sample_rate, channels=channels, format=major,
                                   subtype=subtype, **extra)
+        self._int16 = subtype == "PCM_16"  # lossless: the same 16-bit samples as pcm (libsndfile scales otherwise)
 
     def write(self, samples):
-        self._file.write(np.clip(np.asarray(samples, np.float32), -1.0, 1.0))
+        self._file.write(to_int16(samples) if self._int16 else np.clip(np.asarray(samples, np.float32), -1.0, 1.0))
         return self._sink.take() if self._sink is not None else b""
 
     def close(self):
