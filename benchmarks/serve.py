@@ -2,7 +2,8 @@
 streaming pcm), in one run against one server.
 
 Each client sends its requests one after another (closed loop); a request is a one-word opener and a sentence of
-benchmarks/data/sentences_plain.txt ("Sure. The kettle started whistling ..."): two chunks, about 4 s of speech. Per level it reports:
+benchmarks/data/sentences_plain.txt of at most 60 characters ("Sure. She folded the letter twice and slipped it
+under the door."): two chunks, about 5.5 s of speech. Per level it reports:
   throughput   seconds of audio received per wall-clock second, all clients together (x real time)
   latency      request sent -> last byte (p50, p95)
   ttfa         request sent -> first audio byte (p50, p95): streaming makes this one sentence's work
@@ -13,6 +14,7 @@ Usage:
   python benchmarks/serve.py                                 # CPU, levels 1,4,16,64, at least 8 requests a level
   python benchmarks/serve.py --device cuda --min-requests 64 --levels 1,4,16,64,256
   python benchmarks/serve.py --url http://127.0.0.1:8880 --api-key KEY   # against a running server
+  python benchmarks/serve.py --batch-cost        # no server: does batching lower the CPU cost per audio second?
 Starts `python -m voicegen serve` itself unless --url is given. Writes
 benchmarks/results/serve-<device>-<date>.json and prints a table.
 """
@@ -84,9 +86,10 @@ def metrics(url: str, key: str) -> dict[str, float]:
 OPENERS = ["Sure.", "Okay.", "Right.", "Well.", "Yes.", "Alright."]
 
 
-def texts() -> list[str]:
-    """Requests of two chunks: a one-word opener, then a sentence of the plain corpus (as a chat reply starts)."""
-    lines = [line.strip() for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+def texts(max_chars: int) -> list[str]:
+    """Requests of two chunks: a one-word opener, then a sentence of the plain corpus of at most `max_chars`
+    characters (as a chat reply starts)."""
+    lines = [line.strip() for line in DATA.read_text(encoding="utf-8").splitlines() if 0 < len(line.strip()) <= max_chars]
     return [f"{OPENERS[i % len(OPENERS)]} {line}" for i, line in enumerate(lines)]
 
 
@@ -99,12 +102,16 @@ async def run_level(url: str, key: str, clients: int, per_client: int, corpus: l
     async def one(text: str) -> None:
         sent = time.monotonic()
         first, size = None, 0
-        async with client.audio.speech.with_streaming_response.create(
-                model="tts-1", voice=voice, input=text, response_format="pcm") as response:
-            async for part in response.iter_bytes():
-                if first is None and part:
-                    first = time.monotonic() - sent
-                size += len(part)
+        try:
+            async with client.audio.speech.with_streaming_response.create(
+                    model="tts-1", voice=voice, input=text, response_format="pcm") as response:
+                async for part in response.iter_bytes():
+                    if first is None and part:
+                        first = time.monotonic() - sent
+                    size += len(part)
+        except Exception as exc:  # noqa: BLE001 - counted: a refused (429), timed-out (504) or cut-off request
+            results.append({"error": f"{type(exc).__name__}: {str(exc)[:120]}", "audio_s": size / 2 / SAMPLE_RATE})
+            return
         results.append({"latency": time.monotonic() - sent, "ttfa": first, "audio_s": size / 2 / SAMPLE_RATE})
 
     async def user(k: int) -> None:
@@ -114,6 +121,36 @@ async def run_level(url: str, key: str, clients: int, per_client: int, corpus: l
     await asyncio.gather(*(user(k) for k in range(clients)))
     await client.close()
     return results
+
+
+def batch_cost(repeats: int = 3) -> dict:
+    """In process, no server: CPU seconds per audio second for 8 one-word sentences rendered one at a time and as
+    one batch, on one thread (so that other processes' load moves wall time, not the CPU time compared)."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from voicegen import Engine, Request
+
+    torch.set_num_threads(1)
+    engine = Engine(device="cpu")
+    words = ["Yes.", "No.", "Okay.", "Thanks.", "Hello.", "Right.", "Sure.", "Great."]
+    engine.synthesize("Warm up.")
+    runs = []
+    for _ in range(repeats):
+        for mode in ("one at a time", "one batch"):
+            plans = [engine.plan(Request(w, "jf_alpha", 1.0, 0)) for w in words]
+            cpu = time.process_time()
+            if mode == "one at a time":
+                for plan in plans:
+                    engine.renderer.render(plan.items)
+            else:
+                engine.renderer.render([item for plan in plans for item in plan.items])
+            cpu = time.process_time() - cpu
+            audio = sum(len(item.audio) for plan in plans for item in plan.items) / SAMPLE_RATE
+            runs.append({"mode": mode, "cpu_s": round(cpu, 3), "audio_s": round(audio, 3),
+                         "cpu_s_per_audio_s": round(cpu / audio, 3)})
+            log(json.dumps(runs[-1]))
+    return {"threads": 1, "words": words, "runs": runs}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -127,11 +164,21 @@ def main() -> None:
     ap.add_argument("--min-requests", type=int, default=8,
                     help="requests per level at least (each client sends ceil(this / clients), at least 1)")
     ap.add_argument("--voice", default="nova")
+    ap.add_argument("--max-chars", type=int, default=60, help="corpus sentences up to this long (default 60: ~3 s)")
     ap.add_argument("--url", help="benchmark a running server instead of starting one")
     ap.add_argument("--api-key", default=KEY)
     ap.add_argument("--server-args", default="", help="extra `voicegen serve` flags, e.g. '--max-turn-items 16'")
     ap.add_argument("--out", help="JSON path (default benchmarks/results/serve-<device>-<date>.json)")
+    ap.add_argument("--batch-cost", action="store_true",
+                    help="instead: CPU time per audio second, one at a time vs one batch, in process (no server)")
     args = ap.parse_args()
+    if args.batch_cost:
+        result = {"date": datetime.date.today().isoformat(), "command": "python benchmarks/serve.py --batch-cost",
+                  **batch_cost()}
+        path = Path(args.out or ROOT / "benchmarks" / "results" / f"serve-batch-cost-{result['date']}.json")
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {path}")
+        return
 
     levels = [int(x) for x in args.levels.split(",")]
     proc = None
@@ -140,12 +187,13 @@ def main() -> None:
     else:
         proc, url = start_server(args.device, args.server_args.split())
         key = KEY
-    corpus = texts()
+    corpus = texts(args.max_chars)
     rows = []
     try:
         for clients in levels:
             per_client = max(1, math.ceil(args.min_requests / clients))
             before = metrics(url, key)
+            load = os.getloadavg()[0]  # the machine may be shared: say how busy it was
             started = time.monotonic()
             results = asyncio.run(run_level(url, key, clients, per_client, corpus, args.voice))
             wall = time.monotonic() - started
@@ -155,8 +203,12 @@ def main() -> None:
                 return after.get(name, 0.0) - before.get(name, 0.0)
 
             audio = sum(r["audio_s"] for r in results)
+            failed = [r["error"] for r in results if "error" in r]
+            n = len(results)
+            results = [r for r in results if "error" not in r] or [{"latency": float("nan"), "ttfa": float("nan")}]
             row = {
-                "clients": clients, "requests": len(results), "audio_s": round(audio, 2), "wall_s": round(wall, 2),
+                "clients": clients, "requests": n, "failed": len(failed), "load_avg_1m_at_start": round(load, 2),
+                "failures": sorted(set(failed))[:5], "audio_s": round(audio, 2), "wall_s": round(wall, 2),
                 "throughput_x_realtime": round(audio / wall, 3),
                 "latency_p50_s": round(pct([r["latency"] for r in results], 50), 3),
                 "latency_p95_s": round(pct([r["latency"] for r in results], 95), 3),
@@ -190,10 +242,10 @@ def main() -> None:
     path = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"serve-{args.device}-{out['date']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\n{'clients':>7} {'requests':>8} {'audio s':>8} {'x real time':>11} {'vs 1':>5} {'latency p50/p95 s':>18} "
+    print(f"\n{'clients':>7} {'requests':>8} {'failed':>6} {'audio s':>8} {'x real time':>11} {'vs 1':>5} {'latency p50/p95 s':>18} "
           f"{'ttfa p50/p95 s':>15} {'chunks/pass':>11} {'chunks/turn':>11}")
     for r in rows:
-        print(f"{r['clients']:>7} {r['requests']:>8} {r['audio_s']:>8.1f} {r['throughput_x_realtime']:>11.3f} "
+        print(f"{r['clients']:>7} {r['requests']:>8} {r['failed']:>6} {r['audio_s']:>8.1f} {r['throughput_x_realtime']:>11.3f} "
               f"{r['throughput_vs_first_level']:>5.2f} {r['latency_p50_s']:>8.2f} / {r['latency_p95_s']:<7.2f} "
               f"{r['ttfa_p50_s']:>6.2f} / {r['ttfa_p95_s']:<6.2f} {r['chunks_per_forward_pass']:>11.2f} "
               f"{r['chunks_per_turn']:>11.2f}")

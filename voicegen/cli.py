@@ -177,9 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--alphabet", choices=ALPHABETS, default=None, help="phoneme alphabet (default espeak)")
     srv.add_argument("--compile", action="store_true", help="torch.compile the frame phase (slower start)")
     srv.add_argument("--max-input-chars", type=int, default=4096, help="longest input per request (default 4096, as OpenAI); longer: 413")
-    srv.add_argument("--max-queue", type=int, default=512, help="most sentences queued across clients (default 512); beyond: 429")
+    srv.add_argument("--max-queue", type=int, default=None,
+                     help="most sentences queued or rendering across clients (default 128 on the CPU, 2048 on CUDA); beyond: 429")
     srv.add_argument("--max-turn-items", type=int, default=None,
-                     help="most sentences per batching turn (default 8 on the CPU, 256 on CUDA)")
+                     help="most sentences per batching turn (default 4 on the CPU, 256 on CUDA)")
     srv.add_argument("--timeout", type=float, default=300.0, help="seconds a request may take (default 300); then 504")
     srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     srv.set_defaults(run=cmd_serve)

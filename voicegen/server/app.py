@@ -34,12 +34,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..audio import Audio, Segment
-from ..constants import SAMPLE_RATE
+from ..constants import SAMPLE_RATE, SAMPLES_PER_FRAME
 from ..engine import Engine, Request as EngineRequest
 from ..performance import Performance, resolve_device
 from ..weights.voices import VoiceError
 from . import logs
-from .config import TURN_ITEMS, ServerConfig
+from .config import QUEUE_ITEMS, TURN_ITEMS, ServerConfig
 from .dispatch import PODCAST, Cancelled, Dispatcher, SpeechJob, Timeout
 from .encode import MEDIA_TYPES, encode, encoder
 from .errors import ApiError, bad_request
@@ -61,6 +61,11 @@ CLIENT_GONE = 499
 """Status logged and counted for a request whose client disconnected (nginx's convention)."""
 
 WARMUP_TEXT = "Warming up the speech engine."
+
+
+class StreamAborted(Exception):
+    """Raised inside a response that has already started (a timeout or a render failure after the first audio):
+    the connection is closed without the final chunk, so the client sees an incomplete body, not a short one."""
 
 
 class ServerState:
@@ -99,7 +104,8 @@ class ServerState:
             extra = {name: engine.voice_bank.table(name) for name in engine.voices}
             self.podcast_engine = Engine(renderer=engine.renderer, voices={**extra, **aliases}, lexicon=cfg.lexicon,
                                          alphabet=cfg.alphabet)
-            self.dispatcher = Dispatcher(engine, cfg.max_queue)
+            kind = engine.device.type if engine.device.type in QUEUE_ITEMS else "cpu"
+            self.dispatcher = Dispatcher(engine, cfg.max_queue or QUEUE_ITEMS[kind])
             if cfg.warmup:
                 engine.synthesize(WARMUP_TEXT, seed=0)
         except BaseException as exc:  # noqa: BLE001 - reported by /health and the CLI
@@ -111,7 +117,7 @@ class ServerState:
         self.metrics.ready.set(1)
         self.ready.set()
         logs.event("ready", device=str(engine.device), seconds=round(time.monotonic() - started, 2),
-                   max_turn_items=engine.renderer.performance.max_turn_items, max_queue=cfg.max_queue)
+                   max_turn_items=engine.renderer.performance.max_turn_items, max_queue=self.dispatcher.max_queue)
 
     def require_ready(self) -> None:
         if self.error is not None:
@@ -229,7 +235,8 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception):
-        logs.logger.exception("unhandled error", extra={"fields": {"path": request.url.path}})
+        if not isinstance(exc, StreamAborted):  # those are logged as the request's own line
+            logs.logger.exception("unhandled error", extra={"fields": {"path": request.url.path}})
         return JSONResponse(ApiError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error").body(), 500)
 
     # ------------------------------------------------------------------ information
@@ -387,7 +394,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
                 if sse_mode:
                     if data:
                         yield sse({"type": "speech.audio.delta", "audio": b64(data)})
-                    frames = int(round(job.audio_seconds * 40))
+                    frames = int(round(job.audio_seconds * SAMPLE_RATE / SAMPLES_PER_FRAME))  # 40 Hz duration frames
                     yield sse({"type": "speech.audio.done",
                                "usage": {"input_tokens": job.tokens, "output_tokens": frames,
                                          "total_tokens": job.tokens + frames}})
@@ -397,7 +404,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
             except Exception as exc:
                 api = failure(exc, log)
                 status, error = (api.status, api.message) if api else (CLIENT_GONE, "client disconnected")
-                raise
+                raise StreamAborted(error) from None
             finally:
                 job.cancel()
                 log.audio_s = job.audio_seconds
@@ -444,7 +451,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
             except Exception as exc:
                 api = failure(exc, log)
                 status, error = (api.status, api.message) if api else (CLIENT_GONE, "client disconnected")
-                raise
+                raise StreamAborted(error) from None
             finally:
                 job.cancel()
                 log.audio_s = job.audio_seconds

@@ -7,10 +7,15 @@ from dataclasses import dataclass, field
 
 from .schema import MAX_INPUT_CHARS, MAX_SCRIPT_CHARS
 
-TURN_ITEMS = {"cpu": 8, "cuda": 256}
-"""Default chunks per worker turn by device: a new request's first chunk waits for at most one turn. On the CPU a
-turn of 8 short sentences is a few seconds of compute (and batching gains little there); a GPU fills
-its batches with far more."""
+TURN_ITEMS = {"cpu": 4, "cuda": 256}
+"""Default chunks per worker turn by device: a new request's first chunk waits for at most one turn. On the CPU the
+network is compute-bound and batching raises no throughput (benchmarks/RESULTS.md, "Server"), so turns stay small
+for time to first audio; a GPU fills its batches with far more."""
+
+QUEUE_ITEMS = {"cpu": 128, "cuda": 2048}
+"""Default bound on chunks queued or rendering, by device: about what the device renders within the default
+timeout (a 2-core CPU renders roughly one sentence a second), so that admitted requests finish and the rest get 429
+at once rather than 504 after minutes."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,8 @@ class ServerConfig:
         compile: torch.compile the frame phase (slower start, faster rendering).
         max_input_chars: longest `input` of a speech request (OpenAI: 4096); longer: 413.
         max_script_chars: longest podcast script; longer: 413.
-        max_queue: most chunks (sentences) queued or rendering across all requests; beyond it, 429 + Retry-After.
+        max_queue: most chunks (sentences) queued or rendering across all requests; beyond it, 429 + Retry-After
+            (None: QUEUE_ITEMS for the device).
         max_turn_items: most chunks per worker turn (None: TURN_ITEMS for the device).
         timeout: seconds a request may take from arrival to its last chunk rendered; then 504 (or, once audio
             has been sent, the stream is cut off) and its remaining chunks are cancelled.
@@ -44,7 +50,7 @@ class ServerConfig:
     compile: bool = False
     max_input_chars: int = MAX_INPUT_CHARS
     max_script_chars: int = MAX_SCRIPT_CHARS
-    max_queue: int = 512
+    max_queue: int | None = None
     max_turn_items: int | None = None
     timeout: float = 300.0
     max_body_bytes: int = 1 << 20
@@ -52,12 +58,13 @@ class ServerConfig:
     warmup: bool = True
 
     def __post_init__(self):
-        for name in ("max_input_chars", "max_script_chars", "max_queue", "max_body_bytes", "max_podcasts"):
+        for name in ("max_input_chars", "max_script_chars", "max_queue", "max_turn_items", "max_body_bytes",
+                     "max_podcasts"):
             value = getattr(self, name)
+            if value is None and name in ("max_queue", "max_turn_items"):
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if self.max_turn_items is not None and (not isinstance(self.max_turn_items, int) or self.max_turn_items < 1):
-            raise ValueError(f"max_turn_items must be a positive integer; got {self.max_turn_items!r}")
         if not isinstance(self.timeout, (int, float)) or not self.timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds; got {self.timeout!r}")
         if self.api_key is not None and not self.api_key.strip():

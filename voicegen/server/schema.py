@@ -10,7 +10,7 @@ says what was wrong and what is accepted (FastAPI's own validation would answer 
 | voice | required | OpenAI's names, ours, blends (`jf_alpha+jm_kumo`), or `{"id": name}` |
 | response_format | mp3 | mp3, opus, aac, flac, wav, pcm |
 | speed | 1.0 | 0.25 to 4.0 |
-| stream_format | audio | audio (the file's bytes), sse (`speech.audio.delta` events with base64 audio) |
+| stream_format | audio | audio (the file's bytes), sse (`speech.audio.delta` events with base64 audio, then `speech.audio.done` whose usage counts phoneme tokens in and 40 Hz frames out) |
 | instructions | none | accepted and ignored (the built-in voices take no instructions) |
 
 and two of ours: `stream` (default true: bytes leave as each sentence is rendered; false: one complete file with
