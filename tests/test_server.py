@@ -476,6 +476,21 @@ def test_serve_without_the_extra_says_how_to_install(monkeypatch, capsys):
     assert "pip install 'voicegen[server]'" in capsys.readouterr().err
 
 
+def test_serve_passes_speed_options_to_the_server(monkeypatch):
+    """Catches: `serve --compile/--dtype` parsed but dropped (the server then runs float32 eager whatever the user
+    asked), and a bad dtype reaching the engine instead of a one-line error."""
+    from voicegen import cli, server
+    from voicegen.server import ServerConfig
+
+    seen = []
+    monkeypatch.setattr(server, "serve", lambda config, **kw: seen.append(config))
+    assert cli.main(["serve", "--compile", "--dtype", "bfloat16", "--max-turn-items", "16"]) == 0
+    assert (seen[0].compile, seen[0].dtype, seen[0].max_turn_items) == (True, "bfloat16", 16)
+    assert cli.main(["serve"]) == 0 and (seen[1].compile, seen[1].dtype) == (False, None)
+    with pytest.raises(ValueError, match="dtype must be float32, bfloat16 or float16"):
+        ServerConfig(dtype="int8")
+
+
 # ---------------------------------------------------------------------------------------------- units
 def test_schema_defaults_and_limits_follow_openai():
     """Catches: defaults that differ from OpenAI's (mp3, speed 1.0, audio), limits off by one, voice objects."""

@@ -1,23 +1,53 @@
-"""Command line: `voicegen say`, `voicegen voices`, `voicegen podcast`, `voicegen serve` (also `python -m voicegen`)."""
+"""Command line: `voicegen say`, `voicegen voices`, `voicegen podcast`, `voicegen warmup`, `voicegen serve` (also
+`python -m voicegen`).
+
+Every failure is one line on stderr: `voicegen: error: ...` with exit status 2 for bad input or an unusable path
+(checked before any rendering), `voicegen: interrupted` with 130 for Ctrl-C, and `voicegen: internal error: ...`
+with 1 for a bug (VOICEGEN_DEBUG=1 shows its traceback). No output file is left behind in any of these cases.
+Progress goes to stderr, only on a terminal or with --progress; stdout is never written to but by `voices`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
-from .engine import DEFAULT_VOICE
-from .text.phonemize import ALPHABETS
+
+
+def _decode(data: bytes, source: str) -> str:
+    """UTF-8 bytes (a BOM is allowed) -> text; ValueError naming `source` and the first bad byte otherwise."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fix = "send UTF-8 text" if source == "standard input" else "save it as UTF-8"
+        raise ValueError(f"{source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                         f"{fix}") from None
+
+
+def read_text_file(path: str, what: str = "file") -> str:
+    """A UTF-8 text file, with errors that name it (missing, a directory, unreadable, not UTF-8)."""
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise ValueError(f"{what} {path!r} is a directory; give a file") from None
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path!r} not found") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
+    return _decode(data, f"{what} {path!r}")
 
 
 def _read_text(args: argparse.Namespace) -> str:
     if args.file:
-        return Path(args.file).read_text(encoding="utf-8")
+        return read_text_file(args.file, "text file")
     if args.text is None or args.text == "-":
         if sys.stdin is None or (args.text is None and sys.stdin.isatty()):
             raise ValueError("no text: give it as an argument, with --file PATH, or on standard input")
-        return sys.stdin.read()
+        buffer = getattr(sys.stdin, "buffer", None)
+        return _decode(buffer.read(), "standard input") if buffer is not None else sys.stdin.read()
     return args.text
 
 
@@ -26,7 +56,7 @@ def _lexicon(path: str | None) -> dict[str, str] | None:
     if not path:
         return None
     out = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text_file(path, "lexicon").splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -37,6 +67,29 @@ def _lexicon(path: str | None) -> dict[str, str] | None:
     return out
 
 
+DTYPES = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
+
+
+def _performance(args: argparse.Namespace):
+    import torch
+
+    from .performance import Performance
+
+    dtype = DTYPES[getattr(args, "dtype", None) or "float32"]
+    return Performance(compile=getattr(args, "compile", False), dtype=getattr(torch, dtype) if dtype else None)
+
+
+def _check_outputs(*paths: str | None) -> None:
+    """Refuse a bad output name or an unwritable destination before any work, naming the user's path."""
+    from .audio import audio_format
+    from .files import check_output
+
+    audio_format(paths[0])
+    for path in paths:
+        if path:
+            check_output(path)
+
+
 def _engine(args: argparse.Namespace):
     from .engine import Engine
 
@@ -44,20 +97,33 @@ def _engine(args: argparse.Namespace):
         None,
         args.device,
         lexicon=_lexicon(getattr(args, "lexicon", None)),
-        alphabet=args.alphabet,
-        voices=args.voice_file or None,
+        alphabet=getattr(args, "alphabet", None),
+        voices=getattr(args, "voice_file", None) or None,
+        performance=_performance(args),
     )
 
 
-def cmd_say(args: argparse.Namespace) -> int:
-    from .audio import audio_format
+def cmd_warmup(args: argparse.Namespace) -> int:
+    from .progress import progress_bar, progress_enabled
 
-    audio_format(args.output)  # refuse a bad output name before the work, not after
+    engine = _engine(args)
+    report = engine.warmup(progress_bar("shape") if progress_enabled() else None)
+    print(report)
+    return 0
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from .engine import Request
+    from .longform import write_long
+    from .progress import count, progress_bar, progress_enabled
+
+    _check_outputs(args.output)
     text = _read_text(args)
     engine = _engine(args)
-    audio = engine.synthesize(text, voice=args.voice, speed=args.speed, seed=args.seed)
-    path = audio.save(args.output)
-    print(f"wrote {path} ({audio.duration:.2f} s, {len(audio.segments)} sentences)", file=sys.stderr)
+    # window by window, streamed to disk: memory does not grow with the text (voicegen/longform.py)
+    result = write_long(engine, Request(text, args.voice, args.speed, args.seed), args.output,
+                        progress=progress_bar("sentence") if progress_enabled() else None)
+    print(f"wrote {result.path} ({result.duration:.2f} s, {count(len(result.segments), 'sentence')})", file=sys.stderr)
     return 0
 
 
@@ -70,7 +136,9 @@ def cmd_voices(args: argparse.Namespace) -> int:
 
 
 def cmd_podcast(args: argparse.Namespace) -> int:
-    from .podcast.render import render_episode
+    from .podcast import Script
+    from .podcast.render import render_episode, require_turns
+    from .progress import count, progress_enabled
 
     cast = {}
     for item in args.cast or []:
@@ -78,14 +146,14 @@ def cmd_podcast(args: argparse.Namespace) -> int:
         if not sep or not speaker.strip() or not voice.strip():
             raise ValueError(f"--cast takes SPEAKER=VOICE; got {item!r}")
         cast[speaker.strip()] = voice.strip()
-    from .audio import audio_format
-
-    audio_format(args.output)
-    text = Path(args.script).read_text(encoding="utf-8")
+    _check_outputs(args.output, args.srt, args.vtt, args.transcript)
+    text = read_text_file(args.script, "script")
+    script = Script.from_json(text) if text.lstrip().startswith(("[", "{")) else Script.parse(text)
+    require_turns(script)  # before the weights load (render_episode checks it too)
     engine = _engine(args)
     result = render_episode(
         engine,
-        text,
+        script,
         args.output,
         voices=cast or None,
         seed=args.seed,
@@ -93,9 +161,9 @@ def cmd_podcast(args: argparse.Namespace) -> int:
         vtt=args.vtt,
         transcript=args.transcript,
         stereo=args.stereo,
-        progress=not args.quiet,
+        progress=progress_enabled(),
     )
-    print(f"wrote {args.output} ({result.duration:.1f} s, {len(result.segments)} turns)", file=sys.stderr)
+    print(f"wrote {args.output} ({result.duration:.1f} s, {count(len(result.segments), 'turn')})", file=sys.stderr)
     return 0
 
 
@@ -118,6 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lexicon=_lexicon(args.lexicon),
         alphabet=args.alphabet,
         compile=args.compile,
+        dtype=DTYPES[args.dtype],
         max_input_chars=args.max_input_chars,
         max_queue=args.max_queue,
         max_turn_items=args.max_turn_items,
@@ -128,6 +197,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .engine import DEFAULT_VOICE
+    from .text.phonemize import ALPHABETS
+
     parser = argparse.ArgumentParser(prog="voicegen", description="Fast multi-speaker text-to-speech.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -137,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--voice-file", action="append", help="extra voices (.npy/.npz/.pt); repeatable")
         p.add_argument("--alphabet", choices=ALPHABETS, default=None,
                        help="phoneme alphabet: espeak (default, clearest for the built-in voices) or misaki")
+        shown = p.add_mutually_exclusive_group()
+        shown.add_argument("--progress", dest="progress", action="store_const", const=True, default=None,
+                           help="show progress on stderr even when it is not a terminal")
+        shown.add_argument("-q", "--quiet", dest="progress", action="store_const", const=False,
+                           help="no progress (default: progress only when stderr is a terminal)")
+        speed_options(p)
+
+    def speed_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                       help="torch.compile the frame phase (compiled code is cached under the voicegen cache)")
+        p.add_argument("--dtype", choices=list(DTYPES), default="float32",
+                       help="precision of the frame phase (bfloat16 needs CUDA or a CPU with AVX512-BF16/AMX)")
 
     say = sub.add_parser("say", help="speak text into an audio file")
     say.add_argument("text", nargs="?", help="the text ('-' or nothing: read standard input)")
@@ -151,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     voices = sub.add_parser("voices", help="list the built-in voices")
     voices.set_defaults(run=cmd_voices)
 
+    warm = sub.add_parser("warmup", help="compile and capture the frame phase ahead of time, and report what it did")
+    warm.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    speed_options(warm)
+    warm.set_defaults(run=cmd_warmup, compile=True)
+
     pod = sub.add_parser("podcast", help="render a multi-speaker script into an episode")
     pod.add_argument("script", help="script file (text format, or .json)")
     pod.add_argument("-o", "--output", required=True, help="episode file: .wav, .flac, .ogg, .opus or .mp3")
@@ -160,7 +249,6 @@ def build_parser() -> argparse.ArgumentParser:
     pod.add_argument("--transcript", help="also write a JSON transcript with word timings here")
     pod.add_argument("--stereo", action="store_true", help="place speakers in stereo (pan from the cast header)")
     pod.add_argument("--lexicon", help="file of 'word phonemes' lines overriding pronunciations")
-    pod.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     common(pod)
     pod.set_defaults(run=cmd_podcast)
 
@@ -175,10 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="map a voice name (e.g. OpenAI's alloy) to a voice or blend; repeatable")
     srv.add_argument("--lexicon", help="file of 'word phonemes' lines overriding pronunciations")
     srv.add_argument("--alphabet", choices=ALPHABETS, default=None, help="phoneme alphabet (default espeak)")
-    srv.add_argument("--compile", action="store_true", help="torch.compile the frame phase (slower start)")
-    srv.add_argument("--max-input-chars", type=int, default=4096, help="longest input per request (default 4096, as OpenAI); longer: 413")
+    speed_options(srv)
+    srv.add_argument("--max-input-chars", type=int, default=4096,
+                     help="longest input per request (default 4096, as OpenAI); longer: 413")
     srv.add_argument("--max-queue", type=int, default=None,
-                     help="most sentences queued or rendering across clients (default 128 on the CPU, 2048 on CUDA); beyond: 429")
+                     help="most sentences queued or rendering across clients (default 128 on the CPU, 2048 on CUDA); "
+                          "beyond: 429")
     srv.add_argument("--max-turn-items", type=int, default=None,
                      help="most sentences per batching turn (default 4 on the CPU, 256 on CUDA)")
     srv.add_argument("--timeout", type=float, default=300.0, help="seconds a request may take (default 300); then 504")
@@ -187,14 +277,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"voicegen: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _message(exc: BaseException) -> str:
+    """One line for an error: an OSError names its file and the reason, anything else its message."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        from .progress import show_progress
+
+        show_progress(args.progress if hasattr(args, "progress") else None)
+        warnings.showwarning = _warning
         return args.run(args)
     except KeyboardInterrupt:
         print("voicegen: interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as exc:
-        print(f"voicegen: error: {exc}", file=sys.stderr)
+        print(f"voicegen: error: {_message(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line, and the traceback on request
+        if os.environ.get("VOICEGEN_DEBUG"):
+            raise
+        print(f"voicegen: internal error: {type(exc).__name__}: {_message(exc)} (a bug: please report it; "
+              "VOICEGEN_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1

@@ -94,8 +94,12 @@ class ServerState:
             if self.engine is None:
                 device = resolve_device(cfg.device)
                 turn = cfg.max_turn_items or TURN_ITEMS.get(device.type, TURN_ITEMS["cpu"])
+                import torch
+
+                dtype = getattr(torch, cfg.dtype) if cfg.dtype not in (None, "float32") else None
+                performance = Performance(compile=cfg.compile, dtype=dtype, max_turn_items=turn)
                 self.engine = Engine(None, device, voices=list(cfg.voice_files) or None, lexicon=cfg.lexicon,
-                                     alphabet=cfg.alphabet, performance=Performance(compile=cfg.compile, max_turn_items=turn))
+                                     alphabet=cfg.alphabet, performance=performance)
             engine = self.engine
             self.voice_map = VoiceMap(engine.voice_bank, cfg.voice_map)
             self.voice_map.check()
@@ -107,6 +111,10 @@ class ServerState:
             kind = engine.device.type if engine.device.type in QUEUE_ITEMS else "cpu"
             self.dispatcher = Dispatcher(engine, cfg.max_queue or QUEUE_ITEMS[kind])
             if cfg.warmup:
+                report = engine.warmup()  # compiles and captures ahead of time (one tiny shape in eager mode)
+                logs.event("warmup", seconds=round(report.seconds, 2), shapes=len(report.shapes),
+                           graphs_captured=report.graphs_captured, compiled=report.compiled,
+                           cache_hits=report.cache_hits, cache_misses=report.cache_misses)
                 engine.synthesize(WARMUP_TEXT, seed=0)
         except BaseException as exc:  # noqa: BLE001 - reported by /health and the CLI
             self.error = exc

@@ -28,7 +28,8 @@ class ServerConfig:
         voice_files: extra voice files (.npy/.npz/.pt) for the engine.
         voice_map: {alias: voice} added to / overriding OpenAI's voice names (see `voicegen.server.voices`).
         lexicon, alphabet: the frontend's pronunciation overrides and phoneme alphabet.
-        compile: torch.compile the frame phase (slower start, faster rendering).
+        compile: torch.compile the frame phase (slower start, faster rendering; compiled code is cached).
+        dtype: precision of the frame phase: None (float32), "bfloat16" or "float16" (see Performance).
         max_input_chars: longest `input` of a speech request (OpenAI: 4096); longer: 413.
         max_script_chars: longest podcast script; longer: 413.
         max_queue: most chunks (sentences) queued or rendering across all requests; beyond it, 429 + Retry-After
@@ -38,7 +39,7 @@ class ServerConfig:
             has been sent, the stream is cut off) and its remaining chunks are cancelled.
         max_body_bytes: largest request body; larger: 413.
         max_podcasts: podcasts rendering at once (each holds a worker thread while it waits); beyond: 429.
-        warmup: render one sentence before reporting ready.
+        warmup: run the engine's warm-up (compile, capture) and render one sentence before reporting ready.
     """
 
     device: str | None = None
@@ -48,6 +49,7 @@ class ServerConfig:
     lexicon: Mapping[str, str] | None = None
     alphabet: str | None = None
     compile: bool = False
+    dtype: str | None = None
     max_input_chars: int = MAX_INPUT_CHARS
     max_script_chars: int = MAX_SCRIPT_CHARS
     max_queue: int | None = None
@@ -65,6 +67,8 @@ class ServerConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if self.dtype not in (None, "float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be float32, bfloat16 or float16; got {self.dtype!r}")
         if not isinstance(self.timeout, (int, float)) or not self.timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds; got {self.timeout!r}")
         if self.api_key is not None and not self.api_key.strip():
