@@ -119,3 +119,18 @@ def transcribe():
     from voicegen.eval.asr import Transcriber
 
     return Transcriber().transcribe
+
+
+@pytest.fixture
+def strict_float32():
+    """Float32 on CUDA without TF32 (PyTorch lets cuDNN convolutions round their inputs to TF32 by default, whose
+    error the network amplifies to a few percent of the signal): tests that compare two float32 renderings for
+    equality up to rounding use it, so that what they measure is our batching, not TF32."""
+    import torch
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -34,7 +34,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 @cuda
-def test_bf16_autocast_stays_close_to_float32():
+def test_bf16_autocast_stays_close_to_float32(strict_float32):
     from voicegen import Engine, Performance
     from voicegen.eval.spectral import log_mel_distance
 
@@ -46,7 +46,7 @@ def test_bf16_autocast_stays_close_to_float32():
 
 
 @cuda
-def test_cuda_graphs_match_eager():
+def test_cuda_graphs_match_eager(strict_float32):
     from voicegen import Engine, Performance
 
     text = "Graphs replay the same kernels."

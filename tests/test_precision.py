@@ -85,7 +85,7 @@ def test_bfloat16_on_cpu_stays_within_015_nats_of_float32(engine):
 
 @cuda
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_reduced_precision_on_cuda_stays_within_015_nats_of_float32(dtype):
+def test_reduced_precision_on_cuda_stays_within_015_nats_of_float32(dtype, strict_float32):
     """Issue 11's goal on CUDA (bfloat16 measured 0.319 on an H200 before the float32 regions): within 0.15 nats."""
     distances = _distances("cuda", dtype)
     print(f"{dtype} vs float32 on CUDA, nats:", [round(d, 3) for d in distances])

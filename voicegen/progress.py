@@ -59,8 +59,8 @@ def progress_bar(unit: str, stream=None) -> Callable[..., None]:
             width = 30
             filled = int(width * done / max(total, 1))
             elapsed = time.monotonic() - started
-            audio = "" if seconds is None else f", {seconds:.0f} s of audio"
-            out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{count(total, unit)}{audio} in {elapsed:.0f} s")
+            took = f"{elapsed:.0f} s" if seconds is None else f"{seconds:.0f} s of audio in {elapsed:.0f} s"
+            out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{count(total, unit)}, {took}")
             if done >= total:
                 out.write("\n")
             out.flush()

@@ -313,11 +313,11 @@ class Renderer:
             launched = self._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr)
             if pending is not None:
                 self._collect(*pending)
-                release_free_memory()  # else the heap keeps each batch's freed pages and grows with the text (memory.py)
+                self._release()
             pending = launched
         if pending is not None:
             self._collect(*pending)
-            release_free_memory()
+            self._release()
 
     def _token_phase(self, batch: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token phase and alignment of one batch -> its valid frames' features, packed: (frames, 512) each for x
@@ -440,6 +440,12 @@ class Renderer:
                     f"the compiled frame phase needed more than {RECOMPILE_LIMIT} graphs (shape {tuple(x.shape)}); "
                     "refusing to fall back to eager silently: use Performance(compile=False)"
                 ) from exc
+
+    def _release(self) -> None:
+        """On the CPU the frame phase's temporaries live on the C heap, which otherwise keeps each batch's freed
+        pages and grows with the text (memory.py); on a GPU they live in device memory and this would only cost time."""
+        if self.device.type == "cpu":
+            release_free_memory()
 
     def _sync(self) -> None:
         if self.profile and self.device.type == "cuda":
