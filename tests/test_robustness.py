@@ -332,11 +332,14 @@ def test_an_unwritable_cache_converts_in_memory_with_one_warning_and_progress(tm
     out = tmp_path / "x.wav"
     result = run("say", "Hi there.", "-o", out, "--device", "cpu", "--progress", env={"VOICEGEN_CACHE": str(cache)})
     assert result.returncode == 0, result.stderr
-    lines = result.stderr.decode().splitlines()
+    everything = result.stderr.decode().splitlines()  # splitlines also splits the bar's \r redraws
+    bars = [line for line in everything if line.startswith("[")]
+    lines = [line for line in everything if line and not line.startswith("[")]  # "\n\r[" splits into an empty line
     assert lines[0] == f"voicegen: converting the weights to float32 (about 10 s, once); caching them in {cache}"
     warnings = [line for line in lines if line.startswith("voicegen: warning:")]
     assert len(warnings) == 1 and "VOICEGEN_CACHE" in warnings[0] and str(cache) in warnings[0]
     assert lines[-1].startswith(f"wrote {out}") and len(lines) == 3
+    assert bars and bars[-1].startswith("[" + "#" * 30 + "] 1/1 sentence")  # --progress: say's bar, finished
     assert result.stdout == b""
     assert np.isfinite(sf.read(out)[0]).all()
 
