@@ -4,14 +4,16 @@
     synthesize("Hello there!").save("hello.wav")
 """
 
-from .api import get_engine, synthesize, voices
+from .api import fit_voice, get_engine, synthesize, voices
 from .audio import Audio, Segment, Word
 from .constants import SAMPLE_RATE
 from .engine import Engine, Request
 from .performance import Performance
+from .weights import Voice
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Audio", "Engine", "Performance", "Request", "SAMPLE_RATE", "Segment", "Word", "get_engine", "synthesize", "voices",
+    "Audio", "Engine", "Performance", "Request", "SAMPLE_RATE", "Segment", "Voice", "Word", "fit_voice", "get_engine",
+    "synthesize", "voices",
 ]
