@@ -253,7 +253,7 @@ def _forward(network, target: Target, group: Sequence[int], table: torch.Tensor,
     rate = rate_loss(soft, durations, is_token)
     parts = {"spectral": frame_l1, "average": average_l1, "pitch": pitch, "rate": rate}
     loss = sum(getattr(weights, k) * v for k, v in parts.items())
-    extra = {"soft_frames": float((soft * is_token).sum()), "aligned_frames": float((durations * is_token).sum()),
+    extra = {"soft_frames": float((soft * is_token).sum().detach()), "aligned_frames": float((durations * is_token).sum()),
              "f0": f0.detach(), "f0_target": f0_target, "voiced": voiced}
     return loss, {k: float(v) for k, v in parts.items()}, extra
 
@@ -267,7 +267,8 @@ def fit_voice(
     start: str | None = None,
     candidates: Sequence[str] | None = None,
     steps: int = 40,
-    lr: float = 0.03,
+    lr: float = 0.05,
+    offset_lr: float = 0.01,
     weights: Weights | None = None,
     batch_seconds: float = 8.0,
     tolerance: float = 0.002,
@@ -289,6 +290,7 @@ def fit_voice(
         start: the voice to start from (a name, blend or file); None picks the nearest of `candidates`.
         candidates: voices to choose the start from, and the blend directions searched (default: the built-in
             voices).
+        lr, offset_lr: Adam's step sizes for the blend weights and for the offset (per style number).
         steps: at most this many optimization steps (each renders up to `batch_seconds` of the recording
             forward and backward); it stops earlier when the loss has not fallen by `tolerance` (relative) for
             `patience` steps.
@@ -334,7 +336,7 @@ def fit_voice(
     noise = {k: torch.randn(len(a), generator=generator) for k, a in enumerate(target.audio)}
     groups = _batch_groups(target, batch_seconds)
     network = engine.renderer.network
-    optimizer = torch.optim.Adam([search.a, search.delta], lr=lr)
+    optimizer = torch.optim.Adam([{"params": [search.a], "lr": lr}, {"params": [search.delta], "lr": offset_lr}])
     losses, best, since_best, stopped = [], math.inf, 0, False
     params = [search.a, search.delta]
     for step in range(steps):
