@@ -46,6 +46,12 @@ HELD_OFFSET = 20
 """Held-out sentences start at this line of the sentence file (training sentences come from its top)."""
 
 
+def boundary_error(durations, true) -> float:
+    """Mean |difference| in 40 Hz frames between the phoneme start times of two duration lists (per chunk)."""
+    errors = [np.abs(np.cumsum(d.numpy())[:-1] - np.cumsum(t.numpy())[:-1]) for d, t in zip(durations, true)]
+    return float(np.concatenate(errors).mean())
+
+
 def render(engine: Engine, sentences: list[str], voice, seed: int = 100) -> list[np.ndarray]:
     return [a.samples for a in engine.synthesize_many([Request(s, voice, seed=seed + i) for i, s in enumerate(sentences)])]
 
@@ -87,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for target in args.targets.split(","):
         target = target.strip()
-        recording = engine.synthesize(" ".join(train), target, seed=5).samples
+        plan = engine.plan(Request(" ".join(train), target, seed=5))
+        engine.renderer.render(plan.items)
+        recording = engine.assemble(plan).samples
+        true_durations = [it.durations for it in plan.items]
         candidates = [v for v in builtins if v != target]
         report: list = []
         started = time.monotonic()
@@ -103,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                           report=report)
         fit_s = time.monotonic() - started
         fit = report[0]
+        from voicegen.fit import align_recording, render_chunks
+
+        at_start = align_recording(recording, plan.chunks, render_chunks(engine, plan.chunks, engine.voice_table(fit.start)))
         true_audio = held_audio.get(target) or render(engine, held, target)
         true = embeddings.get(target)
         if true is None:
@@ -125,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             "similarity_fitted": round(cosine(fitted, true), 4),
             "similarity_fitted_to_other_builtins": {k: round(v, 4) for k, v in to_builtin.items()},
             "closer_to_true_than_any_other_builtin": bool(cosine(fitted, true) > max(to_builtin.values())),
+            "alignment_error_frames_start": round(boundary_error(at_start.durations, true_durations), 3),
+            "alignment_error_frames_final": round(boundary_error(fit.target.durations, true_durations), 3),
             "pitch": voice.pitch,
             "speed": voice.speed,
             "blend": voice.provenance["blend"],

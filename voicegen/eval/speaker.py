@@ -72,7 +72,9 @@ class SpeakerJudge:
 
     def similarity(self, a, b, sample_rate: int = SAMPLE_RATE) -> float:
         """Cosine similarity of two speakers, each given as one clip (N,) or a list of clips of that speaker."""
-        embed = lambda x: self.embed_speaker(x, sample_rate) if isinstance(x, (list, tuple)) else self.embed(x, sample_rate)
+        def embed(x):
+            return self.embed_speaker(x, sample_rate) if isinstance(x, (list, tuple)) else self.embed(x, sample_rate)
+
         return cosine(embed(a), embed(b))
 
 

@@ -9,7 +9,7 @@ with the network's own parameters untouched:
 3. Alignment: the start voice's rendering is aligned to the recording by dynamic time warping of cepstra, which
    gives the recording's frames per phoneme (its durations). Rendering with these durations makes our audio
    frame-aligned with the recording, so spectra compare frame by frame.
-4. Search: the table is `start + sum_k a_k (voice_k - start) + delta` (a blend of the candidate voices plus one
+4. Search (re-aligning once, a third of the way, with the voice found so far): the table is `start + sum_k a_k (voice_k - start) + delta` (a blend of the candidate voices plus one
    256-wide offset applied to every row), from a = 0, delta = 0, with Adam on `voicegen.fit.objective`'s loss.
    Integer durations carry no gradient, so the style's effect on the speaking rate is fitted through the soft
    (pre-rounding) durations. Steps stop early once the loss stops falling.
@@ -64,13 +64,15 @@ class Target:
 
 @dataclass
 class FitReport:
-    """What a fit did: the start voice and the candidates' start scores, the loss after each step, seconds."""
+    """What a fit did: the start voice and the candidates' start scores, the loss after each step, seconds, and
+    the recording as last aligned (`target`: per-chunk audio and durations)."""
 
     start: str
     start_scores: dict
     losses: list
     seconds: float
     stopped_early: bool
+    target: Target | None = None
 
 
 def prepare_recording(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -93,7 +95,9 @@ def prepare_recording(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _render(engine, chunks: Sequence[Chunk], table: torch.Tensor):
+def render_chunks(engine, chunks: Sequence[Chunk], table: torch.Tensor) -> list:
+    """Render frontend chunks with a (510, 256) table, without source noise -> the rendered renderer Items
+    (`audio`, `durations`)."""
     from ..renderer import Item
 
     items = [Item(c.tokens, style_for(table, len(c.tokens)), 1.0, 0, noise=False) for c in chunks]
@@ -128,7 +132,7 @@ def nearest_voice(engine, recording: np.ndarray, chunks: Sequence[Chunk], candid
     ours, f0 = _average_spectrum(recording), _median_log_f0(recording)
     scores = {}
     for name in candidates:
-        items = _render(engine, some, engine.voice_table(name))
+        items = render_chunks(engine, some, engine.voice_table(name))
         audio = np.concatenate([it.audio for it in items])
         diff = _average_spectrum(audio) - ours
         score = float(np.abs(diff - diff.mean()).mean())
@@ -211,8 +215,9 @@ def _batch_groups(target: Target, seconds: float) -> list[list[int]]:
 
 
 def _forward(network, target: Target, group: Sequence[int], table: torch.Tensor, noise: dict, weights: Weights,
-             device: torch.device):
-    """The loss of one group of chunks rendered with `table` -> (loss, {part: value}, extra)."""
+             device: torch.device, with_audio: bool = True):
+    """The loss of one group of chunks rendered with `table` -> (loss, {part: value}, extra). Without audio,
+    only the token phase and the pitch predictor run (loss None), for `extra`."""
     from ..constants import PAD_ID
 
     chunks = [target.chunks[k] for k in group]
@@ -242,10 +247,15 @@ def _forward(network, target: Target, group: Sequence[int], table: torch.Tensor,
     voiced = torch.zeros(len(chunks), 2 * n_frames, dtype=torch.bool)
     for i, k in enumerate(group):
         m = len(target.audio[k])
-        noise_b[i, :m] = noise[k]
+        if with_audio:
+            noise_b[i, :m] = noise[k]
         recorded[i, :m] = torch.from_numpy(target.audio[k])
         f0_target[i, : len(target.f0[k])] = torch.from_numpy(target.f0[k])
         voiced[i, : len(target.voiced[k])] = torch.from_numpy(target.voiced[k])
+    extra = {"soft_frames": float((soft * is_token).sum().detach()), "aligned_frames": float((durations * is_token).sum()),
+             "f0": f0.detach(), "f0_target": f0_target, "voiced": voiced}
+    if not with_audio:
+        return None, {}, extra
     audio = network.decoder(frames.asr, f0, n, style[:, :TIMBRE_DIM], fl, noise_b.to(device))
     samples = fl * SAMPLES_PER_FRAME
     frame_l1, average_l1 = spectral_loss(audio, recorded.to(device), samples)
@@ -253,8 +263,6 @@ def _forward(network, target: Target, group: Sequence[int], table: torch.Tensor,
     rate = rate_loss(soft, durations, is_token)
     parts = {"spectral": frame_l1, "average": average_l1, "pitch": pitch, "rate": rate}
     loss = sum(getattr(weights, k) * v for k, v in parts.items())
-    extra = {"soft_frames": float((soft * is_token).sum().detach()), "aligned_frames": float((durations * is_token).sum()),
-             "f0": f0.detach(), "f0_target": f0_target, "voiced": voiced}
     return loss, {k: float(v) for k, v in parts.items()}, extra
 
 
@@ -273,6 +281,7 @@ def fit_voice(
     batch_seconds: float = 8.0,
     tolerance: float = 0.002,
     patience: int = 6,
+    realign: bool = True,
     engine=None,
     device: str | torch.device | None = None,
     seed: int = 0,
@@ -296,7 +305,9 @@ def fit_voice(
             `patience` steps.
         engine: the engine whose network, frontend and voices are used (default: the shared one for `device`).
         progress: called as progress(step, steps, loss) after each step.
-        report: if a list is given, a `FitReport` is appended to it.
+        realign: align the recording again after a third of the steps, with the voice found so far (nearer
+            the recording than the start, so its phoneme boundaries come out closer).
+        report: if a list is given, a `FitReport` is appended to it (with the final alignment, `target`).
 
     ValueError for a recording of the wrong length, silence, or text with nothing to say.
     """
@@ -331,15 +342,21 @@ def fit_voice(
     start_table = engine.voice_table(start).float()
     basis = torch.stack([engine.voice_table(c).float() for c in candidates if c != start])
     search = StyleSearch(start_table.to(device), basis.to(device))
-    target = align_recording(recording, chunks, _render(engine, chunks, start_table))
+    target = align_recording(recording, chunks, render_chunks(engine, chunks, start_table))
     generator = torch.Generator().manual_seed(seed)
     noise = {k: torch.randn(len(a), generator=generator) for k, a in enumerate(target.audio)}
     groups = _batch_groups(target, batch_seconds)
     network = engine.renderer.network
+    realign_at = max(1, steps // 3) if realign else None
     optimizer = torch.optim.Adam([{"params": [search.a], "lr": lr}, {"params": [search.delta], "lr": offset_lr}])
     losses, best, since_best, stopped = [], math.inf, 0, False
     params = [search.a, search.delta]
     for step in range(steps):
+        if step == realign_at:  # the voice is nearer now: its rendering aligns better to the recording
+            target = align_recording(recording, chunks, render_chunks(engine, chunks, search.table().detach().cpu()))
+            noise = {k: torch.randn(len(a), generator=generator) for k, a in enumerate(target.audio)}
+            groups = _batch_groups(target, batch_seconds)
+            best, since_best = math.inf, 0
         group = groups[step % len(groups)]
         with torch.enable_grad():
             loss, parts, _ = _forward(network, target, group, search.table(), noise, weights, device)
@@ -361,7 +378,7 @@ def fit_voice(
                     stopped = True
                     break
     table = search.table().detach().cpu()
-    pitch, speed = _residual_defaults(network, target, table, noise, weights, device, groups)
+    pitch, speed = residual_defaults(network, target, table, device)
     seconds = time.monotonic() - started
     provenance = {
         "method": "fit",
@@ -377,19 +394,19 @@ def fit_voice(
         "device": str(device),
     }
     if report is not None:
-        report.append(FitReport(start, scores, losses, seconds, stopped))
+        report.append(FitReport(start, scores, losses, seconds, stopped, target))
     return Voice(name, table, pitch=pitch, speed=speed, provenance=provenance)
 
 
-def _residual_defaults(network, target: Target, table: torch.Tensor, noise: dict, weights: Weights, device,
-                       groups) -> tuple[float, float]:
-    """The pitch (semitones) and speed that close what the style left of the recording's mean F0 and speaking
-    rate; (0.0, 1.0) when the residual is below a quarter semitone / 3%."""
+def residual_defaults(network, target: Target, table: torch.Tensor, device="cpu") -> tuple[float, float]:
+    """The pitch (semitones) and speed that close what `table` leaves of the recording's mean F0 and speaking
+    rate; (0.0, 1.0) when the residual is below a quarter semitone / 3%. Runs the token phase and the pitch
+    predictor only."""
     soft = aligned = 0.0
     log_ratio, count = 0.0, 0
     with torch.no_grad():
-        for group in groups:
-            _, _, extra = _forward(network, target, group, table.to(device), noise, weights, device)
+        for group in _batch_groups(target, 20.0):
+            _, _, extra = _forward(network, target, group, table.to(device), {}, Weights(), device, with_audio=False)
             soft += extra["soft_frames"]
             aligned += extra["aligned_frames"]
             both = extra["voiced"].to(extra["f0"].device) & (extra["f0"] > 10)

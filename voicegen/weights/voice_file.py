@@ -71,7 +71,7 @@ def check_voice_name(name) -> str:
 
 @dataclass(eq=False)
 class Voice:
-    """A voice: its (510, 256) style table, name, and the pitch (semitones) and speed it speaks with by default.
+    """A voice: its (510, 256) style table (fewer rows are allowed in memory, not in files), name, and the pitch (semitones) and speed it speaks with by default.
 
     `provenance` says how it was made (a JSON-able dict). `save(path)` writes a voice file; `Voice.load(path)`
     reads one (VoiceError for a missing, corrupt or foreign file).
@@ -86,8 +86,8 @@ class Voice:
     def __post_init__(self):
         check_voice_name(self.name)
         self.table = as_voice_table(self.table, self.name)
-        if self.table.shape[0] != MAX_PHONEMES:
-            raise VoiceError(f"{self.name}: a voice table has {MAX_PHONEMES} rows; got {self.table.shape[0]}")
+        if self.table.shape[0] > MAX_PHONEMES:
+            raise VoiceError(f"{self.name}: a voice table has at most {MAX_PHONEMES} rows; got {self.table.shape[0]}")
         try:
             self.pitch = check_pitch(self.pitch)
         except ValueError as e:
@@ -110,7 +110,10 @@ class Voice:
         return style_for(self.table, n_phonemes)
 
     def to_bytes(self) -> bytes:
-        """The voice file's contents (see the module docstring for the format)."""
+        """The voice file's contents (see the module docstring for the format). VoiceError unless the table has
+        all 510 rows."""
+        if tuple(self.table.shape) != (MAX_PHONEMES, STYLE_DIM):
+            raise VoiceError(f"{self.name}: a voice file holds a ({MAX_PHONEMES}, {STYLE_DIM}) table; got {tuple(self.table.shape)}")
         data = self.table.to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
         metadata = {
             "format": FORMAT,
