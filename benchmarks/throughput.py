@@ -1,7 +1,9 @@
 """Throughput benchmark: how many seconds of audio voicegen renders per wall-clock second, in several modes,
 against the onnxruntime reference, on the same corpus in the same run.
 
-Modes (each a fresh engine; CUDA-only modes are skipped on the CPU):
+Modes (each a fresh engine; CUDA-only modes are skipped on the CPU). Compiled code is cached on disk
+(Performance, README): a mode's warm-up is cold the first time and from the cache after that; the JSON records
+which (compile_cache_hits/misses).
   onnx-b1          onnxruntime on the int8 file, one sentence at a time (its only mode; CPU)
   b1-eager         our network, eager float32, one sentence at a time: the Kokoro-like baseline
   batched-eager    the engine's bucketed batches, eager float32
@@ -14,10 +16,11 @@ Modes (each a fresh engine; CUDA-only modes are skipped on the CPU):
 The corpus (paragraphs from benchmarks/data plus the multi-speaker episode in examples/, repeated with
 different voices) is phonemized once up front; throughput covers the model (token phase, alignment, frame
 phase) and excludes the frontend, which is timed on its own. The 1-minute two-speaker script latency is end to
-end: text in, mixed audio out, frontend included. Warm-up (compile, graph capture) runs the whole corpus
-once (CPU-compiled modes, with symbolic sizes: every fourth chunk; eager modes: a few chunks) and is reported
-separately. Quality per mode: log-mel distance to the float32
-eager rendering of the same chunks, and Whisper tiny.en WER over 40 chunks (--asr N) against their text.
+end: text in, mixed audio out, frontend included. Warm-up (`engine.warmup()`: compile, graph capture,
+then a few chunks) is reported separately. The one-minute script is broken down into stages (frontend, token
+phase + alignment, frame phase, host copies, mixing and the rest). Quality per mode: log-mel distance to the float32
+eager rendering of the same chunks, Whisper tiny.en WER over 40 chunks (--asr N) against their text, and DNSMOS
+overall (voicegen.eval.dnsmos) over the same chunks.
 
 Usage:
   python benchmarks/throughput.py                       # all modes available here, >= 10 minutes of audio
@@ -155,6 +158,44 @@ def asr_check(items, audio: list[np.ndarray], count: int, judge) -> float | None
     return corpus_word_error_rate([items[i][1] for i in picks], hypotheses)
 
 
+def script_stages(engine: Engine, script: Script):
+    """Render the one-minute script end to end -> (episode, seconds, seconds per stage): frontend (the engine's
+    planning step), token phase + alignment, frame phase, host copies (from the renderer's counters, with the
+    device synchronized at stage boundaries) and mixing with loudness (the rest: mixer, limiter, assembly)."""
+    stats, plan = engine.renderer.stats, engine.plan
+    before = (stats.token_s, stats.frame_s, stats.copy_s)
+    frontend = [0.0]
+
+    def timed_plan(request):
+        t = time.perf_counter()
+        try:
+            return plan(request)
+        finally:
+            frontend[0] += time.perf_counter() - t
+
+    engine.plan, engine.renderer.profile = timed_plan, True
+    try:
+        t0 = time.perf_counter()
+        episode = render_script(engine, script, seed=0)
+        sync(str(engine.device.type))
+        total = time.perf_counter() - t0
+    finally:
+        del engine.plan
+        engine.renderer.profile = False
+    token, frame, copy = (now - was for now, was in zip((stats.token_s, stats.frame_s, stats.copy_s), before))
+    stages = {"frontend": frontend[0], "token_phase_and_alignment": token, "frame_phase": frame, "host_copies": copy}
+    stages["mixing_and_rest"] = total - sum(stages.values())
+    return episode, total, stages
+
+
+def dnsmos_check(items, audio: list[np.ndarray], count: int, judge) -> float | None:
+    """DNSMOS overall (voicegen.eval.dnsmos), mean over the same chunks as the Whisper check."""
+    if not count or judge is None:
+        return None
+    picks = np.linspace(0, len(items) - 1, min(count, len(items))).round().astype(int)
+    return judge.mean([audio[i] for i in picks], SAMPLE_RATE).overall
+
+
 def run_onnx(items, threads: int) -> dict:
     from voicegen.eval.reference import OnnxReference
 
@@ -167,7 +208,8 @@ def run_onnx(items, threads: int) -> dict:
     return {"audio_s": audio_s, "wall_s": wall, "x_realtime": audio_s / wall, "warmup_s": 0.0, "batch": 1}, None
 
 
-def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0) -> tuple[dict, list[np.ndarray]]:
+def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0,
+             mos_judge=None) -> tuple[dict, list[np.ndarray]]:
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -175,18 +217,14 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
     engine = engine_for(mode, device)
     load_s = time.perf_counter() - t0
     batch_one = mode.startswith("b1")
-    # warm-up: graphed modes and CUDA-compiled modes render the whole corpus once (every bucket shape compiled
-    # or captured); CPU-compiled modes (symbolic sizes) a quarter of it; eager modes only their first calls
+    # warm-up: the engine's own (compile with symbolic sizes; capture every bucket shape for CUDA graphs), then a
+    # few chunks through the whole path; reported apart from the timed run, with the compile cache's traffic
     t0 = time.perf_counter()
-    if "graphs" in mode or ("compiled" in mode and device != "cpu"):
-        warm_items = items  # static shapes: every bucket must be compiled or captured before timing
-    elif "compiled" in mode:
-        warm_items = items[::4]  # symbolic sizes: a spread of lengths and batch sizes meets every guard
-    else:
-        warm_items = items[:3]
-    render_all(engine, warm_items, batch_one)
+    report = engine.warmup()
+    render_all(engine, items[:3], batch_one)
     sync(device)
     warmup_s = time.perf_counter() - t0
+    log(f"warm-up: {report}")
     stats_before = (engine.stats.frame_batches, engine.stats.padded_frames, engine.stats.valid_frames)
     t0 = time.perf_counter()
     audio = render_all(engine, items, batch_one)
@@ -197,10 +235,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
     padded = engine.stats.padded_frames - stats_before[1]
     valid = engine.stats.valid_frames - stats_before[2]
     render_script(engine, script, seed=0)  # warm the script path
-    t0 = time.perf_counter()
-    episode = render_script(engine, script, seed=0)
-    sync(device)
-    script_latency = time.perf_counter() - t0
+    episode, script_latency, stages = script_stages(engine, script)
     t0 = time.perf_counter()
     first = next(engine.stream("Time to first audio is what a listener waits for. The rest follows while they listen.", seed=0))
     sync(device)
@@ -211,16 +246,42 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         "x_realtime": audio_s / wall,
         "log_mel_distance_to_fp32": distance_to(reference, audio),
         "asr_wer": asr_check(items, audio, asr_chunks, judge),
+        "dnsmos_ovrl": dnsmos_check(items, audio, asr_chunks, mos_judge),
         "load_s": load_s,
         "warmup_s": warmup_s,
+        "warmup": {"shapes": len(report.shapes), "graphs_captured": report.graphs_captured,
+                   "compile_cache_hits": report.cache_hits, "compile_cache_misses": report.cache_misses},
         "frame_batches": batches,
         "padding_overhead": padded / max(valid, 1) - 1,
         "script_audio_s": episode.duration,
         "script_latency_s": script_latency,
+        "script_stages_s": stages,
         "first_audio_s": first_audio,
         "first_chunk_audio_s": first.duration,
         "peak_memory_mb": peak_memory_mb(device),
     }, audio
+
+
+def save(args, out: Path, requests, items, frontend_s: float, results: dict) -> dict:
+    """Write the JSON report of the modes measured so far (each with its ratio to b1-eager of this run)."""
+    baseline = results.get("b1-eager")
+    for r in results.values():
+        r["vs_b1_eager"] = r["x_realtime"] / baseline["x_realtime"] if baseline else None
+    device = (torch.cuda.get_device_name() if args.device == "cuda"
+              else f"CPU x{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "device": device,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if args.device == "cuda" else None,
+        "corpus": {"texts": len(requests), "chunks": len(items), "audio_s": next(iter(results.values()))["audio_s"] if results else 0},
+        "frontend_s": frontend_s,
+        "results": results,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    return report
 
 
 def main() -> int:
@@ -255,41 +316,42 @@ def main() -> int:
             judge = Transcriber(cpu_threads=args.threads)
         except (ImportError, OSError, RuntimeError) as exc:  # e.g. a GPU box without the judge's packages
             log(f"ASR check skipped: {exc}")
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device}-{datetime.date.today()}.json"
+    mos_judge = None
+    if args.asr:
+        try:
+            from voicegen.eval.dnsmos import Dnsmos
+
+            mos_judge = Dnsmos(threads=args.threads)
+        except (ImportError, OSError, RuntimeError) as exc:
+            log(f"DNSMOS check skipped: {exc}")
     results, reference = {}, None
     for mode in modes:
         log(f"--- {mode}")
         if mode == "onnx-b1":
             results[mode], _ = run_onnx(items, args.threads)
         else:
-            results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr)
+            results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr, mos_judge)
             if mode == "b1-eager":
                 reference = audio  # float32 eager: what the other modes are compared with
         log(json.dumps(results[mode], indent=None))
-
-    baseline = results.get("b1-eager")
-    for r in results.values():
-        r["vs_b1_eager"] = r["x_realtime"] / baseline["x_realtime"] if baseline else None
-    report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "device": torch.cuda.get_device_name() if args.device == "cuda" else f"CPU x{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}",
-        "torch": torch.__version__,
-        "corpus": {"texts": len(requests), "chunks": len(items), "audio_s": next(iter(results.values()))["audio_s"] if results else 0},
-        "frontend_s": frontend_s,
-        "results": results,
-    }
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device}-{datetime.date.today()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"\n{'mode':26} {'x realtime':>10} {'vs b1':>6} {'warm-up s':>9} {'1-min script s':>14} {'first audio s':>13} {'peak MB':>8} {'dist':>5} {'WER':>5}")
+        report = save(args, out, requests, items, frontend_s, results)  # after every mode: a run cut short keeps what it measured
+    print(f"\n{'mode':26} {'x realtime':>10} {'vs b1':>6} {'warm-up s':>9} {'1-min script s':>14} {'first audio s':>13} {'peak MB':>8} {'dist':>5} {'WER':>5} {'DNSMOS':>6}")
     for mode, r in results.items():
         vs = f"{r['vs_b1_eager']:.2f}" if r["vs_b1_eager"] else "-"
-        dist, wer = r.get("log_mel_distance_to_fp32"), r.get("asr_wer")
+        dist, wer, mos = r.get("log_mel_distance_to_fp32"), r.get("asr_wer"), r.get("dnsmos_ovrl")
         print(
             f"{mode:26} {r['x_realtime']:10.2f} {vs:>6} {r['warmup_s']:9.1f} {r.get('script_latency_s', float('nan')):14.2f} "
             f"{r.get('first_audio_s', float('nan')):13.2f} {r.get('peak_memory_mb', float('nan')):8.0f} "
-            f"{'-' if dist is None else f'{dist:.3f}':>5} {'-' if wer is None else f'{wer:.3f}':>5}"
+            f"{'-' if dist is None else f'{dist:.3f}':>5} {'-' if wer is None else f'{wer:.3f}':>5} "
+            f"{'-' if mos is None else f'{mos:.2f}':>6}"
         )
+    print("\none-minute script, seconds per stage:")
+    names = ["frontend", "token_phase_and_alignment", "frame_phase", "host_copies", "mixing_and_rest"]
+    print(f"{'mode':26} " + " ".join(f"{n[:14]:>14}" for n in names))
+    for mode, r in results.items():
+        if r.get("script_stages_s"):
+            print(f"{mode:26} " + " ".join(f"{r['script_stages_s'][n]:14.3f}" for n in names))
     print(f"corpus {report['corpus']['audio_s'] / 60:.1f} min of audio; frontend {frontend_s:.1f} s; JSON: {out}")
     return 0
 

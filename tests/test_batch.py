@@ -47,11 +47,11 @@ def _style(voice_tables, it):
     return style_for(voice_tables[it["voice"]], len(it["tokens"]))
 
 
-def _render(engine, voice_tables, items):
+def _render(renderer, voice_tables, items):
     """Render items as one set of batches; an item whose seed is None gets the source without noise."""
     batch = [Item(i["tokens"], _style(voice_tables, i), i["speed"], i["seed"] or 0, noise=i["seed"] is not None)
              for i in items]
-    return [it.audio for it in engine.renderer.render(batch)]
+    return [it.audio for it in renderer.render(batch)]
 
 
 @pytest.fixture(scope="module")
@@ -126,15 +126,94 @@ def test_pitch_and_energy_in_a_batch_equal_alone_to_rounding(network, voice_tabl
 @pytest.mark.slow
 @SETTINGS
 @given(items=st.lists(item, min_size=2, max_size=3))
-def test_audio_in_a_batch_equals_audio_alone(engine, voice_tables, assert_batch_invariant, items):
-    together = _render(engine, voice_tables, items)
+def test_audio_in_a_batch_equals_audio_alone(wide_renderer, voice_tables, assert_batch_invariant, items):
+    """With a frame budget of 4096 (wide_renderer), items of one frame bucket share a padded frame batch; the
+    default CPU budget (400) would render most of them alone (issue 15, class 9)."""
+    together = _render(wide_renderer, voice_tables, items)
     for it, audio in zip(items, together):
-        alone = _render(engine, voice_tables, [it])[0]
+        alone = _render(wide_renderer, voice_tables, [it])[0]
         assert_batch_invariant(audio, alone)
 
 
 def test_same_seed_same_audio_different_seed_different_audio(engine, voice_tables):
     it = {"tokens": [50, 83, 54, 156, 57], "voice": "jf_alpha", "speed": 1.0}
-    a, b, c = _render(engine, voice_tables, [dict(it, seed=7), dict(it, seed=7), dict(it, seed=8)])
+    a, b, c = _render(engine.renderer, voice_tables, [dict(it, seed=7), dict(it, seed=7), dict(it, seed=8)])
     np.testing.assert_array_equal(a, b)  # bit for bit, even side by side in one batch
     assert np.abs(a - c).max() > 1e-3
+
+
+# Items whose frame counts (78, 66, 71, 68 frames) share one frame bucket (48, 80], so with a budget of 4096 frames
+# they render as one padded frame batch on the CPU too (the default budget, 400, rarely groups items).
+SHARED = [(16, "jf_alpha", 1.0), (14, "jm_kumo", 1.0), (16, "jf_nezumi", 1.15), (12, "jf_tebukuro", 0.9)]
+SHARED_TOKENS = [50, 83, 54, 156, 57, 16, 65, 86, 54, 16, 43, 55, 83, 61, 156, 62]
+
+
+def _shared_items(voice_tables, rows=len(SHARED)):
+    return [Item(SHARED_TOKENS[:n], style_for(voice_tables[v], n), speed, seed=i)
+            for i, (n, v, speed) in enumerate(SHARED[:rows])]
+
+
+@pytest.fixture(scope="module")
+def wide_renderer(network):
+    """A renderer on the session's network with a frame budget large enough to put several items in a batch."""
+    from voicegen import Performance
+    from voicegen.renderer import Renderer
+
+    renderer = Renderer(network, "cpu", Performance(max_batch_frames=4096))
+    yield renderer
+    renderer.close()
+
+
+def _delta(renderer, items):
+    before = dict(vars(renderer.stats), shapes=set(renderer.stats.shapes))
+    renderer.render(items)
+    after = vars(renderer.stats)
+    return {k: after[k] - before[k] for k in before}  # counters, and the set of new shapes
+
+
+def test_items_of_different_lengths_share_a_padded_frame_batch_and_render_as_alone(
+        wide_renderer, voice_tables, assert_batch_invariant):
+    """Issue 15, class 9: four items of 66-78 frames in ONE frame batch, padded to the longest (asserted from the
+    renderer's statistics, so the test cannot silently fall back to items rendering alone), each equal to its lone
+    rendering. Catches: padding that leaks into a shorter item in the decoder or generator (instance norms,
+    convolutions, the STFTs, the source), which batches of one never exercise."""
+    items = _shared_items(voice_tables)
+    stats = _delta(wide_renderer, items)
+    assert stats["frame_batches"] == 1 and stats["items"] == len(items)
+    assert stats["valid_frames"] == sum(int(it.durations.sum()) for it in items) == 283
+    assert stats["padded_frames"] == len(items) * 78 > stats["valid_frames"]  # 29 frames of padding
+    for it, alone in zip(items, _shared_items(voice_tables)):
+        wide_renderer.render([alone])
+        assert alone.durations.tolist() == it.durations.tolist()
+        assert_batch_invariant(it.audio, alone.audio)
+
+
+def test_static_shapes_on_the_cpu_with_bucket_rows_and_an_empty_row(
+        wide_renderer, voice_tables, assert_batch_invariant):
+    """Issue 15, class 9: the static-shape path (what CUDA graphs and static compilation run: frames padded to the
+    bucket, rows to a power of two, the extra rows empty) forced on the CPU. Catches: an empty row (zero frames)
+    that breaks or poisons the batch, bucket padding that leaks into items, and a plan that is not static."""
+    items = _shared_items(voice_tables, rows=3)
+    exact = _shared_items(voice_tables, rows=3)
+    wide_renderer.render(exact)  # exact shape: (3, 78)
+    wide_renderer.static_shapes = True
+    try:
+        stats = _delta(wide_renderer, items)
+    finally:
+        wide_renderer.static_shapes = False
+    assert stats["shapes"] == {(4, 80)}  # 3 items -> 4 rows (one empty), 78 frames -> the 80-frame bucket
+    assert stats["frame_batches"] == 1 and stats["padded_frames"] == 4 * 80
+    for it, ref in zip(items, exact):
+        assert it.durations.tolist() == ref.durations.tolist() and np.isfinite(it.audio).all()
+        assert_batch_invariant(it.audio, ref.audio)
+
+
+def test_same_batch_composition_is_bit_for_bit(wide_renderer, voice_tables):
+    """README, "Determinism": the same items in the same batch composition give the same samples, bit for bit
+    (across batch compositions only within `assert_batch_invariant`'s tolerance). Catches: hidden state between
+    calls (an RNG not seeded per item, a cache reused wrongly), which would make even this promise false."""
+    first, second = _shared_items(voice_tables), _shared_items(voice_tables)
+    wide_renderer.render(first)
+    wide_renderer.render(second)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.audio, b.audio)

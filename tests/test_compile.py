@@ -18,8 +18,8 @@ def _frame_inputs(frames=48, batch=2):
 
 def test_frame_phase_traces_as_one_graph_without_breaks(network):
     x, asr, style, lengths = _frame_inputs()
-    noise = torch.randn(x.shape[0], x.shape[-1] * 600)
-    explanation = torch._dynamo.explain(network.render)(x, asr, style, lengths, noise)
+    seeds, pitch = torch.tensor([7, -1]), torch.tensor([0.0, 2.0])  # one item with noise, one without
+    explanation = torch._dynamo.explain(network.render)(x, asr, style, lengths, seeds, pitch)
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
 
@@ -34,7 +34,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 @cuda
-def test_bf16_autocast_stays_close_to_float32():
+def test_bf16_autocast_stays_close_to_float32(strict_float32):
     from voicegen import Engine, Performance
     from voicegen.eval.spectral import log_mel_distance
 
@@ -42,11 +42,11 @@ def test_bf16_autocast_stays_close_to_float32():
     ref = Engine(device="cuda").synthesize(text, seed=0)
     bf16 = Engine(device="cuda", performance=Performance(dtype=torch.bfloat16)).synthesize(text, seed=0)
     assert len(ref.samples) == len(bf16.samples)
-    assert log_mel_distance(ref.samples, bf16.samples) < 0.3
+    assert log_mel_distance(ref.samples, bf16.samples) < 0.15  # issue 11 (0.319 before the float32 regions)
 
 
 @cuda
-def test_cuda_graphs_match_eager():
+def test_cuda_graphs_match_eager(strict_float32):
     from voicegen import Engine, Performance
 
     text = "Graphs replay the same kernels."
@@ -81,3 +81,52 @@ def test_compiled_engine_on_cpu_matches_eager_without_bucket_padding(engine):
         assert len(a.samples) == len(b.samples)
         rms = float(np.sqrt(np.mean(b.samples.astype(np.float64) ** 2)))
         assert float(np.sqrt(np.mean((a.samples.astype(np.float64) - b.samples) ** 2))) <= 5e-2 * rms
+    # past the recompile budget a new shape is an error, never a silent fall back to eager
+    import voicegen.renderer as renderer_module
+
+    limit = renderer_module.RECOMPILE_LIMIT
+    try:
+        renderer_module.RECOMPILE_LIMIT = 1
+        with pytest.raises(RuntimeError, match="refusing to fall back to eager"):
+            compiled.renderer._worker_free_call(1, 1)  # one row of one frame: a shape compilers specialize
+    finally:
+        renderer_module.RECOMPILE_LIMIT = limit
+
+
+@pytest.mark.slow
+def test_compiled_code_is_reused_from_the_cache_by_a_second_process(tmp_path):
+    """A second process finds the compiled frame phase in the cache directory instead of compiling it again
+    (catches a cache written elsewhere, keyed on something that changes per process, or not used at all)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, torch\n"
+        "torch.set_num_threads(2)\n"
+        "from torch._dynamo.utils import counters\n"
+        "from voicegen.performance import Performance\n"
+        "from voicegen.renderer import Renderer\n"
+        "r = Renderer(device='cpu', performance=Performance(compile=True))\n"
+        "r._worker_free_call(1, 48)\n"
+        "print(json.dumps({'hits': counters['inductor']['fxgraph_cache_hit'],"
+        " 'misses': counters['inductor']['fxgraph_cache_miss'], 'dir': __import__('os').environ['TORCHINDUCTOR_CACHE_DIR']}))\n"
+    )
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "compiled"))
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1800)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert first["dir"] == str(tmp_path / "compiled") and first["misses"] >= 1
+    assert second["hits"] >= 1 and second["misses"] == 0, runs
+
+
+def test_warmup_reports_what_it_ran(engine):
+    """An eager engine's warm-up runs its one shape and says so (the compiled and graphed paths report their
+    shapes, cache traffic and captured graphs the same way)."""
+    report = engine.warmup()
+    assert report.shapes == [(1, 32)] and not report.compiled and report.graphs_captured == 0
+    assert "1 frame-phase shape," in str(report) or str(report).endswith("1 frame-phase shape")

@@ -1,7 +1,8 @@
 """Whisper tiny.en, an independent judge, must understand every built-in voice.
 
 Twelve plain sentences of our own (benchmarks/data/sentences_plain.txt) per voice, rendered in one batched
-call; the mean over voices of each voice's word error rate must stay at or under 0.10.
+call; each voice's word error rate must stay at or under VOICE_WER (0.15), and their mean at or under 0.10.
+Measured per voice: 0.029-0.079 (benchmarks/RESULTS.md, "intelligibility").
 """
 
 from pathlib import Path
@@ -13,6 +14,9 @@ from voicegen import Request
 
 SENTENCES = Path(__file__).parents[1] / "benchmarks" / "data" / "sentences_plain.txt"
 VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+VOICE_WER = 0.15
+"""Gate per voice: about twice the worst measured (0.079). A gate on the mean alone let one voice at 30-40% pass
+(issue 15, class 9): a voice whose table or style rows are broken must fail here on its own."""
 
 
 @pytest.mark.slow
@@ -33,6 +37,7 @@ def test_whisper_understands_every_builtin_voice(engine):
         per_voice[voice] = corpus_word_error_rate(sentences, heard)
     mean = float(np.mean(list(per_voice.values())))
     print("WER per voice:", {v: round(w, 3) for v, w in per_voice.items()}, "mean", round(mean, 3))
+    assert all(wer <= VOICE_WER for wer in per_voice.values()), per_voice
     assert mean <= 0.10, per_voice
 
 
@@ -72,5 +77,6 @@ def test_bfloat16_path_stays_intelligible_and_close_to_float32(device):
     print(f"{device}: WER float32 {wer32:.3f}, bfloat16 {wer16:.3f}; log-mel distance {distance:.3f} nats")
     assert all(len(a.samples) == len(b.samples) for a, b in zip(fp32, bf16))  # same durations
     assert wer16 <= 0.10 and wer16 <= wer32 + 0.03
-    # onnxruntime's int8 graph is 0.21-0.27 from our float32 (test_parity.py); two voices are ~1.5 apart
-    assert distance < 0.35
+    # issue 11: within 0.15 (0.24 before the F0/N predictor and conv_post stayed float32); onnxruntime's int8 graph
+    # is 0.21-0.27 from our float32 (test_parity.py); two voices are ~1.5 apart
+    assert distance < 0.15

@@ -188,3 +188,50 @@ def test_fade_starts_and_ends_near_zero():
     assert y[0] < 0.001 and y[-1] < 0.001 and y[500] == 1.0
     assert np.all(np.diff(y[:100]) > 0) and np.all(np.diff(y[-200:]) < 0)
     assert np.abs(np.diff(y)).max() < 0.02
+
+
+def test_panned_meter_equals_metering_each_channel():
+    """LoudnessMeter.add_panned filters a panned turn once instead of per channel; this catches it drifting from
+    metering the stereo frames themselves (a lost filter state between turns without a gap, a wrong gain
+    power), across pieces that cross the meter's internal work blocks, stereo turns and digital silence."""
+    rng = np.random.default_rng(0)
+    per_channel, panned = L.LoudnessMeter(SR, 2), L.LoudnessMeter(SR, 2)
+    for k, n in enumerate([700, 50000, 3, 90000, 20000, 40000]):
+        if k == 3:  # a stereo piece (the music path): both meters filter it per channel
+            x = rng.standard_normal((n, 2)) * 0.1
+            per_channel.add(x)
+            panned.add(x)
+        elif k == 4:
+            per_channel.add(np.zeros((n, 2)))
+            panned.add(np.zeros((n, 2)))
+        else:
+            mono = speechlike(n / SR, seed=k)[:n]
+            gains = dsp.pan_gains(rng.uniform(-1, 1))
+            per_channel.add(mono[:, None] * gains.astype(np.float64))
+            panned.add_panned(mono, gains)
+    a, b = per_channel.sub_block_energies(), panned.sub_block_energies()
+    assert a.shape == b.shape and len(a) > 20
+    np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+    assert panned.integrated() == pytest.approx(per_channel.integrated(), abs=1e-9)
+
+
+@pytest.mark.parametrize("level", [0.05, 0.3, 0.8])
+def test_peak_map_finds_every_frame_over_a_level(level):
+    """The limiter and true_peak compute inter-sample values only where a bound says they could reach the level;
+    this catches a bound or a float32 pre-estimate that misses a frame, against the envelope computed everywhere."""
+    x = np.stack([speechlike(3, seed=5), speechlike(3, seed=6)], axis=1) * 1.5
+    x[1000:1010] = [[0.7, -0.7], [-0.7, 0.7]] * 5  # alternating samples: large inter-sample values
+    env = L._true_peak_envelope(x)
+    frames, values = L.PeakMap(x, block=4000).over(level)  # small blocks: checks the block seams too
+    np.testing.assert_array_equal(frames, np.flatnonzero(env > level))
+    np.testing.assert_allclose(values, env[frames], rtol=1e-12)
+    assert L.true_peak(x) == pytest.approx(env.max(), rel=1e-12)
+
+
+def test_gain_search_without_its_cache_gives_the_same_result(monkeypatch):
+    """Long loud episodes refilter the loud stretches on every gain pass instead of keeping them (bounded memory);
+    this catches the two paths drifting apart."""
+    x = np.stack([speechlike(8, seed=7), speechlike(8, seed=8)], axis=1) * 3
+    cached = L.normalize_loudness(x, SR)
+    monkeypatch.setattr(L.PeakMap, "CACHE_BYTES", 0)
+    np.testing.assert_array_equal(L.normalize_loudness(x, SR), cached)

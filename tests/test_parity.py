@@ -37,11 +37,11 @@ def reference():
     return OnnxReference(threads=torch.get_num_threads())
 
 
-def _run(network, tokens, style, durations=None, noise=None):
+def _run(network, tokens, style, durations=None):
     t = torch.tensor([[0, *tokens, 0]])
     with torch.inference_mode():
         audio, samples, dur = network(
-            t, torch.tensor([t.shape[1]]), style[None], torch.tensor([1.0]), noise=noise,
+            t, torch.tensor([t.shape[1]]), style[None], torch.tensor([1.0]), seeds=None,
             durations=None if durations is None else torch.as_tensor(np.asarray(durations))[None],
         )
     return audio[0, : samples[0]].numpy(), dur[0].numpy()

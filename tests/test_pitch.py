@@ -103,12 +103,17 @@ def test_render_script_sends_each_speakers_pitch_to_the_engine(engine, monkeypat
     """Catches pitch lost between the cast and the engine's requests (cast pitch, automatic variant pitch and the
     global pitch must add up)."""
     captured = []
+    plan = engine.plan
 
-    def fake_many(requests):
-        captured.extend(requests)
+    def recording_plan(request):
+        captured.append(request)
+        return plan(request)
+
+    def stop(items):
         raise RuntimeError("stop before rendering")
 
-    monkeypatch.setattr(engine, "synthesize_many", fake_many)
+    monkeypatch.setattr(engine, "plan", recording_plan)  # every request the podcast makes is planned here
+    monkeypatch.setattr(engine.renderer, "render", stop)
     speakers = ["A", "B", "C", "D", "E", "F", "G"]
     head = "---\nA: jf_alpha, pitch=-3\n" + "".join(f"{s}:\n" for s in speakers[1:]) + "---\n"
     script = Script.parse(head + "\n".join(f"{s}: Hello from {s}." for s in speakers))

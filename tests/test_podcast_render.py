@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -100,18 +101,37 @@ def test_synthesize_renders_scripts_with_a_voice_mapping():
         synthesize("A: Hello there.\nB: Hi!", voices={"A": "zz"})
 
 
+def true_peak_16x(data: np.ndarray) -> float:
+    """True peak in dBTP by 16x polyphase oversampling (scipy), independent of voicegen's 4x estimator."""
+    signal = pytest.importorskip("scipy.signal")
+    x = data if data.ndim == 2 else data[:, None]
+    up = signal.resample_poly(x, 16, 1, axis=0)
+    return float(20 * np.log10(np.abs(up).max()))
+
+
 def test_cli_podcast_writes_episode_and_subtitles(tmp_path):
+    """Also issue 15: loudness and true peak measured on the file the CLI wrote, by pyloudnorm and 16x
+    oversampling (catches a limiter or normalizer that only its own 4x estimator believes, and a written file that
+    differs from the mixed one); and --progress draws the bar turn by turn (catches the bar that jumped from 0 to
+    done for episodes shorter than a render window, ~6 minutes)."""
+    pyln = pytest.importorskip("pyloudnorm")
     script = tmp_path / "show.txt"
     script.write_text(SCRIPT, encoding="utf-8")
     out, srt, vtt, js = (tmp_path / n for n in ("show.flac", "show.srt", "show.vtt", "show.json"))
     result = subprocess.run(
         [sys.executable, "-m", "voicegen", "podcast", str(script), "-o", str(out), "--srt", str(srt),
-         "--vtt", str(vtt), "--transcript", str(js), "--seed", "3", "--device", "cpu", "--cast", "Guest=jf_tebukuro"],
+         "--vtt", str(vtt), "--transcript", str(js), "--seed", "3", "--device", "cpu", "--cast", "Guest=jf_tebukuro",
+         "--progress"],
         capture_output=True, text=True, timeout=900, env=dict(os.environ),
     )
     assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    drawn = re.findall(r"\] (\d+/\d+ turns?),", result.stderr)  # text mode reads each \r redraw as a line
+    assert len(set(drawn)) >= 3 and drawn[-1] == "4/4 turns", result.stderr  # one step per turn, not one per window
     data, rate = sf.read(out)
     assert rate == 24000 and len(data) / rate > 5
+    assert pyln.Meter(rate).integrated_loudness(data) == pytest.approx(-16.0, abs=0.5)
+    assert true_peak_16x(data) <= -1.0 + 0.05  # 0.05 dB: 16-bit rounding and the 4x/16x estimator difference
     duration = len(data) / rate
     for cues in (parse_srt(srt.read_text()), parse_vtt(vtt.read_text())):
         assert cues and all(a.start < a.end <= b.start + 1e-3 for a, b in zip(cues, cues[1:]))
@@ -133,3 +153,30 @@ def test_bad_cast_speed_fails_before_anything_renders(engine, monkeypatch):
     assert calls == []
     with pytest.raises(ValueError, match="no turns"):
         render_script(engine, Script(()))
+
+
+def test_planning_the_next_window_ahead_changes_nothing(engine, monkeypatch):
+    """The next window's frontend runs on a thread while the current window renders; the episode is the same bit for
+    bit as planning each window when it renders (catches seeds handed out of order, or windows swapped)."""
+    from voicegen.podcast import render
+
+    monkeypatch.setattr(render, "WINDOW_CHARS", 40)  # several windows for a short script
+    script = Script.parse(SCRIPT)
+    ahead = render_script(engine, script, seed=4)
+    monkeypatch.setattr(render._EngineBatches, "prepare", None)
+    in_turn = render_script(engine, script, seed=4)
+    np.testing.assert_array_equal(ahead.samples, in_turn.samples)
+    assert [s.text for s in ahead.segments] == [t.spoken_text for t in script.turns]
+
+
+def test_cli_podcast_without_a_terminal_shows_no_progress_and_counts_one_turn(tmp_path):
+    """Issue 15, classes 6 and 7: progress went to stderr even when it was not a terminal, and the summary said
+    "1 turns". Catches: a progress bar in a pipe or log, and the plural."""
+    script = tmp_path / "one.txt"
+    script.write_text("Host: Just one turn.\n", encoding="utf-8")
+    out = tmp_path / "one.wav"
+    result = subprocess.run([sys.executable, "-m", "voicegen", "podcast", str(script), "-o", str(out), "--seed", "1",
+                             "--device", "cpu"], capture_output=True, text=True, timeout=900, env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    duration = sf.info(str(out)).duration
+    assert result.stderr == f"wrote {out} ({duration:.1f} s, 1 turn)\n" and result.stdout == ""

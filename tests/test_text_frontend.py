@@ -93,13 +93,31 @@ def test_words_keep_their_punctuation(fe: Frontend) -> None:
 
 
 def test_lexicon_and_inline(fe: Frontend) -> None:
-    lex = Frontend(lexicon={"VoiceGen": "vˈYsʤɛn☃"})
+    lex = Frontend(lexicon={"VoiceGen": "vˈYsʤɛn"})
     (chunk,) = lex("I love voicegen and [Kokoro](/kˈOkəɹO/).")
     check([chunk])
     spans = {w.text: chunk.phonemes[w.start:w.end] for w in chunk.words}
     assert spans["voicegen"] == "vˈYsʤɛn" and spans["Kokoro."] == "kˈOkəɹO"
     assert chunk.text == "I love voicegen and Kokoro."
-    assert fe.phonemize("[x](/☃/)") != ""  # an override with no valid symbol falls back to the text
+
+
+@pytest.mark.parametrize("make", [
+    lambda fe: Frontend(lexicon={"VoiceGen": "vˈYsʤɛn☃"}),
+    lambda fe: Frontend(lexicon={"good": "gʊd"}),
+    lambda fe: Frontend(lexicon={"empty": " "}),
+    lambda fe: fe("Say [Kokoro](/kˈOkəɹO☃/) now."),
+    lambda fe: fe.phonemize("[x](/☃/)"),
+    lambda fe: fe("[x](//)"),
+])
+def test_overrides_with_symbols_outside_the_vocabulary_are_refused_by_name(fe: Frontend, make) -> None:
+    """Issue 15, class 6: these were silently dropped (lexicon) or ignored (inline), so the word was spoken
+    differently from what the user wrote with no sign why. Catches: any return to silent filtering."""
+    with pytest.raises(ValueError, match=r"lexicon entry|inline phonemes") as err:
+        make(fe)
+    message = str(err.value)
+    assert "empty" in message or "does not know" in message
+    if "☃" in message or "'g'" in message:
+        assert "U+2603" in message or "did you mean 'ɡ'" in message
 
 
 def test_spelled_letter_a(fe: Frontend) -> None:

@@ -54,10 +54,11 @@ def synthesize(
 
     Args:
         text: a string; or a podcast script (`voicegen.podcast.Script`, or script text when `voices` is given).
-        voice: voice name, voice file ("host.voice") or blend ("jf_alpha+jf_nezumi") for plain text (default:
-            jf_gongitsune, among the clearest).
+        voice: voice name, voice file ("host.voice") or blend ("jf_alpha+jf_nezumi") for plain text; None:
+            jf_gongitsune (among the clearest). An empty name is an error, as in the CLI.
         speed: 0.25 to 4.0, 1.0 is normal.
-        seed: an integer makes the output reproducible (README, "Determinism": bit for bit in the same batch).
+        seed: an integer makes the output reproducible (README, "Determinism": bit for bit for the same batch
+            composition on the same machine; within a stated tolerance across batches).
         device: "cpu", "cuda", ... (default: CUDA if available).
         voices: {speaker: voice} for a script; speakers not named are cast automatically.
         pitch: semitones to shift the voice by (-12 to 12; for a script, every speaker), durations unchanged.
@@ -73,4 +74,4 @@ def synthesize(
 
         script = text if isinstance(text, Script) else Script.parse(text)
         return render_script(engine, script, voices=voices, speed=speed, seed=seed, pitch=pitch)
-    return engine.synthesize(text, voice or DEFAULT_VOICE, speed=speed, seed=seed, pitch=pitch)
+    return engine.synthesize(text, DEFAULT_VOICE if voice is None else voice, speed=speed, seed=seed, pitch=pitch)

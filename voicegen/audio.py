@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -103,5 +104,26 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) 
 
     path = Path(path)
     fmt, subtype = audio_format(path)
-    samples = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    samples = np.asarray(samples, dtype=np.float32)
+    if not np.isfinite(samples).all():
+        raise ValueError(f"cannot write {str(path)!r}: the samples hold NaN or infinite values")
+    samples = np.clip(samples, -1.0, 1.0)
     return atomic_write(path, lambda tmp: sf.write(tmp, samples, sample_rate, format=fmt, subtype=subtype))
+
+
+def write_audio_blocks(path: str | os.PathLike, blocks: Iterable[np.ndarray], sample_rate: int,
+                       channels: int = 1) -> Path:
+    """Atomically write blocks of float samples ((N,) or (N, channels) each), in order, as they come: a long
+    render streams to disk and is never held whole. Format from the extension; samples clipped to [-1, 1]. If
+    the blocks raise (or Ctrl-C), nothing is left at `path`."""
+    import soundfile as sf
+
+    path = Path(path)
+    fmt, subtype = audio_format(path)
+
+    def write(tmp: str) -> None:
+        with sf.SoundFile(tmp, "w", sample_rate, channels, subtype, format=fmt) as f:
+            for block in blocks:
+                f.write(np.clip(np.asarray(block, dtype=np.float32), -1.0, 1.0))
+
+    return atomic_write(path, write)

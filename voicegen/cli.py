@@ -1,23 +1,52 @@
-"""Command line: `voicegen say`, `voicegen voices`, `voicegen voice fit|blend|show`, `voicegen podcast` (also
-`python -m voicegen`)."""
+"""Command line: `voicegen say`, `voicegen voices`, `voicegen voice fit|blend|show`, `voicegen podcast` (also `python -m voicegen`).
+
+Every failure is one line on stderr: `voicegen: error: ...` with exit status 2 for bad input or an unusable path
+(checked before any rendering), `voicegen: interrupted` with 130 for Ctrl-C, and `voicegen: internal error: ...`
+with 1 for a bug (VOICEGEN_DEBUG=1 shows its traceback). No output file is left behind in any of these cases.
+Progress goes to stderr, only on a terminal or with --progress; stdout is never written to but by `voices`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 
-from .engine import DEFAULT_VOICE
-from .text.phonemize import ALPHABETS
+
+
+def _decode(data: bytes, source: str) -> str:
+    """UTF-8 bytes (a BOM is allowed) -> text; ValueError naming `source` and the first bad byte otherwise."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fix = "send UTF-8 text" if source == "standard input" else "save it as UTF-8"
+        raise ValueError(f"{source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                         f"{fix}") from None
+
+
+def read_text_file(path: str, what: str = "file") -> str:
+    """A UTF-8 text file, with errors that name it (missing, a directory, unreadable, not UTF-8)."""
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise ValueError(f"{what} {path!r} is a directory; give a file") from None
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path!r} not found") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
+    return _decode(data, f"{what} {path!r}")
 
 
 def _read_text(args: argparse.Namespace) -> str:
     if args.file:
-        return Path(args.file).read_text(encoding="utf-8")
+        return read_text_file(args.file, "text file")
     if args.text is None or args.text == "-":
         if sys.stdin is None or (args.text is None and sys.stdin.isatty()):
             raise ValueError("no text: give it as an argument, with --file PATH, or on standard input")
-        return sys.stdin.read()
+        buffer = getattr(sys.stdin, "buffer", None)
+        return _decode(buffer.read(), "standard input") if buffer is not None else sys.stdin.read()
     return args.text
 
 
@@ -26,7 +55,7 @@ def _lexicon(path: str | None) -> dict[str, str] | None:
     if not path:
         return None
     out = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text_file(path, "lexicon").splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -37,6 +66,29 @@ def _lexicon(path: str | None) -> dict[str, str] | None:
     return out
 
 
+DTYPES = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
+
+
+def _performance(args: argparse.Namespace):
+    import torch
+
+    from .performance import Performance
+
+    dtype = DTYPES[getattr(args, "dtype", None) or "float32"]
+    return Performance(compile=getattr(args, "compile", False), dtype=getattr(torch, dtype) if dtype else None)
+
+
+def _check_outputs(*paths: str | None) -> None:
+    """Refuse a bad output name or an unwritable destination before any work, naming the user's path."""
+    from .audio import audio_format
+    from .files import check_output
+
+    audio_format(paths[0])
+    for path in paths:
+        if path:
+            check_output(path)
+
+
 def _engine(args: argparse.Namespace):
     from .engine import Engine
 
@@ -44,20 +96,33 @@ def _engine(args: argparse.Namespace):
         None,
         args.device,
         lexicon=_lexicon(getattr(args, "lexicon", None)),
-        alphabet=args.alphabet,
-        voices=args.voice_file or None,
+        alphabet=getattr(args, "alphabet", None),
+        voices=getattr(args, "voice_file", None) or None,
+        performance=_performance(args),
     )
 
 
-def cmd_say(args: argparse.Namespace) -> int:
-    from .audio import audio_format
+def cmd_warmup(args: argparse.Namespace) -> int:
+    from .progress import progress_bar, progress_enabled
 
-    audio_format(args.output)  # refuse a bad output name before the work, not after
+    engine = _engine(args)
+    report = engine.warmup(progress_bar("shape") if progress_enabled() else None)
+    print(report)
+    return 0
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from .engine import Request
+    from .longform import write_long
+    from .progress import count, progress_bar, progress_enabled
+
+    _check_outputs(args.output)
     text = _read_text(args)
     engine = _engine(args)
-    audio = engine.synthesize(text, voice=args.voice, speed=args.speed, seed=args.seed, pitch=args.pitch)
-    path = audio.save(args.output)
-    print(f"wrote {path} ({audio.duration:.2f} s, {len(audio.segments)} sentences)", file=sys.stderr)
+    # window by window, streamed to disk: memory does not grow with the text (voicegen/longform.py)
+    result = write_long(engine, Request(text, args.voice, args.speed, args.seed, args.pitch), args.output,
+                        progress=progress_bar("sentence") if progress_enabled() else None)
+    print(f"wrote {result.path} ({result.duration:.2f} s, {count(len(result.segments), 'sentence')})", file=sys.stderr)
     return 0
 
 
@@ -110,7 +175,7 @@ def cmd_voice_fit(args: argparse.Namespace) -> int:
 
     if not args.output and not args.name:
         raise ValueError("say where the voice goes: -o NAME.voice, or --name NAME to keep it in your voices")
-    text = Path(args.text_file).read_text(encoding="utf-8") if args.text_file else args.text
+    text = read_text_file(args.text_file, "text file") if args.text_file else args.text
     try:
         audio, rate = sf.read(args.recording, dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError) as e:
@@ -118,7 +183,9 @@ def cmd_voice_fit(args: argparse.Namespace) -> int:
     from .engine import Engine
 
     engine = Engine(None, args.device)
-    bar = _progress_bar() if not args.quiet else None
+    from .progress import progress_enabled
+
+    bar = _progress_bar() if progress_enabled() else None
     voice = fit_voice(audio, rate, text, name=_voice_name(args, Path(args.recording).stem), start=args.start,
                       steps=args.steps, engine=engine, seed=args.seed or 0, progress=bar)
     if bar is not None:
@@ -174,7 +241,9 @@ def cmd_voice_show(args: argparse.Namespace) -> int:
 
 
 def cmd_podcast(args: argparse.Namespace) -> int:
-    from .podcast.render import render_episode
+    from .podcast import Script
+    from .podcast.render import render_episode, require_turns
+    from .progress import count, progress_enabled
 
     cast = {}
     for item in args.cast or []:
@@ -182,14 +251,14 @@ def cmd_podcast(args: argparse.Namespace) -> int:
         if not sep or not speaker.strip() or not voice.strip():
             raise ValueError(f"--cast takes SPEAKER=VOICE; got {item!r}")
         cast[speaker.strip()] = voice.strip()
-    from .audio import audio_format
-
-    audio_format(args.output)
-    text = Path(args.script).read_text(encoding="utf-8")
+    _check_outputs(args.output, args.srt, args.vtt, args.transcript)
+    text = read_text_file(args.script, "script")
+    script = Script.from_json(text) if text.lstrip().startswith(("[", "{")) else Script.parse(text)
+    require_turns(script)  # before the weights load (render_episode checks it too)
     engine = _engine(args)
     result = render_episode(
         engine,
-        text,
+        script,
         args.output,
         voices=cast or None,
         seed=args.seed,
@@ -198,13 +267,16 @@ def cmd_podcast(args: argparse.Namespace) -> int:
         vtt=args.vtt,
         transcript=args.transcript,
         stereo=args.stereo,
-        progress=not args.quiet,
+        progress=progress_enabled(),
     )
-    print(f"wrote {args.output} ({result.duration:.1f} s, {len(result.segments)} turns)", file=sys.stderr)
+    print(f"wrote {args.output} ({result.duration:.1f} s, {count(len(result.segments), 'turn')})", file=sys.stderr)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .engine import DEFAULT_VOICE
+    from .text.phonemize import ALPHABETS
+
     parser = argparse.ArgumentParser(prog="voicegen", description="Fast multi-speaker text-to-speech.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -214,6 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--voice-file", action="append", help="extra voices (.voice/.npy/.npz/.pt); repeatable")
         p.add_argument("--alphabet", choices=ALPHABETS, default=None,
                        help="phoneme alphabet: espeak (default, clearest for the built-in voices) or misaki")
+        progress_options(p)
+        speed_options(p)
+
+    def progress_options(p: argparse.ArgumentParser) -> None:
+        shown = p.add_mutually_exclusive_group()
+        shown.add_argument("--progress", dest="progress", action="store_const", const=True, default=None,
+                           help="show progress on stderr even when it is not a terminal")
+        shown.add_argument("-q", "--quiet", dest="progress", action="store_const", const=False,
+                           help="no progress (default: progress only when stderr is a terminal)")
+
+    def speed_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                       help="torch.compile the frame phase (compiled code is cached under the voicegen cache)")
+        p.add_argument("--dtype", choices=list(DTYPES), default="float32",
+                       help="precision of the frame phase (bfloat16 needs CUDA or a CPU with AVX512-BF16/AMX)")
 
     say = sub.add_parser("say", help="speak text into an audio file")
     say.add_argument("text", nargs="?", help="the text ('-' or nothing: read standard input)")
@@ -243,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     fit.add_argument("--seed", type=int, default=None, help="seed of the source noise used while fitting")
     fit.add_argument("--force", action="store_true", help="replace an existing voice file")
-    fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    progress_options(fit)
     fit.set_defaults(run=cmd_voice_fit)
     blend = vsub.add_parser("blend", help="save a blend of voices as a voice file")
     blend.add_argument("spec", help="a blend such as 'jf_alpha:2+jm_kumo:1' (names or .voice files)")
@@ -256,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = vsub.add_parser("show", help="print a voice's name, pitch, speed and provenance as JSON")
     show.add_argument("voice", help="a voice name, .voice file or blend")
     show.set_defaults(run=cmd_voice_show)
+    warm = sub.add_parser("warmup", help="compile and capture the frame phase ahead of time, and report what it did")
+    warm.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    speed_options(warm)
+    warm.set_defaults(run=cmd_warmup, compile=True)
 
     pod = sub.add_parser("podcast", help="render a multi-speaker script into an episode")
     pod.add_argument("script", help="script file (text format, or .json)")
@@ -267,20 +358,40 @@ def build_parser() -> argparse.ArgumentParser:
     pod.add_argument("--stereo", action="store_true", help="place speakers in stereo (pan from the cast header)")
     pod.add_argument("--lexicon", help="file of 'word phonemes' lines overriding pronunciations")
     pod.add_argument("--pitch", type=float, default=0.0, help="shift every speaker by this many semitones")
-    pod.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     common(pod)
     pod.set_defaults(run=cmd_podcast)
     return parser
 
 
+def _warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"voicegen: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _message(exc: BaseException) -> str:
+    """One line for an error: an OSError names its file and the reason, anything else its message."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        from .progress import show_progress
+
+        show_progress(args.progress if hasattr(args, "progress") else None)
+        warnings.showwarning = _warning
         return args.run(args)
     except KeyboardInterrupt:
         print("voicegen: interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as exc:
-        print(f"voicegen: error: {exc}", file=sys.stderr)
+        print(f"voicegen: error: {_message(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line, and the traceback on request
+        if os.environ.get("VOICEGEN_DEBUG"):
+            raise
+        print(f"voicegen: internal error: {type(exc).__name__}: {_message(exc)} (a bug: please report it; "
+              "VOICEGEN_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1

@@ -100,6 +100,13 @@ def oversample(x: np.ndarray, factor: int = 4, *, zeros: int = 12) -> np.ndarray
     return _polyphase(np.asarray(x, dtype=np.float64), factor, 1, 1.0, zeros)
 
 
+def interpolation_phases(factor: int, zeros: int = 12) -> tuple[tuple[int, np.ndarray], ...]:
+    """The filter behind `oversample`, phase by phase: for r in [0, factor), (q0, taps) such that
+    oversample(x, factor)[n * factor + r] = sum_k taps[k] * x[n + q0 + k] (zero outside x). Phase 0 is the
+    identity up to rounding (taps ~1e-18 off the centre)."""
+    return _polyphase_taps(factor, 1, 1.0, zeros)
+
+
 def ramp(n: int) -> np.ndarray:
     """Raised-cosine ramp rising from ~0 to ~1 over n samples (strictly inside (0, 1)); shape (n,)."""
     return np.sin(0.5 * pi * np.arange(1, n + 1) / (n + 1)) ** 2
@@ -127,11 +134,15 @@ def pan(mono: np.ndarray, position: float) -> np.ndarray:
     Left and right gains are cos/sin of (position + 1) * pi/4, so L^2 + R^2 = 1 and the loudness of the
     pair equals the loudness of the mono input wherever it is placed.
     """
+    return np.asarray(mono, dtype=np.float32)[:, None] * pan_gains(position)
+
+
+def pan_gains(position: float) -> np.ndarray:
+    """The (left, right) float32 gains of `pan` at `position` in [-1, 1]: (2,)."""
     if not -1.0 <= position <= 1.0:
         raise ValueError(f"pan must be in [-1, 1], got {position}")
     theta = (position + 1.0) * pi / 4
-    mono = np.asarray(mono, dtype=np.float32)
-    return np.stack([mono * np.float32(np.cos(theta)), mono * np.float32(np.sin(theta))], axis=1)
+    return np.array([np.cos(theta), np.sin(theta)], dtype=np.float32)
 
 
 def to_mono(x: np.ndarray) -> np.ndarray:

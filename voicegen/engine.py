@@ -162,6 +162,10 @@ class Engine:
                 start += audio.duration
                 yield audio
 
+    def warmup(self, progress=None):
+        """Compile and capture the frame phase ahead of time (see `Renderer.warmup`) -> WarmupReport."""
+        return self.renderer.warmup(progress)
+
     def close(self) -> None:
         """Stop the renderer's worker thread (shared renderers stop for every engine that uses them)."""
         self.renderer.close()

@@ -53,8 +53,9 @@ class Performance:
     Attributes:
         compile: torch.compile the frame phase (static shapes per bucket on CUDA; symbolic sizes on the CPU).
         dtype: reduced precision for the frame phase's convolutions (torch.bfloat16, or torch.float16 on CUDA;
-            bfloat16 on the CPU needs AVX512-BF16/AMX); the harmonic source and inverse STFT stay float32.
-            None (or torch.float32): float32.
+            bfloat16 on the CPU needs AVX512-BF16/AMX). The layers that carry reduced precision's error stay
+            float32: the F0/N predictor and conv_post (<1% of the compute), and the harmonic source and inverse
+            STFT. None (or torch.float32): float32.
         cuda_graphs: capture the frame phase per (rows, frames) bucket into CUDA graphs (CUDA only).
         max_batch_frames: budget of padded 40 Hz frames per frame-phase batch (memory bound); None: a default
             per device (CPU_BATCH_FRAMES, CUDA_BATCH_FRAMES).

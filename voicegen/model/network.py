@@ -23,6 +23,7 @@ from .acoustic.prosody import ProsodyPredictor
 from .acoustic.text_encoder import TextEncoder
 from .layers import lengths_to_mask
 from .vocoder.decoder import Decoder
+from .vocoder.noise import gaussian_noise
 
 
 @dataclass(frozen=True)
@@ -123,18 +124,25 @@ class KokoroNetwork(nn.Module):
         asr: torch.Tensor,
         style: torch.Tensor,
         frame_lengths: torch.Tensor,
-        noise: torch.Tensor | None = None,
+        seeds: torch.Tensor | None = None,
         pitch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The frame phase. x, asr: (B, 512, F); style: (B, 256); frame_lengths: (B,) int64 on x's device;
-        noise: (B, 600F) unit Gaussian or None; pitch: (B,) semitones to shift each item's predicted F0 by
+        seeds: (B,) int64 seeds of each item's source noise (`vocoder.noise.gaussian_noise`; a negative seed: no
+        noise for that item), or None: no noise at all; pitch: (B,) semitones to shift each item's predicted F0 by
         (scales F0 by 2 ** (pitch / 12) before the decoder and the harmonic source; durations are untouched)
         -> audio (B, 600F), zero past each item's 600 * length samples."""
         frames = x.shape[-1]
         mask, mask2 = lengths_to_mask(frame_lengths, frames), lengths_to_mask(2 * frame_lengths, 2 * frames)
-        f0, n = self.predictor.pitch_energy(x, style[:, TIMBRE_DIM:], mask, mask2)
+        # pitch and energy in float32 under any autocast: F0 steers the harmonic source, and bfloat16 rounds 200 Hz
+        # to 1 Hz steps (with conv_post, the two layers that carry reduced precision's error; <1% of the FLOPs)
+        with torch.autocast(x.device.type, enabled=False):
+            f0, n = self.predictor.pitch_energy(x.float(), style[:, TIMBRE_DIM:].float(), mask, mask2)
         if pitch is not None:
             f0 = f0 * torch.exp2(pitch.to(f0.dtype) / 12)[:, None]  # 0 semitones: a factor of exactly 1
+        noise = None
+        if seeds is not None:  # drawn here, from each item's seed: no host work, fused and graph-captured
+            noise = gaussian_noise(seeds, frames * SAMPLES_PER_FRAME) * (seeds >= 0)[:, None]  # (B, 600F)
         return self.decoder(asr, f0, n, style[:, :TIMBRE_DIM], frame_lengths, noise)
 
     def forward(
@@ -143,15 +151,12 @@ class KokoroNetwork(nn.Module):
         lengths: torch.Tensor,
         style: torch.Tensor,
         speed: torch.Tensor,
-        noise: torch.Tensor | None = None,
+        seeds: torch.Tensor | None = None,
         durations: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """All three phases, eagerly. Same inputs as `encode`; noise: (B, >= 600F) or None
+        """All three phases, eagerly. Same inputs as `encode`; seeds: (B,) int64 noise seeds or None (no noise)
         -> (audio (B, 600F), samples per item (B,), durations (B, T))."""
         phase = self.encode(tokens, lengths, style, speed, durations)
         frames = self.align(phase, style)
-        fl = frames.frame_lengths.to(tokens.device)
-        if noise is not None:
-            noise = noise[:, : SAMPLES_PER_FRAME * frames.x.shape[-1]]
-        audio = self.render(frames.x, frames.asr, style, fl, noise)
+        audio = self.render(frames.x, frames.asr, style, frames.frame_lengths.to(tokens.device), seeds)
         return audio, frames.frame_lengths * SAMPLES_PER_FRAME, phase.durations

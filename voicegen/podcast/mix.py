@@ -165,11 +165,16 @@ class EpisodeWriter:
 
     # ---- writing --------------------------------------------------------------------------------------
 
-    def _write(self, frames: np.ndarray) -> None:
+    def _write(self, frames: np.ndarray, mono: np.ndarray | None = None, gains: np.ndarray | None = None) -> None:
+        """Append frames (N, C); `mono` (N,) and `gains` (C,) when frames == mono * gains (a panned turn), which the
+        meter then filters once instead of once per channel."""
         frames = np.ascontiguousarray(frames, dtype=np.float32)
         if not len(frames):
             return
-        self._meter.add(frames)
+        if mono is not None:
+            self._meter.add_panned(mono, gains)
+        else:
+            self._meter.add(frames)
         if self.path is None:
             self._chunks.append(frames)
         else:
@@ -233,14 +238,18 @@ class EpisodeWriter:
         offset = 0
         if self.trim_silence:
             x, offset = _trim(x, self.sample_rate)
+        mono = gains = None
         if self.channels == 1:
-            x = dsp.to_mono(x)[:, None]
+            x = dsp.fade(dsp.to_mono(x), self.fade, self.fade)[:, None]
         elif pan is not None or x.shape[1] != 2:
-            x = dsp.pan(dsp.to_mono(x), 0.0 if pan is None else pan)
-        x = dsp.fade(x, self.fade, self.fade)
+            mono = dsp.fade(dsp.to_mono(x), self.fade, self.fade)
+            gains = dsp.pan_gains(0.0 if pan is None else pan)
+            x = mono[:, None] * gains  # dsp.pan(mono, pan)
+        else:
+            x = dsp.fade(x, self.fade, self.fade)
         self._gap_before(speaker, text)
         start = self._frames / self.sample_rate
-        self._write(x)
+        self._write(x, mono, gains)
         end = self._frames / self.sample_rate
         shifted = _shift_words(words or (), start - offset / self.sample_rate, start, end)
         segment = Segment(text=text, start=start, end=end, speaker=speaker, voice=voice, words=shifted)
@@ -262,9 +271,10 @@ class EpisodeWriter:
                 self._write(dsp.fade(load_music(self.outro, self.sample_rate, self.channels), self.fade, self.fade))
             source = self._source()
             if self.normalize and len(source):
+                peaks = loudness.PeakMap(source)  # found once, used by the gain search and the limiter
                 gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
-                                           measured_lufs=self._meter.integrated())
-                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db)
+                                           measured_lufs=self._meter.integrated(), meter=self._meter, peaks=peaks)
+                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db, peaks=peaks)
             else:
                 blocks = (np.clip(source[i : i + loudness.BLOCK_FRAMES], -1, 1)
                           for i in range(0, len(source), loudness.BLOCK_FRAMES))

@@ -7,10 +7,10 @@ batches then hold every piece of a window of turns at once.
 
 from __future__ import annotations
 
+import inspect
 import os
-import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..audio import Audio, Segment
@@ -22,13 +22,16 @@ from ..subtitles import to_json_transcript, to_srt, to_vtt, write_text
 from .mix import EpisodeWriter, join_pieces
 from .script import CastMember, Pause, Script, Turn
 
-SynthesizeMany = Callable[[Sequence[tuple[str, str, float, float]]], Sequence[Audio]]
+SynthesizeMany = Callable[..., Sequence[Audio]]
 """synthesize_many([(text, voice, speed, pitch), ...]) -> [Audio, ...]: renders many pieces of turns at once (no
 pause directives in the texts; pitch in semitones), so that a batched engine sees a whole window of the script in
-one call."""
+one call. It may also take a keyword `done`, a callable that it calls with a request's index as soon as that
+request is rendered (the engine's does): progress then moves turn by turn inside a window instead of once per
+window."""
 
 Progress = Callable[[int, int], None]
-"""progress(turns_done, turns_total), called after each window."""
+"""progress(turns_done, turns_total): called as turns finish rendering (with a `done`-capable synthesize_many),
+and after each window."""
 
 WINDOW_CHARS = 6000
 """Characters of script text rendered per call of `synthesize_many` (about 6-7 minutes of speech): large enough to
@@ -69,10 +72,23 @@ def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequenc
     casting = script.casting(voices)
     cast = {name: voice for name, (voice, _) in casting.items()}
     turns = script.turns
-    for lo, hi in _windows(turns, WINDOW_CHARS):
-        requests = [(p, cast[t.speaker], script.member(t.speaker).speed, casting[t.speaker][1])
-                    for t in turns[lo:hi] for p in t.pieces if not isinstance(p, Pause)]
-        rendered = iter(synthesize_many(requests))
+    windows = list(_windows(turns, WINDOW_CHARS))
+    piecewise = progress is not None and _takes_done(synthesize_many)
+
+    def requests_of(lo: int, hi: int) -> list[tuple[str, str, float, float]]:
+        return [(p, cast[t.speaker], script.member(t.speaker).speed, casting[t.speaker][1])
+                for t in turns[lo:hi] for p in t.pieces if not isinstance(p, Pause)]
+
+    plan_ahead = getattr(synthesize_many, "prepare", None)  # the engine's: plans a window in the background
+    if plan_ahead is not None and windows:
+        plan_ahead(requests_of(*windows[0]))
+    for k, (lo, hi) in enumerate(windows):
+        if plan_ahead is not None and k + 1 < len(windows):
+            plan_ahead(requests_of(*windows[k + 1]))  # the next window's frontend runs while this one renders
+        if piecewise:
+            rendered = iter(synthesize_many(requests_of(lo, hi), done=_turn_counter(turns, lo, hi, progress)))
+        else:
+            rendered = iter(synthesize_many(requests_of(lo, hi)))
         for turn in turns[lo:hi]:
             pieces = [p if isinstance(p, Pause) else next(rendered) for p in turn.pieces]
             lead, trail = _leading_pauses(pieces), _leading_pauses(pieces[::-1])
@@ -86,6 +102,33 @@ def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequenc
                 writer.add_silence(sum(p.seconds for p in trail))
         if progress is not None:
             progress(hi, len(turns))
+
+
+def _takes_done(synthesize_many: SynthesizeMany) -> bool:
+    try:
+        return "done" in inspect.signature(synthesize_many).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _turn_counter(turns: Sequence[Turn], lo: int, hi: int, progress: Progress) -> Callable[[int], None]:
+    """done(request index) for the window turns[lo:hi]: calls progress(turns done, total) each time the last
+    spoken piece of a turn is rendered (turns with nothing to say count as done at once)."""
+    owner = [k for k in range(lo, hi) for p in turns[k].pieces if not isinstance(p, Pause)]
+    left = {k: 0 for k in range(lo, hi)}
+    for k in owner:
+        left[k] += 1
+    finished = [lo + sum(1 for k in range(lo, hi) if left[k] == 0)]
+    if finished[0] > lo:
+        progress(finished[0], len(turns))
+
+    def done(index: int) -> None:
+        left[owner[index]] -= 1
+        if left[owner[index]] == 0:
+            finished[0] += 1
+            progress(finished[0], len(turns))
+
+    return done
 
 
 def mix_script(script: Script, synthesize_many: SynthesizeMany, *, voices: Sequence[str],
@@ -113,17 +156,60 @@ def write_episode(script: Script, synthesize_many: SynthesizeMany, path: str | o
 
 
 class _EngineBatches:
-    """The `synthesize_many` callable backed by an engine: global speed and pitch applied, a seed per piece."""
+    """The `synthesize_many` callable backed by an engine: global speed and pitch applied, a seed per piece in
+    script order.
+
+    `prepare(requests)` plans a window (the frontend) on a background thread, so that `feed_script` can have the
+    next window's text processed while the current window renders; a call then uses the prepared plans.
+    """
 
     def __init__(self, engine: Engine, speed: float, seed: int | None, pitch: float = 0.0):
         self.engine, self.speed, self.seed, self.pitch, self.count = engine, speed, seed, pitch, 0
+        self._prepared: list[tuple[list, Future]] = []
+        self._pool: ThreadPoolExecutor | None = None
 
-    def __call__(self, requests):
+    def _requests(self, requests) -> list[Request]:
         reqs = []
         for text, voice, speed, pitch in requests:
             reqs.append(Request(text, voice, speed * self.speed, piece_seed(self.seed, self.count), pitch + self.pitch))
             self.count += 1
-        return self.engine.synthesize_many(reqs)
+        return reqs
+
+    def prepare(self, requests) -> None:
+        reqs = self._requests(requests)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="voicegen-frontend")
+        self._prepared.append((list(requests), self._pool.submit(lambda: [self.engine.plan(r) for r in reqs])))
+
+    def __call__(self, requests, done: Callable[[int], None] | None = None):
+        if self._prepared and self._prepared[0][0] == list(requests):
+            plans = self._prepared.pop(0)[1].result()
+        else:
+            plans = [self.engine.plan(r) for r in self._requests(requests)]
+        if done is not None:  # a hook per rendered request: done(index) once all its chunks have audio
+            for index, plan in enumerate(plans):
+                left = [len(plan.items)]
+
+                def chunk_done(item, index=index, left=left):
+                    left[0] -= 1
+                    if left[0] == 0:
+                        done(index)
+
+                for item in plan.items:
+                    item.on_done = chunk_done
+        self.engine.renderer.render([item for plan in plans for item in plan.items])
+        return [self.engine.assemble(plan) for plan in plans]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def require_turns(script: Script) -> Script:
+    """`script`, or ValueError if it has no turns (empty, only comments or a cast header): nothing to render."""
+    if not script.turns:
+        raise ValueError("the script has no turns: write at least one 'Speaker: text' line")
+    return script
 
 
 def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = None, speed: float = 1.0,
@@ -142,8 +228,7 @@ def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = N
             member = cast.get(name) or CastMember()
             cast[name] = CastMember(voice=voice, speed=member.speed, pan=member.pan, pitch=member.pitch)
         script = Script(script.turns, cast)
-    if not script.turns:
-        raise ValueError("the script has no turns: write at least one 'Speaker: text' line")
+    require_turns(script)
     check_speed(speed)
     check_pitch(pitch)
     for name, (voice, cast_pitch) in script.casting(engine.voices).items():
@@ -168,7 +253,11 @@ def render_script(engine: Engine, script: Script, voices: Mapping[str, str] | No
     `pitch` (semitones) shifts every speaker on top of the cast's pitch.
     `options` go to the mixer (gaps, target_lufs, true_peak_db, intro, outro, stereo, normalize, progress...)."""
     script = prepare(engine, script, voices, speed, pitch)
-    return mix_script(script, _EngineBatches(engine, speed, seed, pitch), voices=engine.voices, **options)
+    batches = _EngineBatches(engine, speed, seed, pitch)
+    try:
+        return mix_script(script, batches, voices=engine.voices, **options)
+    finally:
+        batches.close()
 
 
 @dataclass
@@ -180,20 +269,11 @@ class Episode:
     segments: list[Segment] = field(default_factory=list)
 
 
-def progress_bar(stream=sys.stderr) -> Progress:
-    """A one-line progress bar on `stream`, redrawn after each window of turns."""
-    started = time.monotonic()
+def progress_bar(stream=None) -> Progress:
+    """A one-line progress bar of turns on `stream` (default stderr), redrawn as turns finish rendering."""
+    from ..progress import progress_bar as bar
 
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = int(width * done / max(total, 1))
-        elapsed = time.monotonic() - started
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} turns, {elapsed:.0f} s")
-        if done >= total:
-            stream.write("\n")
-        stream.flush()
-
-    return show
+    return bar("turn", stream)
 
 
 def render_episode(
@@ -212,14 +292,22 @@ def render_episode(
     **options,
 ) -> Episode:
     """Render a script (object, text, or JSON text) straight to an audio file in bounded memory, plus optional
-    subtitles and transcript. Nothing is left at `path` if rendering fails or is interrupted."""
+    subtitles and transcript. Nothing is left at `path` if rendering fails or is interrupted. Every output path is
+    checked before anything renders (ValueError naming it if it cannot be written)."""
+    from ..files import check_output
+
+    for target in (path, srt, vtt, transcript):
+        if target:
+            check_output(target)
     if isinstance(script, str):
         script = Script.from_json(script) if script.lstrip().startswith(("[", "{")) else Script.parse(script)
     script = prepare(engine, script, voices, speed, pitch)
-    segments = write_episode(
-        script, _EngineBatches(engine, speed, seed, pitch), path, voices=engine.voices, stereo=stereo or None,
-        progress=progress_bar() if progress else None, **options,
-    )
+    batches = _EngineBatches(engine, speed, seed, pitch)
+    try:
+        segments = write_episode(script, batches, path, voices=engine.voices, stereo=stereo or None,
+                                 progress=progress_bar() if progress else None, **options)
+    finally:
+        batches.close()
     for target, fmt in ((srt, to_srt), (vtt, to_vtt), (transcript, to_json_transcript)):
         if target:
             write_text(target, fmt(segments))

@@ -10,8 +10,8 @@ Pronunciation overrides, strongest first:
 * lexicon: ``Frontend(lexicon={"voicegen": "vˈYsʤɛn"})`` replaces whole words, case-insensitively;
 * built-in: a capital "A" spelled beside other capital letters ("A P I") is the letter, not the article.
 
-Both kinds of override are written in the model's own symbols (see ``VOCAB``) and used verbatim,
-minus any symbol the model does not know. Noun/verb homographs (record, present, use, ...) are read from their
+Both kinds of override are written in the model's own symbols (see ``VOCAB``) and used verbatim; phonemes that
+are empty or hold a symbol the model does not know raise ValueError naming the symbols (never dropped silently). Noun/verb homographs (record, present, use, ...) are read from their
 neighbours (``voicegen.text.homographs``); the rest (read, lead, live, ...) are left to espeak-ng.
 """
 
@@ -103,7 +103,7 @@ class Frontend:
         check_alphabet(alphabet)
         self.language = language
         self.alphabet = alphabet
-        self.lexicon = {k.lower(): only_vocab(v) for k, v in (lexicon or {}).items() if only_vocab(v)}
+        self.lexicon = {k.lower(): check_phonemes(v, f"lexicon entry {k!r}") for k, v in (lexicon or {}).items()}
 
     # ------------------------------------------------------------------ public
 
@@ -141,8 +141,8 @@ class Frontend:
         inline: dict[str, tuple[str, str]] = {}
 
         def sub(m: re.Match[str]) -> str:
-            phonemes = only_vocab(m.group(2))
-            if not phonemes or len(inline) > _PUA_LAST - _PUA_FIRST:
+            phonemes = check_phonemes(m.group(2), f"inline phonemes {m.group(0)!r}")
+            if len(inline) > _PUA_LAST - _PUA_FIRST:
                 return m.group(1)
             mark = chr(_PUA_FIRST + len(inline))
             inline[mark] = (" ".join(m.group(1).split()), phonemes)
@@ -189,6 +189,24 @@ class Frontend:
                 pieces.append(_Piece(t, only_vocab(t), "punct"))
                 clause_start = clause_start or any(c in t for c in ".!?;:—…")
         return [q for p in pieces for q in _split_word(p, MAX_PHONEMES)]
+
+
+SUGGEST = {"g": "ɡ", "r": "ɹ", "'": "ˈ", "ɝ": "ɜɹ", "ɫ": "l"}
+"""Look-alike symbols people type, and the model symbol they probably mean (for the error message)."""
+
+
+def check_phonemes(phonemes: str, what: str) -> str:
+    """Phonemes of an override, checked: ValueError naming `what` and every symbol outside ``VOCAB`` (with a
+    look-alike the model knows, where there is one), or if there are none at all."""
+    if not isinstance(phonemes, str) or not phonemes.strip():
+        raise ValueError(f"{what}: the phonemes are empty; write them in the model's symbols (voicegen.text.VOCAB)")
+    unknown = sorted({c for c in phonemes if c not in VOCAB}, key=phonemes.index)
+    if unknown:
+        named = ", ".join(f"{c!r} (U+{ord(c):04X}" + (f", did you mean {SUGGEST[c]!r}?)" if c in SUGGEST else ")")
+                          for c in unknown)
+        raise ValueError(f"{what}: symbols the model does not know: {named}; use only the symbols of "
+                         "voicegen.text.VOCAB")
+    return phonemes
 
 
 def _is_word(token: str) -> bool:

@@ -521,14 +521,15 @@ _KEEP_PUNCT = set('.,;:!?—…"“”()')
 
 
 def _final_chars(text: str) -> str:
-    out = []
+    out: list[str] = []  # one non-empty string per kept character
     n = len(text)
     for i, ch in enumerate(text):
         cat = unicodedata.category(ch)
         if cat[0] == "L" or cat == "Co" or ch in _KEEP_PUNCT or ch in " \n":
             out.append(ch)
-        elif cat[0] == "M":
-            out.append(ch if out and unicodedata.category(out[-1])[0] in "LM" else "")
+        elif cat[0] == "M":  # a combining mark stays only on a letter (keycaps, stray marks and selectors go)
+            if out and unicodedata.category(out[-1])[0] in "LM":
+                out.append(ch)
         elif ch in "'-":
             ok = (i > 0 and text[i - 1].isalpha() and i + 1 < n and text[i + 1].isalpha())
             out.append(ch if ok else " ")

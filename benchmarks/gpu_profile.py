@@ -1,0 +1,102 @@
+"""Where the GPU's time goes in the fast path: warm-up from the compile cache, then a torch.profiler kernel table.
+
+Run after benchmarks/throughput.py has filled the compile cache (same VOICEGEN_CACHE), so the warm-up it reports
+is the cached one: a fresh process, compiled code read back from disk, graphs captured again.
+  1. Engine(cuda, compile + bf16 + CUDA graphs).warmup(): seconds, cache hits/misses, graphs captured.
+  2. The same corpus chunks rendered by the compiled bf16 path without graphs (so kernels show by name) under
+     torch.profiler: the top kernels by GPU time, and GPU time per kernel family (convolution, GEMM, Triton
+     fused, elementwise, copies, FFT, LSTM) against wall time.
+Usage: python benchmarks/gpu_profile.py --minutes 2 --out DIR      (writes DIR/profile.json, DIR/kernels.txt)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
+
+from throughput import build_corpus, chunks_of, render_all, seconds  # noqa: E402
+
+from voicegen import Engine, Performance  # noqa: E402
+
+FAMILIES = [  # first match wins; names as cuDNN, cuBLAS, Triton and ATen report them
+    ("triton (fused by compile)", ("triton",)),
+    ("convolution", ("conv", "cudnn", "implicit_gemm", "winograd", "fft2d", "dgrad", "wgrad", "xmma")),
+    ("gemm", ("gemm", "sm90", "sm80", "cutlass", "ampere", "hopper")),
+    ("lstm / rnn", ("lstm", "rnn", "elementwise_kernel_with_index")),
+    ("fft", ("fft", "vector_fft", "regular_fft")),
+    ("copy / memset", ("copy", "memcpy", "memset", "cat", "gather", "index")),
+    ("elementwise / reduce (unfused)", ("elementwise", "reduce", "vectorized", "unrolled")),
+]
+
+
+def family(name: str) -> str:
+    low = name.lower()
+    for fam, keys in FAMILIES:
+        if any(k in low for k in keys):
+            return fam
+    return "other"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--eager", action="store_true", help="profile eager bf16 instead (no compile, no cached warm-up)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
+
+    t0 = time.perf_counter()
+    fast = None if args.eager else Engine(device="cuda", performance=Performance(compile=True, dtype=torch.bfloat16, cuda_graphs=True))
+    report = fast.warmup() if fast else None
+    torch.cuda.synchronize()
+    result["cached_warmup"] = None if fast is None else {"seconds": time.perf_counter() - t0, "warmup_report_s": report.seconds,
+                               "shapes": len(report.shapes), "graphs_captured": report.graphs_captured,
+                               "cache_hits": report.cache_hits, "cache_misses": report.cache_misses}
+    print(json.dumps(result), flush=True)
+    (out / "profile.json").write_text(json.dumps(result, indent=1))
+    if fast is not None:
+        fast.close()
+
+    items = chunks_of(Engine(device="cpu"), build_corpus(args.minutes))
+    engine = Engine(device="cuda", performance=Performance(compile=not args.eager, dtype=torch.bfloat16))
+    result["profiled_mode"] = "eager bf16" if args.eager else "compiled bf16"
+    engine.warmup()
+    render_all(engine, items, batch_one=False)  # every shape of this corpus seen once
+    torch.cuda.synchronize()
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        audio = render_all(engine, items, batch_one=False)
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    gpu_us = sum(e.self_device_time_total for e in kernels)
+    families: dict[str, float] = defaultdict(float)
+    for e in kernels:
+        families[family(e.key)] += e.self_device_time_total
+    result["profiled"] = {
+        "audio_s": seconds(audio), "wall_s": wall, "x_realtime_under_profiler": seconds(audio) / wall,
+        "gpu_busy_s": gpu_us / 1e6, "kernel_launches": sum(e.count for e in kernels),
+        "gpu_s_by_family": {k: v / 1e6 for k, v in sorted(families.items(), key=lambda kv: -kv[1])},
+    }
+    (out / "kernels.txt").write_text(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=60, max_name_column_width=90))
+    (out / "profile.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""Mixer benchmark: the time to mix and loudness-normalize a one-minute two-speaker episode, no model involved.
+
+The episode is synthetic but speech-like: turns of 2-7 s alternating between two speakers panned left and right,
+each a voiced buzz (a 100-240 Hz fundamental with harmonics and a gliding pitch) under a 3-5 Hz syllable
+envelope, breath noise, a few plosive clicks far above the speech level (so the true-peak limiter has work, as
+it has on real model output), and near-silent edges (so trimming has work); some turns come in two pieces
+joined by `join_pieces`, as `voicegen.podcast.render` does. What is timed is what the podcast path does after
+rendering: `join_pieces` per turn, `EpisodeWriter.add_turn` (trim, fade, pan, loudness metering) and `close()`
+(gain search with the true-peak limiter, the limited output), in memory (`--file`: also streamed to a WAV file).
+
+"Before" and "after" run in the same invocation, alternating, each in its own child process: "after" is this
+checkout, "before" the package at `--baseline` (a git revision, exported with `git archive`).
+
+Usage:
+  python benchmarks/mixer.py                      # this checkout vs main
+  python benchmarks/mixer.py --baseline HEAD~3 --repeats 7 --file
+Writes benchmarks/results/mixer-<date>.json (or --out) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 24000
+
+
+def episode_turns(minutes: float = 1.0, seed: int = 0):
+    """[(speaker, pan, [pieces (N,) float32], words per piece)] adding up to ~`minutes` of speech."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    turns, total, k = [], 0.0, 0
+    while total < minutes * 60:
+        speaker, pan = ("Host", -0.3) if k % 2 == 0 else ("Guest", 0.3)
+        pieces = []
+        for _ in range(1 + int(rng.random() < 0.3)):
+            seconds = rng.uniform(2.0, 5.0)
+            n = int(seconds * SR)
+            t = np.arange(n) / SR
+            f0 = rng.uniform(100, 240) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t))
+            phase = 2 * np.pi * np.cumsum(f0) / SR
+            buzz = sum(np.sin(h * phase) / h for h in range(1, 12))
+            syllables = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * t + rng.uniform(0, 6)), 0, None) ** 1.5
+            x = 0.08 * buzz * syllables + 0.01 * rng.standard_normal(n) * (0.3 + syllables)
+            x[rng.integers(0, n, 6)] += rng.uniform(0.4, 0.8, 6) * rng.choice([-1, 1], 6)  # plosive clicks
+            edge = int(0.15 * SR)  # near-silent edges: trimmed by add_turn
+            x[:edge] *= 1e-4
+            x[-edge:] *= 1e-4
+            pieces.append(x.astype(np.float32))
+            total += seconds
+        turns.append((speaker, pan, pieces))
+        k += 1
+    return turns
+
+
+def time_mixing(repeats: int, to_file: bool) -> dict:
+    """Runs in a child process with the package under test first on sys.path."""
+    import numpy as np
+
+    from voicegen.audio import Audio, Segment, Word
+    from voicegen.podcast.mix import EpisodeWriter, join_pieces
+
+    turns = episode_turns()
+    audios = []
+    for speaker, pan, pieces in turns:
+        audio = []
+        for x in pieces:
+            d = len(x) / SR
+            words = tuple(Word(f"w{i}", i * d / 8, (i + 0.8) * d / 8) for i in range(8))
+            audio.append(Audio(x, SR, [Segment("text", 0.0, d, words=words)]))
+        audios.append((speaker, pan, audio))
+
+    def mix(path):
+        with EpisodeWriter(path, stereo=True) as writer:
+            for speaker, pan, pieces in audios:
+                writer.add_turn(join_pieces(pieces, SR, fade_ends=False), speaker=speaker, text="text", pan=pan)
+        return writer
+
+    times, cpu_times, file_times = [], [], []
+    writer = mix(None)  # warm-up (filter designs, caches)
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        writer = mix(None)
+        times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
+    if to_file:
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                mix(Path(tmp) / "episode.wav")
+                file_times.append(time.perf_counter() - t0)
+    from voicegen import loudness
+
+    samples = writer.audio.samples
+    return {
+        "speech_s": sum(len(x) for _, _, p in turns for x in p) / SR,
+        "episode_s": len(samples) / SR,
+        "times_s": times,
+        "cpu_times_s": cpu_times,
+        "file_times_s": file_times,
+        "lufs": loudness.integrated_loudness(samples, SR),
+        "true_peak_dbtp": loudness.true_peak_dbtp(samples, SR),
+        "checksum": float(np.abs(samples.astype(np.float64)).sum()),
+    }
+
+
+def export(rev: str, dest: Path) -> None:
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "voicegen"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+
+
+def child(path: Path, repeats: int, to_file: bool) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(path))
+    code = (f"import json, sys; sys.path.insert(0, {str(path)!r}); sys.path.insert(1, {str(ROOT / 'benchmarks')!r}); "
+            f"import mixer; print(json.dumps(mixer.time_mixing({repeats}, {to_file})))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", default="main", help="git revision of the 'before' code (default: main)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed mixes per round")
+    parser.add_argument("--rounds", type=int, default=2, help="before/after child processes, alternating")
+    parser.add_argument("--file", action="store_true", help="also time streaming the episode to a WAV file")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+
+    runs = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        export(args.baseline, Path(tmp))
+        for _ in range(args.rounds):
+            runs["before"].append(child(Path(tmp), args.repeats, args.file))
+            runs["after"].append(child(ROOT, args.repeats, args.file))
+    import numpy as np
+
+    summary = {}
+    for name, rs in runs.items():
+        times = [t for r in rs for t in r["times_s"]]
+        cpu = [t for r in rs for t in r["cpu_times_s"]]
+        file_times = [t for r in rs for t in r["file_times_s"]]
+        minutes = rs[0]["speech_s"] / 60
+        summary[name] = {
+            "median_s": float(np.median(times)), "min_s": float(np.min(times)),
+            "cpu_median_s": float(np.median(cpu)), "cpu_min_s": float(np.min(cpu)),
+            "median_ms_per_speech_minute": 1000 * float(np.median(times)) / minutes,
+            "file_median_s": float(np.median(file_times)) if file_times else None,
+            "speech_s": rs[0]["speech_s"], "episode_s": rs[0]["episode_s"],
+            "lufs": rs[0]["lufs"], "true_peak_dbtp": rs[0]["true_peak_dbtp"], "checksum": rs[0]["checksum"],
+        }
+    speedup = summary["before"]["median_s"] / summary["after"]["median_s"]
+    cpu_speedup = summary["before"]["cpu_median_s"] / summary["after"]["cpu_median_s"]
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "baseline": args.baseline,
+        "summary": summary,
+        "speedup": speedup,
+        "cpu_speedup": cpu_speedup,
+        "runs": runs,
+    }
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"mixer-{datetime.date.today()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"{'code':8} {'median ms':>9} {'min ms':>7} {'CPU ms':>7} {'CPU min':>7} {'ms / speech min':>15} "
+          f"{'to file ms':>10} {'LUFS':>7} {'dBTP':>6}")
+    for name, s in summary.items():
+        f = "-" if s["file_median_s"] is None else f"{1000 * s['file_median_s']:.0f}"
+        print(f"{name:8} {1000 * s['median_s']:9.1f} {1000 * s['min_s']:7.1f} {1000 * s['cpu_median_s']:7.1f} "
+              f"{1000 * s['cpu_min_s']:7.1f} {s['median_ms_per_speech_minute']:15.1f} {f:>10} {s['lufs']:7.2f} "
+              f"{s['true_peak_dbtp']:6.2f}")
+    print(f"episode: {summary['after']['speech_s']:.1f} s of speech, {summary['after']['episode_s']:.1f} s mixed, stereo "
+          f"{SR} Hz; after is {speedup:.1f}x faster than {args.baseline} in wall time, {cpu_speedup:.1f}x in CPU time "
+          f"(medians, same run); JSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
