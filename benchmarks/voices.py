@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=3, help="training sentences (one recording)")
     parser.add_argument("--held", type=int, default=4, help="held-out sentences")
     parser.add_argument("--steps", type=int, default=40, help="most fitting steps (it stops early)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam step of the blend weights (default: fit_voice's)")
+    parser.add_argument("--offset-lr", type=float, default=None, help="Adam step of the offset (default: fit_voice's)")
     parser.add_argument("--batch-seconds", type=float, default=8.0, help="seconds of recording per step")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -126,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {target}: step {step}/{steps} loss {loss:.4f} ({time.monotonic() - _started:.0f} s)", flush=True)
                 _last[0] = time.monotonic()
 
+        rates = {k: v for k, v in (("lr", args.lr), ("offset_lr", args.offset_lr)) if v is not None}
         voice = fit_voice(recording, SAMPLE_RATE, " ".join(train), name="fitted", candidates=candidates,
                           steps=args.steps, batch_seconds=args.batch_seconds, engine=engine, progress=progress,
-                          report=report)
+                          report=report, **rates)
         fit_s = time.monotonic() - started
         fit = report[0]
         from voicegen.fit import align_recording, render_chunks
