@@ -122,7 +122,9 @@ def test_the_speaker_judge_tells_voices_apart(engine):
     other = engine.synthesize("Our neighbors planted a row of sunflowers.", "jm_kumo", seed=2).samples
     same = judge.similarity(one, two)
     different = judge.similarity(two, other)
-    assert same > 0.85 and same > different + 0.1, (same, different)
+    # the margin is the property; the floor only catches a degenerate embedding (measured: 0.84 vs 0.44 with the
+    # seeds-based source noise of issue 11; 3 s clips)
+    assert same > 0.75 and same > different + 0.2, (same, different)
     from voicegen.dsp import resample
     from voicegen.eval.speaker import cosine
 

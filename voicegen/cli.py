@@ -1,4 +1,5 @@
-"""Command line: `voicegen say`, `voicegen voices`, `voicegen voice fit|blend|show`, `voicegen podcast` (also `python -m voicegen`).
+"""Command line: `voicegen say`, `voicegen voices`, `voicegen voice fit|blend|show`, `voicegen podcast`,
+`voicegen warmup` (also `python -m voicegen`).
 
 Every failure is one line on stderr: `voicegen: error: ...` with exit status 2 for bad input or an unusable path
 (checked before any rendering), `voicegen: interrupted` with 130 for Ctrl-C, and `voicegen: internal error: ...`
