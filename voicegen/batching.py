@@ -90,13 +90,14 @@ class FrameBatch:
 
 
 def frame_batches(
-    frame_counts: Sequence[int], max_frames: int, buckets: Sequence[int], static: bool = False
+    frame_counts: Sequence[int], max_frames: int, buckets: Sequence[int], static: bool = False, min_rows: int = 1
 ) -> list[FrameBatch]:
     """Frame-phase batches: items grouped by frame bucket (shortest first), each group cut within `max_frames`.
 
     static=False: a batch runs at its exact size (its items, padded to its longest item).
     static=True: at the bucket's frame count, with rows rounded up to a power of two (at most what the budget
-    allows for that bucket), so that only a few shapes ever occur.
+    allows for that bucket, but never fewer than `min_rows`), so that only a few shapes ever occur. min_rows=2 keeps
+    a compiled frame phase to one graph: compilers specialize a size of 1, so a one-row batch would compile again.
     """
     order = sorted(range(len(frame_counts)), key=lambda i: frame_counts[i])
     groups: dict[int, list[int]] = {}
@@ -108,7 +109,7 @@ def frame_batches(
         for lo in range(0, len(group), per_batch):
             items = tuple(group[lo : lo + per_batch])
             if static:
-                out.append(FrameBatch(items, min(per_batch, round_up_pow2(len(items))), bucket))
+                out.append(FrameBatch(items, max(min_rows, min(per_batch, round_up_pow2(len(items)))), bucket))
             else:
                 out.append(FrameBatch(items, len(items), max(frame_counts[i] for i in items)))
     return out

@@ -1,5 +1,5 @@
 """Command line: `voicegen say`, `voicegen voices`, `voicegen voice fit|blend|show`, `voicegen podcast`,
-`voicegen warmup` (also `python -m voicegen`).
+`voicegen warmup`, `voicegen serve` (also `python -m voicegen`).
 
 Every failure is one line on stderr: `voicegen: error: ...` with exit status 2 for bad input or an unusable path
 (checked before any rendering), `voicegen: interrupted` with 130 for Ctrl-C, and `voicegen: internal error: ...`
@@ -274,6 +274,35 @@ def cmd_podcast(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise RuntimeError(f"voicegen serve needs the server extra ({e.name} is missing): "
+                           "pip install 'voicegen[server]' (from a checkout: pip install -e \".[server]\")") from None
+    from .server import ServerConfig, serve
+    from .server.voices import parse_voice_map
+
+    config = ServerConfig(
+        device=args.device,
+        api_key=args.api_key or os.environ.get("VOICEGEN_API_KEY") or None,
+        voice_files=tuple(args.voice_file or ()),
+        voice_map=parse_voice_map(args.voice_map or []),
+        lexicon=_lexicon(args.lexicon),
+        alphabet=args.alphabet,
+        compile=args.compile,
+        dtype=DTYPES[args.dtype],
+        max_input_chars=args.max_input_chars,
+        max_queue=args.max_queue,
+        max_turn_items=args.max_turn_items,
+        timeout=args.timeout,
+    )
+    serve(config, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .engine import DEFAULT_VOICE
     from .text.phonemize import ALPHABETS
@@ -361,6 +390,29 @@ def build_parser() -> argparse.ArgumentParser:
     pod.add_argument("--pitch", type=float, default=0.0, help="shift every speaker by this many semitones")
     common(pod)
     pod.set_defaults(run=cmd_podcast)
+
+    srv = sub.add_parser("serve", help="run an OpenAI-compatible speech server (needs the server extra)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8880, help="port (default 8880)")
+    srv.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    srv.add_argument("--api-key", default=None,
+                     help="require 'Authorization: Bearer KEY' on every request (default: $VOICEGEN_API_KEY if set)")
+    srv.add_argument("--voice-file", action="append", help="extra voices (.npy/.npz/.pt); repeatable")
+    srv.add_argument("--voice-map", action="append", metavar="NAME=VOICE",
+                     help="map a voice name (e.g. OpenAI's alloy) to a voice or blend; repeatable")
+    srv.add_argument("--lexicon", help="file of 'word phonemes' lines overriding pronunciations")
+    srv.add_argument("--alphabet", choices=ALPHABETS, default=None, help="phoneme alphabet (default espeak)")
+    speed_options(srv)
+    srv.add_argument("--max-input-chars", type=int, default=4096,
+                     help="longest input per request (default 4096, as OpenAI); longer: 413")
+    srv.add_argument("--max-queue", type=int, default=None,
+                     help="most sentences queued or rendering across clients (default 128 on the CPU, 2048 on CUDA); "
+                          "beyond: 429")
+    srv.add_argument("--max-turn-items", type=int, default=None,
+                     help="most sentences per batching turn (default 4 on the CPU, 256 on CUDA)")
+    srv.add_argument("--timeout", type=float, default=300.0, help="seconds a request may take (default 300); then 504")
+    srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    srv.set_defaults(run=cmd_serve)
     return parser
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -79,6 +80,8 @@ class Item:
     Filled in by `Renderer.render`: `durations` (T + 2,) int64 frames per token on the CPU, wrapping pads
     included; `audio` (600 * durations.sum(),) float32. `on_done(item)`, if set, is called in the rendering thread
     as soon as the item's audio is there (items finish in frame-batch order, not in the order given): for progress.
+    `started` is the `time.monotonic()` at which the worker began the turn that rendered it (a server's queue wait
+    is `started` minus the time it submitted the item).
     """
 
     tokens: list[int]
@@ -90,6 +93,7 @@ class Item:
     durations: torch.Tensor | None = field(default=None, repr=False)
     audio: np.ndarray | None = field(default=None, repr=False)
     on_done: Callable[[Item], None] | None = field(default=None, repr=False, compare=False)
+    started: float | None = field(default=None, repr=False)
     _frames: int = field(default=0, repr=False)
     _offset: int = field(default=0, repr=False)  # first row of this item's frames in the turn's feature store
 
@@ -108,6 +112,8 @@ class RenderStats:
     token_s: float = 0.0  # token phase, alignment, packing the feature store
     frame_s: float = 0.0  # frame phase: gather, network, valid-sample gather
     copy_s: float = 0.0  # device-to-host copies and handing audio to items
+    turn_items: Counter = field(default_factory=Counter)  # {items in a worker turn: turns}
+    batch_items: Counter = field(default_factory=Counter)  # {items in a frame-phase batch: batches}
 
 
 @dataclass
@@ -176,6 +182,8 @@ class Renderer:
         self.stats = RenderStats()
         self.profile = False  # synchronize the device at stage boundaries so that RenderStats' seconds are true
         self.static_shapes = perf.cuda_graphs  # graphs replay fixed shapes; compiled code takes any size
+        # compiled bucket shapes: at least two rows, so that one compile with symbolic sizes serves every bucket
+        self._min_rows = 2 if perf.compile else 1
         self._render: Callable = self.network.render
         if perf.compile:
             compile_cache_dir()
@@ -259,7 +267,7 @@ class Renderer:
                 per_batch = max(1, budget // frames)
                 rows = 1
                 while True:
-                    shapes.append((min(rows, per_batch), frames))
+                    shapes.append((max(self._min_rows, min(rows, per_batch)), frames))
                     if rows >= per_batch:
                         break
                     rows *= 2
@@ -286,7 +294,11 @@ class Renderer:
     # ---------------------------------------------------------------- batched rendering (one turn)
     @torch.inference_mode()
     def _render_now(self, items: list[Item]) -> None:
+        started = time.monotonic()
+        for it in items:
+            it.started = started
         self.stats.items += len(items)
+        self.stats.turn_items[len(items)] += 1
         start = time.perf_counter()
         stores, offset = [], 0
         for batch in token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens):
@@ -297,7 +309,7 @@ class Renderer:
         self._sync()
         self.stats.token_s += time.perf_counter() - start
         plans = frame_batches([it._frames for it in items], self.performance.max_batch_frames, self.frame_buckets,
-                              static=self.static_shapes)
+                              static=self.static_shapes, min_rows=self._min_rows)
         pending = None
         for plan in plans:  # queue batch k + 1 before collecting batch k: the device never waits for the host
             launched = self._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr)
@@ -349,6 +361,7 @@ class Renderer:
         -> what `_collect` needs to hand the audio to the items."""
         start = time.perf_counter()
         self.stats.frame_batches += 1
+        self.stats.batch_items[len(batch)] += 1
         dev, rows, frames = self.device, plan.rows, plan.frames
         counts = np.zeros(rows, dtype=np.int64)
         counts[: len(batch)] = [it._frames for it in batch]

@@ -1,0 +1,207 @@
+"""From requests to the engine's scheduler: admission against a bounded queue, one renderer job per chunk with
+priorities, chunks back in order as they complete, and cancellation.
+
+Every chunk (about a sentence) of every active request is its own job for the renderer's worker
+(`voicegen.worker.BatchWorker`), which gathers whatever is waiting into shared batches, so batches mix clients.
+Priorities put each request's first chunk ahead of everything else (time to first audio stays low under load),
+then the rest of the speech requests in arrival order, then podcasts; a request's other chunks are queued once
+its first is rendered, so the first never waits for its own followers. A turn holds at most
+`Performance.max_turn_items` chunks, so a new first sentence waits for at most one turn.
+
+The queue is bounded in chunks (queued or rendering): a request that would overflow it is refused with 429 and a
+Retry-After estimated from the recent rendering rate; one that could never fit gets 413. A request whose client
+disconnects, or whose time runs out, cancels its chunks that have not started rendering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+from ..audio import Audio
+from ..engine import Engine, Plan
+from ..renderer import Item
+from .errors import ApiError
+
+FIRST, REST, PODCAST = 0, 1, 2
+"""Renderer priorities (lower first): a speech request's first chunk, its other chunks, podcast chunks."""
+
+
+class Timeout(Exception):
+    """A request ran past its deadline (its remaining chunks are cancelled)."""
+
+
+class Cancelled(Exception):
+    """A chunk's job was cancelled before it rendered (its request was cancelled)."""
+
+
+class Dispatcher:
+    """Admits requests against a queue of at most `max_queue` chunks and submits their items to the engine's
+    renderer. Thread-safe; futures may complete in the renderer's worker thread."""
+
+    def __init__(self, engine: Engine, max_queue: int):
+        self.engine = engine
+        self.max_queue = max_queue
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._done: deque[float] = deque(maxlen=256)  # completion times of recent chunks, for Retry-After
+
+    @property
+    def pending(self) -> int:
+        """Chunks admitted and not yet rendered or cancelled (the queue depth)."""
+        return self._pending
+
+    def reserve(self, n: int, force: bool = False) -> None:
+        """Count `n` more chunks in the queue, or refuse: 413 if `n` alone exceeds it, else 429 with Retry-After
+        (`reserve(0)`: 429 if the queue is full). `force`: count them without a check (the later windows of a
+        podcast already admitted)."""
+        with self._lock:
+            if force:
+                self._pending += n
+                return
+            if n > self.max_queue:
+                raise ApiError(413, f"this request needs {n} chunks (sentences) and the server's queue holds "
+                               f"{self.max_queue}; send shorter text", param="input", code="request_too_large")
+            if self._pending + max(n, 1) > self.max_queue:
+                retry = self.retry_after()
+                raise ApiError(429, f"the server is busy ({self._pending} chunks queued, at most {self.max_queue}); "
+                               f"retry in about {retry} s", type="rate_limit_error", code="rate_limit_exceeded",
+                               headers={"Retry-After": str(retry)})
+            self._pending += n
+
+    def release(self, n: int) -> None:
+        """Take back `n` reserved chunks that were never submitted."""
+        with self._lock:
+            self._pending -= n
+
+    def retry_after(self) -> int:
+        """Seconds until the queue has likely drained by half, from the recent completion rate (1 to 60)."""
+        now = time.monotonic()
+        recent = [t for t in self._done if now - t < 60]
+        if len(recent) < 2:
+            return 5
+        rate = len(recent) / max(now - recent[0], 1e-3)
+        return int(min(60, max(1, math.ceil(self._pending / 2 / rate))))
+
+    def submit(self, items: Sequence[Item], priority: int) -> Future:
+        """Queue reserved items for the renderer; the queue shrinks when the future is done or cancelled."""
+        future = self.engine.renderer.submit(items, priority)
+        future.add_done_callback(lambda f, n=len(items): self._finished(f, n))
+        return future
+
+    def _finished(self, future: Future, n: int) -> None:
+        with self._lock:
+            self._pending -= n
+            if not future.cancelled():
+                self._done.append(time.monotonic())
+
+
+class SpeechJob:
+    """One speech request in flight. Its first chunk is queued at once at priority FIRST; the others (REST, one
+    job each) once the first is rendered, so that the first chunk's turn never also renders the request's later
+    chunks and time to first audio does not grow with the text (as `Engine.stream`).
+
+    `chunks()` yields one Audio per chunk with times counted from the start of the request, each followed by its
+    pause but the last; joined they are the whole request's audio.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, plan: Plan, deadline: float):
+        self.dispatcher = dispatcher
+        self.plan = plan
+        self.deadline = deadline
+        self.audio_seconds = 0.0
+        self.first_audio: float | None = None  # time.monotonic() when the first chunk was rendered
+        self.cancelled = False
+        dispatcher.reserve(len(plan.items))
+        self._unsubmitted = len(plan.items)
+        self.submitted = time.monotonic()
+        self.futures: list[Future] = []
+        self._submit(plan.items[:1], FIRST)
+
+    @property
+    def queue_wait(self) -> float | None:
+        """Seconds the first chunk waited before its turn began (None until it began)."""
+        started = self.plan.items[0].started
+        return None if started is None else max(0.0, started - self.submitted)
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(item.tokens) for item in self.plan.items)
+
+    def _submit(self, items: list[Item], priority: int) -> None:
+        try:
+            self.futures.append(self.dispatcher.submit(items, priority))
+        except BaseException:  # the renderer is closed
+            self.cancel()
+            raise
+        self._unsubmitted -= len(items)
+
+    async def chunks(self):
+        n, start = len(self.plan.items), 0.0
+        for k in range(n):
+            await wait_future(self.futures[k], self.deadline)
+            if k == 0:
+                self.first_audio = time.monotonic()
+                if self.cancelled:
+                    raise Cancelled()
+                for item in self.plan.items[1:]:
+                    self._submit([item], REST)
+            audio = assemble_chunk(self.plan, k, k + 1 < n)
+            audio.segments = [seg.shifted(start) for seg in audio.segments]
+            start += audio.duration
+            self.audio_seconds = start
+            self.plan.items[k].audio = None  # handed on; free it
+            yield audio
+
+    def cancel(self) -> None:
+        """Drop every chunk whose turn has not begun (those rendering finish and are discarded). Idempotent."""
+        self.cancelled = True
+        for future in self.futures:
+            future.cancel()
+        if self._unsubmitted:
+            self.dispatcher.release(self._unsubmitted)
+            self._unsubmitted = 0
+
+
+def assemble_chunk(plan: Plan, k: int, trailing_pause: bool) -> Audio:
+    """Chunk k of a rendered plan as Audio (with its pause after it when more follows), times from 0."""
+    from ..timing import assemble
+
+    item = plan.items[k]
+    return assemble(plan.chunks[k : k + 1], [item.durations], [item.audio], trailing_pause)
+
+
+async def wait_future(future: Future, deadline: float) -> None:
+    """Await a renderer future until `deadline` (time.monotonic()). Raises Timeout after it (the future is
+    cancelled), Cancelled if the future was cancelled (by `SpeechJob.cancel`), or what rendering raised. Cancelling
+    the awaiting task does not cancel the future: the caller decides (a disconnect cancels the whole job)."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def settle(f: Future) -> None:
+        if waiter.done():
+            return
+        if f.cancelled():
+            waiter.set_exception(Cancelled())
+        elif f.exception() is not None:
+            waiter.set_exception(f.exception())
+        else:
+            waiter.set_result(None)
+
+    def done(f: Future) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, f)
+        except RuntimeError:  # the event loop is gone (shutting down)
+            pass
+
+    future.add_done_callback(done)
+    try:
+        await asyncio.wait_for(waiter, timeout=max(deadline - time.monotonic(), 0))
+    except asyncio.TimeoutError:
+        future.cancel()
+        raise Timeout() from None
