@@ -13,6 +13,11 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 def pytest_configure(config):
     # A run's conversion cache lives beside the tests' other temporary files unless the caller chose one.
     os.environ.setdefault("VOICEGEN_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "voicegen"))
+    # The user's own voices (data dir) must not leak into tests: an empty folder of the run's own.
+    if "VOICEGEN_DATA" not in os.environ:
+        import tempfile
+
+        os.environ["VOICEGEN_DATA"] = tempfile.mkdtemp(prefix="voicegen-data-")
 
 
 @pytest.fixture(scope="session")

@@ -149,8 +149,8 @@ def test_render_script_casts_voices_and_renders_pauses():
     calls = []
 
     def synth_many(requests):
-        calls.append([(text, voice) for text, voice, _ in requests])
-        return [synthesize(text, voice, speed) for text, voice, speed in requests]
+        calls.append([(text, voice) for text, voice, _, _ in requests])
+        return [synthesize(text, voice, speed) for text, voice, speed, _ in requests]
 
     audio = mix_script(script, synth_many, voices=["jf_alpha", "jf_tebukuro", "jm_kumo"])
     assert calls == [[("Welcome!", "jf_alpha"), ("Today we talk about voices.", "jf_alpha"),

@@ -19,6 +19,8 @@ _WHERE = {
     "SAMPLE_RATE": ".constants",
     "Engine": ".engine", "Request": ".engine",
     "Performance": ".performance",
+    "fit_voice": ".api",
+    "Voice": ".weights",
 }
 
 __all__ = sorted(_WHERE)

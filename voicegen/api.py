@@ -9,6 +9,7 @@ import torch
 
 from .audio import Audio
 from .engine import DEFAULT_VOICE, Engine
+from .weights import Voice
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -24,10 +25,20 @@ def get_engine(device: str | torch.device | None = None) -> Engine:
 
 
 def voices() -> list[str]:
-    """Names of the built-in voices (no model is loaded)."""
-    from .weights import builtin_voices
+    """Names of the built-in voices, then the user's (voice files in `voicegen.weights.user_voice_dir()`), each
+    sorted (no model is loaded)."""
+    from .weights import VoiceBank
 
-    return sorted(builtin_voices())
+    bank = VoiceBank()
+    return bank.builtin_names + sorted(bank.user_files)
+
+
+def fit_voice(audio, sample_rate: int, text: str | None = None, **options) -> Voice:
+    """Fit a voice to a recording of `text` -> `Voice` (save it with `voice.save("host.voice")`).
+    See `voicegen.fit.fit_voice` for the options (start voice, steps, device, progress)."""
+    from .fit import fit_voice as fit
+
+    return fit(audio, sample_rate, text, **options)
 
 
 def synthesize(
@@ -37,18 +48,20 @@ def synthesize(
     seed: int | None = None,
     device: str | torch.device | None = None,
     voices: Mapping[str, str] | None = None,
+    pitch: float = 0.0,
 ) -> Audio:
     """Speak plain text, or render a multi-speaker script.
 
     Args:
         text: a string; or a podcast script (`voicegen.podcast.Script`, or script text when `voices` is given).
-        voice: voice name or blend ("jf_alpha+jf_nezumi") for plain text; None: jf_gongitsune (among the
-            clearest). An empty name is an error, as in the CLI.
+        voice: voice name, voice file ("host.voice") or blend ("jf_alpha+jf_nezumi") for plain text; None:
+            jf_gongitsune (among the clearest). An empty name is an error, as in the CLI.
         speed: 0.25 to 4.0, 1.0 is normal.
         seed: an integer makes the output reproducible (README, "Determinism": bit for bit for the same batch
             composition on the same machine; within a stated tolerance across batches).
         device: "cpu", "cuda", ... (default: CUDA if available).
         voices: {speaker: voice} for a script; speakers not named are cast automatically.
+        pitch: semitones to shift the voice by (-12 to 12; for a script, every speaker), durations unchanged.
 
     Returns:
         Audio: float32 samples at 24 kHz with sentence (or turn) and word timings in `segments`.
@@ -60,5 +73,5 @@ def synthesize(
         from .podcast.render import render_script
 
         script = text if isinstance(text, Script) else Script.parse(text)
-        return render_script(engine, script, voices=voices, speed=speed, seed=seed)
-    return engine.synthesize(text, DEFAULT_VOICE if voice is None else voice, speed=speed, seed=seed)
+        return render_script(engine, script, voices=voices, speed=speed, seed=seed, pitch=pitch)
+    return engine.synthesize(text, DEFAULT_VOICE if voice is None else voice, speed=speed, seed=seed, pitch=pitch)

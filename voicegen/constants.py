@@ -26,3 +26,6 @@ SAMPLES_PER_FRAME = 600
 
 SPEED_RANGE = (0.25, 4.0)
 """Accepted speaking rates (1.0 is the voice's own)."""
+
+PITCH_RANGE = (-12.0, 12.0)
+"""Accepted pitch shifts in semitones (0 is the voice's own; 12 is an octave)."""

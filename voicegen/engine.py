@@ -26,7 +26,7 @@ from .seeds import check_seed, derive_seed, fresh_seed
 from .text import Chunk, Frontend
 from .text.phonemize import DEFAULT_ALPHABET
 from .timing import assemble
-from .weights import VoiceBank, style_for
+from .weights import Voice, VoiceBank, check_pitch, style_for
 
 DEFAULT_VOICE = "jf_gongitsune"
 """Among the clearest built-in voices for English by Whisper WER (benchmarks/RESULTS.md)."""
@@ -34,13 +34,16 @@ DEFAULT_VOICE = "jf_gongitsune"
 
 @dataclass
 class Request:
-    """One text to speak. `voice` is a name, a blend ("jf_alpha+jf_nezumi", "jf_alpha:2+jm_kumo:1") or a
-    (510, 256) table; `seed` makes the output reproducible (None: fresh noise each call)."""
+    """One text to speak. `voice` is a name, a voice file path, a blend ("jf_alpha+jf_nezumi",
+    "jf_alpha:2+jm_kumo:1"), a `Voice` or a (510, 256) table; `seed` makes the output reproducible (None: fresh
+    noise each call); `pitch` shifts the voice's F0 by that many semitones (durations unchanged). A voice file's
+    own pitch and speed are its baseline: `pitch` adds to it and `speed` multiplies it."""
 
     text: str
-    voice: str | torch.Tensor | np.ndarray = DEFAULT_VOICE
+    voice: str | torch.Tensor | np.ndarray | Voice = DEFAULT_VOICE
     speed: float = 1.0
     seed: int | None = None
+    pitch: float = 0.0
 
 
 @dataclass
@@ -60,7 +63,8 @@ class Engine:
         weights: None for the built-in Kokoro-82M v1.0 weights, or a path to a Kokoro v1.0 `.onnx`,
             official `.pth` or our `.safetensors` file.
         device: "cpu", "cuda", ... (default: CUDA if available, else CPU).
-        voices: extra voices: a path to a voice file (.npy/.npz/.pt) or a list of them, or {name: table}.
+        voices: extra voices: a path to a voice file (.voice/.npy/.npz/.pt) or a list of them, or {name: table}.
+            The user's voices (`voicegen.weights.user_voice_dir()`) are known too.
         lexicon: {word: phonemes} overrides for the frontend.
         alphabet: how the frontend turns espeak's IPA into model symbols: "espeak" (the default, clearest for
             the built-in voices) or "misaki" (the alphabet of Kokoro's English voices).
@@ -104,7 +108,7 @@ class Engine:
         return self.voice_bank.names
 
     def voice_table(self, voice: str | torch.Tensor | np.ndarray) -> torch.Tensor:
-        """A (510, 256) style table for a voice name, a blend 'a+b' / 'a:2+b:1', or a table itself."""
+        """A (510, 256) style table for a voice name, a voice file, a blend 'a+b' / 'a:2+b:1', or a table itself."""
         return self.voice_bank.table(voice)
 
     # ---------------------------------------------------------------- the ladder
@@ -113,12 +117,14 @@ class Engine:
         request = request if isinstance(request, Request) else Request(request)
         if not isinstance(request.text, str):
             raise TypeError(f"text must be a str; got {type(request.text).__name__}")
-        speed = check_speed(request.speed)
+        voice = self.voice_bank.voice(request.voice)
+        speed = check_speed(check_speed(request.speed) * voice.speed)
+        pitch = check_pitch(check_pitch(request.pitch) + voice.pitch)
         seed = check_seed(request.seed)
-        table = self.voice_bank.table(request.voice)
         chunks = self.frontend(request.text)
         items = [
-            Item(c.tokens, style_for(table, len(c.tokens)), speed, fresh_seed() if seed is None else derive_seed(seed, i))
+            Item(c.tokens, style_for(voice.table, len(c.tokens)), speed,
+                 fresh_seed() if seed is None else derive_seed(seed, i), pitch=pitch)
             for i, c in enumerate(chunks)
         ]
         return Plan(request, chunks, items)
@@ -128,9 +134,10 @@ class Engine:
         return assemble(plan.chunks, [it.durations for it in plan.items], [it.audio for it in plan.items], trailing_pause)
 
     # ---------------------------------------------------------------- one call each
-    def synthesize(self, text: str, voice=DEFAULT_VOICE, speed: float = 1.0, seed: int | None = None) -> Audio:
+    def synthesize(self, text: str, voice=DEFAULT_VOICE, speed: float = 1.0, seed: int | None = None,
+                   pitch: float = 0.0) -> Audio:
         """Speak `text`: -> Audio with one Segment per sentence chunk (with word timings)."""
-        return self.synthesize_many([Request(text, voice, speed, seed)])[0]
+        return self.synthesize_many([Request(text, voice, speed, seed, pitch)])[0]
 
     def synthesize_many(self, requests: Sequence[Request | str]) -> list[Audio]:
         """Speak many texts at once, each with its own voice, speed and seed; batched together. In order."""
@@ -138,11 +145,12 @@ class Engine:
         self.renderer.render([item for plan in plans for item in plan.items])
         return [self.assemble(plan) for plan in plans]
 
-    def stream(self, text: str, voice=DEFAULT_VOICE, speed: float = 1.0, seed: int | None = None) -> Iterator[Audio]:
+    def stream(self, text: str, voice=DEFAULT_VOICE, speed: float = 1.0, seed: int | None = None,
+               pitch: float = 0.0) -> Iterator[Audio]:
         """Speak `text` chunk by chunk: the first chunk is rendered alone (time to first audio), the rest in
         batches; yields one Audio per chunk, each followed by its pause but the last, with times counted from the
         start of the whole text. Joined, the pieces equal `synthesize`'s samples."""
-        plan = self.plan(Request(text, voice, speed, seed))
+        plan = self.plan(Request(text, voice, speed, seed, pitch))
         start, n = 0.0, len(plan.chunks)
         for lo, hi in ((0, 1), (1, n)):
             if lo >= hi:

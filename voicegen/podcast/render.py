@@ -1,6 +1,6 @@
 """Rendering scripts: the loop that drives synthesis window by window and feeds the mixer.
 
-`mix_script` / `write_episode` take any batch function `synthesize_many([(text, voice, speed), ...]) -> [Audio]`
+`mix_script` / `write_episode` take any batch function `synthesize_many([(text, voice, speed, pitch), ...]) -> [Audio]`
 (so the loop can be tested without the model); `render_script` / `render_episode` plug in an `Engine`, whose
 batches then hold every piece of a window of turns at once.
 """
@@ -16,16 +16,18 @@ from dataclasses import dataclass, field
 from ..audio import Audio, Segment
 from ..engine import Engine, Request
 from ..renderer import check_speed
+from ..weights import check_pitch
 from ..seeds import derive_seed
 from ..subtitles import to_json_transcript, to_srt, to_vtt, write_text
 from .mix import EpisodeWriter, join_pieces
 from .script import CastMember, Pause, Script, Turn
 
 SynthesizeMany = Callable[..., Sequence[Audio]]
-"""synthesize_many([(text, voice, speed), ...]) -> [Audio, ...]: renders many pieces of turns at once (no pause
-directives in the texts), so that a batched engine sees a whole window of the script in one call. It may also take
-a keyword `done`, a callable that it calls with a request's index as soon as that request is rendered (the engine's
-does): progress then moves turn by turn inside a window instead of once per window."""
+"""synthesize_many([(text, voice, speed, pitch), ...]) -> [Audio, ...]: renders many pieces of turns at once (no
+pause directives in the texts; pitch in semitones), so that a batched engine sees a whole window of the script in
+one call. It may also take a keyword `done`, a callable that it calls with a request's index as soon as that
+request is rendered (the engine's does): progress then moves turn by turn inside a window instead of once per
+window."""
 
 Progress = Callable[[int, int], None]
 """progress(turns_done, turns_total): called as turns finish rendering (with a `done`-capable synthesize_many),
@@ -67,13 +69,14 @@ def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequenc
 
     Pauses at the very start or end of a turn become silence around the turn; inner pauses stay inside it.
     """
-    cast = script.voices(voices)
+    casting = script.casting(voices)
+    cast = {name: voice for name, (voice, _) in casting.items()}
     turns = script.turns
     windows = list(_windows(turns, WINDOW_CHARS))
     piecewise = progress is not None and _takes_done(synthesize_many)
 
-    def requests_of(lo: int, hi: int) -> list[tuple[str, str, float]]:
-        return [(p, cast[t.speaker], script.member(t.speaker).speed)
+    def requests_of(lo: int, hi: int) -> list[tuple[str, str, float, float]]:
+        return [(p, cast[t.speaker], script.member(t.speaker).speed, casting[t.speaker][1])
                 for t in turns[lo:hi] for p in t.pieces if not isinstance(p, Pause)]
 
     plan_ahead = getattr(synthesize_many, "prepare", None)  # the engine's: plans a window in the background
@@ -153,21 +156,22 @@ def write_episode(script: Script, synthesize_many: SynthesizeMany, path: str | o
 
 
 class _EngineBatches:
-    """The `synthesize_many` callable backed by an engine: global speed applied, a seed per piece in script order.
+    """The `synthesize_many` callable backed by an engine: global speed and pitch applied, a seed per piece in
+    script order.
 
     `prepare(requests)` plans a window (the frontend) on a background thread, so that `feed_script` can have the
     next window's text processed while the current window renders; a call then uses the prepared plans.
     """
 
-    def __init__(self, engine: Engine, speed: float, seed: int | None):
-        self.engine, self.speed, self.seed, self.count = engine, speed, seed, 0
+    def __init__(self, engine: Engine, speed: float, seed: int | None, pitch: float = 0.0):
+        self.engine, self.speed, self.seed, self.pitch, self.count = engine, speed, seed, pitch, 0
         self._prepared: list[tuple[list, Future]] = []
         self._pool: ThreadPoolExecutor | None = None
 
     def _requests(self, requests) -> list[Request]:
         reqs = []
-        for text, voice, speed in requests:
-            reqs.append(Request(text, voice, speed * self.speed, piece_seed(self.seed, self.count)))
+        for text, voice, speed, pitch in requests:
+            reqs.append(Request(text, voice, speed * self.speed, piece_seed(self.seed, self.count), pitch + self.pitch))
             self.count += 1
         return reqs
 
@@ -208,9 +212,11 @@ def require_turns(script: Script) -> Script:
     return script
 
 
-def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = None, speed: float = 1.0) -> Script:
+def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = None, speed: float = 1.0,
+            pitch: float = 0.0) -> Script:
     """The script with `voices` ({speaker: voice}) overriding its cast header, checked before anything renders:
-    every speaker has a voice the engine knows, and every cast speed times `speed` is a valid speed.
+    every speaker has a voice the engine knows, every cast speed times `speed` (and the voice's own speed) is a
+    valid speed, and every speaker's pitch plus `pitch` (and the voice's own pitch) a valid pitch.
     ValueError names the speaker and what is wrong."""
     if voices:
         unknown = [name for name in voices if name not in script.speakers]
@@ -220,27 +226,34 @@ def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = N
         cast = dict(script.cast)
         for name, voice in voices.items():
             member = cast.get(name) or CastMember()
-            cast[name] = CastMember(voice=voice, speed=member.speed, pan=member.pan)
+            cast[name] = CastMember(voice=voice, speed=member.speed, pan=member.pan, pitch=member.pitch)
         script = Script(script.turns, cast)
     require_turns(script)
     check_speed(speed)
-    for name, voice in script.voices(engine.voices).items():
+    check_pitch(pitch)
+    for name, (voice, cast_pitch) in script.casting(engine.voices).items():
         member = script.member(name)
         try:
             check_speed(member.speed * speed)
         except ValueError:
             raise ValueError(f"speaker {name!r}: cast speed {member.speed:g} x speed {speed:g} = "
                              f"{member.speed * speed:g}, outside the accepted 0.25 to 4.0") from None
-        engine.voice_bank.check(voice)
+        own = engine.voice_bank.voice(voice)
+        try:
+            check_speed(member.speed * speed * own.speed)
+            check_pitch(cast_pitch + pitch + own.pitch)
+        except ValueError as e:
+            raise ValueError(f"speaker {name!r} with voice {voice!r}: {e}") from None
     return script
 
 
 def render_script(engine: Engine, script: Script, voices: Mapping[str, str] | None = None, speed: float = 1.0,
-                  seed: int | None = None, **options) -> Audio:
+                  seed: int | None = None, pitch: float = 0.0, **options) -> Audio:
     """Render a script in memory -> Audio (mono, or stereo when the cast pans) with one Segment per turn.
+    `pitch` (semitones) shifts every speaker on top of the cast's pitch.
     `options` go to the mixer (gaps, target_lufs, true_peak_db, intro, outro, stereo, normalize, progress...)."""
-    script = prepare(engine, script, voices, speed)
-    batches = _EngineBatches(engine, speed, seed)
+    script = prepare(engine, script, voices, speed, pitch)
+    batches = _EngineBatches(engine, speed, seed, pitch)
     try:
         return mix_script(script, batches, voices=engine.voices, **options)
     finally:
@@ -275,6 +288,7 @@ def render_episode(
     transcript: str | None = None,
     stereo: bool | None = None,
     progress: bool = False,
+    pitch: float = 0.0,
     **options,
 ) -> Episode:
     """Render a script (object, text, or JSON text) straight to an audio file in bounded memory, plus optional
@@ -287,8 +301,8 @@ def render_episode(
             check_output(target)
     if isinstance(script, str):
         script = Script.from_json(script) if script.lstrip().startswith(("[", "{")) else Script.parse(script)
-    script = prepare(engine, script, voices, speed)
-    batches = _EngineBatches(engine, speed, seed)
+    script = prepare(engine, script, voices, speed, pitch)
+    batches = _EngineBatches(engine, speed, seed, pitch)
     try:
         segments = write_episode(script, batches, path, voices=engine.voices, stereo=stereo or None,
                                  progress=progress_bar() if progress else None, **options)

@@ -3,7 +3,7 @@
 Text format (see `Script.parse`)::
 
     ---
-    Host: jf_alpha, speed=1.05, pan=-0.3
+    Host: jf_alpha, speed=1.05, pan=-0.3, pitch=-2
     Guest: jm_kumo
     ---
     # comments start with '#'
@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..constants import SPEED_RANGE
+from ..constants import PITCH_RANGE, SPEED_RANGE
 
 MAX_PAUSE_S = 60.0
 DEFAULT_PAUSE_S = 0.5
@@ -34,6 +34,7 @@ _NAME_RE = re.compile(rf"^{_NAME}$")
 _TURN_RE = re.compile(rf"^({_NAME})(?::(?=\s|$)|：)\s*(.*)$")
 _PAUSE_RE = re.compile(r"\[\s*pause\b([^\]]*)\]", re.IGNORECASE)
 _PAUSE_ARG_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|secs|seconds?)?\s*$", re.IGNORECASE)
+_VOICE_RE = re.compile(r"[\w.\-+:/~]+")
 _MALE_PREFIXES = ("am_", "bm_", "jm_", "em_", "hm_", "im_", "pm_", "zm_")
 _FEMALE_PREFIXES = ("af_", "bf_", "jf_", "ef_", "hf_", "if_", "pf_", "zf_")
 
@@ -113,15 +114,24 @@ def _split_pieces(text: str) -> tuple[str | Pause, ...]:
 
 @dataclass(frozen=True)
 class CastMember:
-    """How one speaker sounds: a voice name (None = cast automatically), speed factor, stereo pan in [-1, 1]."""
+    """How one speaker sounds: a voice (a name, a blend such as 'jf_alpha:2+jm_kumo:1', or a .voice file; None =
+    cast automatically), speed factor, stereo pan in [-1, 1], pitch shift in semitones in [-12, 12]."""
 
     voice: str | None = None
     speed: float = 1.0
     pan: float | None = None
+    pitch: float = 0.0
 
     def __post_init__(self):
-        if self.voice is not None and (not isinstance(self.voice, str) or not re.fullmatch(r"[\w.\-]+", self.voice)):
-            raise ValueError(f"bad voice name {self.voice!r}")
+        if self.voice is not None and (not isinstance(self.voice, str) or not _VOICE_RE.fullmatch(self.voice)):
+            raise ValueError(f"bad voice {self.voice!r}: a name, a blend 'a:2+b:1' or a path to a .voice file "
+                             "(letters, digits and _ . - + : / ~)")
+        if isinstance(self.pitch, bool) or not isinstance(self.pitch, (int, float)) or not (
+            PITCH_RANGE[0] <= self.pitch <= PITCH_RANGE[1]
+        ):
+            raise ValueError(f"pitch must be a number of semitones in [{PITCH_RANGE[0]:g}, {PITCH_RANGE[1]:g}], "
+                             f"got {self.pitch!r}")
+        object.__setattr__(self, "pitch", float(self.pitch))
         if isinstance(self.speed, bool) or not isinstance(self.speed, (int, float)) or not (
             SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1]
         ):
@@ -140,6 +150,8 @@ class CastMember:
             parts.append(f"speed={self.speed!r}")
         if self.pan is not None:
             parts.append(f"pan={self.pan!r}")
+        if self.pitch != 0.0:
+            parts.append(f"pitch={self.pitch!r}")
         return ", ".join(parts)
 
     def to_json(self) -> dict:
@@ -148,6 +160,8 @@ class CastMember:
             out["speed"] = self.speed
         if self.pan is not None:
             out["pan"] = self.pan
+        if self.pitch != 0.0:
+            out["pitch"] = self.pitch
         return out
 
 
@@ -190,9 +204,16 @@ class Script:
         return self.cast.get(speaker, CastMember())
 
     def voices(self, available_voices: Sequence[str]) -> dict[str, str]:
-        """Speaker -> voice for every speaker: the cast's voices first, then automatic casting (`cast_voices`)."""
+        """Speaker -> voice for every speaker: the cast's voices first, then automatic casting (`cast_speakers`)."""
+        return {name: voice for name, (voice, _) in self.casting(available_voices).items()}
+
+    def casting(self, available_voices: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """Speaker -> (voice, pitch in semitones) for every speaker: the cast's voices first, then automatic casting
+        (`cast_speakers`), which shifts pitch or blends voices once there are more speakers than voices. A cast
+        pitch adds to the automatic one."""
         explicit = {name: m.voice for name, m in self.cast.items() if m.voice}
-        return cast_voices(self.speakers, available_voices, explicit)
+        cast = cast_speakers(self.speakers, available_voices, explicit)
+        return {name: (voice, pitch + self.member(name).pitch) for name, (voice, pitch) in cast.items()}
 
     # ---- text form ----------------------------------------------------------------------------------
 
@@ -200,8 +221,9 @@ class Script:
     def parse(cls, text: str) -> Script:
         """Parse the text format; ValueError with the line number on any problem.
 
-        - Optional cast header between two `---` lines: `Name: voice, speed=1.1, pan=-0.5` (voice, speed and
-          pan each optional; `Name:` alone is allowed).
+        - Optional cast header between two `---` lines: `Name: voice, speed=1.1, pan=-0.5, pitch=-3` (voice,
+          speed, pan and pitch in semitones each optional; `Name:` alone is allowed). The voice may be a blend
+          (`jf_alpha:2+jm_kumo:1`) or a voice file (`voices/host.voice`).
         - `Name: text` starts a turn; following lines without a `Name:` prefix continue it. A blank line ends
           it, and a later paragraph without a prefix is a new turn by the same speaker.
         - Names: up to three words starting with a letter; the colon is followed by a space or end of line
@@ -304,7 +326,7 @@ class Script:
     @classmethod
     def from_json(cls, data: str | bytes | list | dict) -> Script:
         """From JSON text or the decoded object: a list of {"speaker", "text"} turns, or an object
-        {"cast": {name: "voice" | {"voice", "speed", "pan"}}, "turns": [...]}. ValueError names the bad item."""
+        {"cast": {name: "voice" | {"voice", "speed", "pan", "pitch"}}, "turns": [...]}. ValueError names the bad item."""
         if isinstance(data, (str, bytes, bytearray)):
             try:
                 data = json.loads(data)
@@ -339,10 +361,10 @@ class Script:
                 if isinstance(value, str) or value is None:
                     cast[name] = CastMember(value)
                 elif isinstance(value, dict):
-                    _check_keys(value, {"voice", "speed", "pan"}, where)
+                    _check_keys(value, {"voice", "speed", "pan", "pitch"}, where)
                     cast[name] = CastMember(**value)
                 else:
-                    raise ValueError("must be a voice name or an object with voice/speed/pan")
+                    raise ValueError("must be a voice name or an object with voice/speed/pan/pitch")
             except ValueError as e:
                 raise ValueError(f"{where}: {e}") from None
         return cls(tuple(turns), cast)
@@ -366,7 +388,7 @@ def _check_keys(obj: dict, allowed: set[str], where: str) -> None:
 def _parse_cast_line(line: str, line_no: int) -> tuple[str, CastMember]:
     m = re.match(rf"^({_NAME})\s*[:：]\s*(.*)$", line)
     if not m:
-        raise ValueError(f"line {line_no}: expected 'Name: voice, speed=1.0, pan=0.0' in the cast header, got {line!r}")
+        raise ValueError(f"line {line_no}: expected 'Name: voice, speed=1.0, pan=0.0, pitch=0' in the cast header, got {line!r}")
     name, rest = m.group(1), m.group(2)
     voice: str | None = None
     settings: dict[str, float] = {}
@@ -377,8 +399,8 @@ def _parse_cast_line(line: str, line_no: int) -> tuple[str, CastMember]:
             if key == "voice":
                 voice = value
                 continue
-            if key not in ("speed", "pan"):
-                raise ValueError(f"line {line_no}: unknown setting {key!r} for {name!r}; use voice, speed or pan")
+            if key not in ("speed", "pan", "pitch"):
+                raise ValueError(f"line {line_no}: unknown setting {key!r} for {name!r}; use voice, speed, pan or pitch")
             if key in settings:
                 raise ValueError(f"line {line_no}: {key} given twice for {name!r}")
             try:
@@ -398,13 +420,18 @@ def _parse_cast_line(line: str, line_no: int) -> tuple[str, CastMember]:
 
 
 def voice_gender(voice: str) -> str | None:
-    """'m' or 'f' when the name encodes it (e.g. jm_kumo, af_heart), else None."""
-    low = voice.lower()
-    if low.startswith(_MALE_PREFIXES):
-        return "m"
-    if low.startswith(_FEMALE_PREFIXES):
-        return "f"
-    return None
+    """'m' or 'f' when the name encodes it (e.g. jm_kumo, af_heart; a blend when all its voices agree), else None."""
+    genders = set()
+    for part in voice.split("+"):
+        low = part.partition(":")[0].strip().lower()
+        genders.add("m" if low.startswith(_MALE_PREFIXES) else "f" if low.startswith(_FEMALE_PREFIXES) else None)
+    return genders.pop() if len(genders) == 1 else None
+
+
+def _voice_parts(voice: str) -> list[str]:
+    """The registered voice names a cast voice uses: a name, the names in a blend; none for a .voice file path."""
+    names = [part.partition(":")[0].strip() for part in voice.split("+")]
+    return [n for n in names if not (n.lower().endswith(".voice") or "/" in n)]
 
 
 def cast_voices(speakers: Iterable[str], available_voices: Sequence[str],
@@ -423,14 +450,15 @@ def cast_voices(speakers: Iterable[str], available_voices: Sequence[str],
     for name, voice in explicit.items():
         if name not in speakers:
             raise ValueError(f"unknown speaker {name!r} in cast; speakers are: {', '.join(speakers) or '(none)'}")
-        if voice not in voices:
-            raise ValueError(f"unknown voice {voice!r} for {name!r}; available voices: {', '.join(voices) or '(none)'}")
+        unknown = [part for part in _voice_parts(voice) if part not in voices]
+        if unknown:
+            raise ValueError(f"unknown voice {unknown[0]!r} for {name!r}; available voices: {', '.join(voices) or '(none)'}")
     if not voices and len(explicit) < len(speakers):
         raise ValueError("no voices available to cast speakers: " + ", ".join(s for s in speakers if s not in explicit))
     languages = {v[0] for v in explicit.values() if "_" in v}
     uses = {v: 0 for v in voices}
     for v in explicit.values():
-        uses[v] += 1
+        uses[v] = uses.get(v, 0) + 1
     out: dict[str, str] = {}
     previous: str | None = None
     for name in speakers:
@@ -449,4 +477,49 @@ def cast_voices(speakers: Iterable[str], available_voices: Sequence[str],
 
         out[name] = previous = min(voices, key=rank)
         uses[previous] += 1
+    return out
+
+
+VARIANT_PITCHES = (-3.0, 3.0)
+"""Semitones by which automatic casting shifts a voice (or blend) it has to give a second speaker."""
+
+
+def voice_variants(voices: Sequence[str]) -> list[tuple[str, float]]:
+    """Distinct (voice, pitch) pairs to cast from, in order of preference: every voice as it is; then 1:1 blends
+    of two voices of the same gender (`a+b`, new timbres between the two); then each voice and blend shifted by
+    VARIANT_PITCHES. Five voices give 5 + 6 blends + 22 shifted = 33 speakers before any pair repeats."""
+    voices = list(dict.fromkeys(voices))
+    plain = [(v, 0.0) for v in voices]
+    blends = [(f"{a}+{b}", 0.0) for i, a in enumerate(voices) for b in voices[i + 1 :]
+              if voice_gender(a) is not None and voice_gender(a) == voice_gender(b)]
+    shifted = [(v, p) for p in VARIANT_PITCHES for v, _ in plain + blends]
+    return plain + blends + shifted
+
+
+def cast_speakers(speakers: Iterable[str], available_voices: Sequence[str],
+                  explicit: Mapping[str, str] | None = None) -> dict[str, tuple[str, float]]:
+    """Like `cast_voices`, but speakers beyond the number of voices get new voices instead of repeats: blends of
+    two voices of the same gender, then voices and blends shifted in pitch (`voice_variants`), so that no two
+    speakers sound alike while distinct variants remain. -> {speaker: (voice, pitch in semitones)}.
+
+    Deterministic; the first len(available_voices) speakers are cast exactly as `cast_voices` casts them.
+    """
+    speakers = list(dict.fromkeys(speakers))
+    voices = list(dict.fromkeys(available_voices))
+    explicit = dict(explicit or {})
+    base = cast_voices(speakers, voices, explicit)  # validates; plain voices while unused ones remain
+    out: dict[str, tuple[str, float]] = {}
+    taken: set[tuple[str, float]] = set()
+    variants = voice_variants(voices)
+    previous: str | None = None
+    for name in speakers:
+        voice = base[name]
+        if name in explicit or (voice, 0.0) not in taken:
+            out[name] = (voice, 0.0)
+        else:  # the plain voice is taken: the first free variant, preferring contrast with the previous speaker
+            want = {"m": "f", "f": "m"}.get(voice_gender(previous) if previous else None)
+            free = [v for v in variants if v not in taken] or variants
+            out[name] = min(free, key=lambda v: (want is not None and voice_gender(v[0]) != want, free.index(v)))
+        taken.add(out[name])
+        previous = out[name][0]
     return out

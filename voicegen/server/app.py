@@ -537,9 +537,9 @@ class PodcastJob:
 
     def __call__(self, requests):
         plans = []
-        for text, voice, speed in requests:
+        for text, voice, speed, pitch in requests:  # pitch: the cast's (header or automatic variant), semitones
             seed = self.piece_seed(self.params.seed, self.count)
-            plans.append(self.engine.plan(EngineRequest(text, voice, speed * self.params.speed, seed)))
+            plans.append(self.engine.plan(EngineRequest(text, voice, speed * self.params.speed, seed, pitch)))
             self.count += 1
         items = [item for plan in plans for item in plan.items]
         self.dispatcher.reserve(len(items), force=True)

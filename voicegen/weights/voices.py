@@ -4,6 +4,8 @@ they come in, blends of several, and `VoiceBank`, the set of voices an engine kn
 from __future__ import annotations
 
 import importlib.resources
+import re
+import threading
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -94,44 +96,103 @@ def parse_blend(spec: str) -> list[tuple[str, float]]:
 
 
 class VoiceBank:
-    """The voices an engine knows, by name: the built-in ones plus any added from files or tables.
+    """The voices an engine knows, by name: the built-in ones, the user's (voice files in `user_voice_dir()`, read
+    on first use), and any added from files or tables.
 
-    A voice is named by a name, a blend ('jf_alpha+jf_nezumi', 'jf_alpha:2+jm_kumo:1': weighted means of the
-    tables) or given as a table itself. Read-only once built, so engines and threads can share one.
+    A voice is named by a name, a path to a voice file (`host.voice`, `voices/host.voice`), a blend of these
+    ('jf_alpha+jf_nezumi', 'jf_alpha:2+host.voice:1': weighted means of the tables, pitches and speeds) or given
+    as a table itself. Built-in names win over user files of the same name. Safe to share between engines and
+    threads (user files are read once, under a lock).
     """
 
     def __init__(self, extra: str | PathLike | Sequence[str | PathLike] | Mapping[str, object] | None = None,
-                 builtin: bool = True):
+                 builtin: bool = True, user: bool = True):
+        from .voice_file import SUFFIX, Voice, read_voice, user_voice_dir
+
+        self._lock = threading.Lock()
         self._tables: dict[str, torch.Tensor] = dict(builtin_voices()) if builtin else {}
+        self._builtin = frozenset(self._tables)
+        self._voices: dict[str, Voice] = {}  # voices read from files, by name
+        self._files: dict[str, Path] = {}  # user voices not read yet, by name
+        if user:
+            folder = user_voice_dir()
+            for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
+                if path.stem not in self._tables and path.is_file():
+                    self._files[path.stem] = path
+        self._user_paths = dict(self._files)
         if isinstance(extra, Mapping):
             for name, table in extra.items():
                 self._tables[str(name)] = as_voice_table(table, str(name))
         elif extra is not None:
             for path in [extra] if isinstance(extra, (str, PathLike)) else list(extra):
-                self._tables.update(load_voice_file(path))
+                if str(path).lower().endswith(SUFFIX):
+                    voice = read_voice(path)
+                    self._voices[voice.name] = voice
+                    self._files.pop(voice.name, None)
+                else:
+                    self._tables.update(load_voice_file(path))
 
     @property
     def names(self) -> list[str]:
-        """Known voice names, sorted."""
-        return sorted(self._tables)
+        """Known voice names, sorted: built-in, added and the user's."""
+        return sorted(set(self._tables) | set(self._voices) | set(self._files))
+
+    @property
+    def builtin_names(self) -> list[str]:
+        """The built-in voices' names, sorted."""
+        return sorted(self._builtin)
+
+    @property
+    def user_files(self) -> dict[str, Path]:
+        """{name: path} of the user's voice files (found in `user_voice_dir()` when the bank was made)."""
+        return dict(self._user_paths)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._tables
+        return name in self._tables or name in self._voices or name in self._files
+
+    def voice(self, voice):
+        """A `Voice` (table, pitch and speed defaults) for a name, a voice file path, a blend, or a table.
+        VoiceError lists the known voices when a name is unknown."""
+        from .voice_file import Voice, is_voice_path
+
+        if isinstance(voice, Voice):
+            return voice
+        if not isinstance(voice, str):
+            return Voice("custom", as_voice_table(voice))
+        if "+" not in voice and ":" not in voice and is_voice_path(voice):
+            return self._named(voice)
+        parts = parse_blend(voice)
+        voices = [(self._named(name), w) for name, w in parts]
+        if len(voices) == 1:
+            return voices[0][0]
+        total = sum(w for _, w in voices)
+        return Voice(
+            re.sub(r"[^\w.\-]", "_", voice)[:64].lstrip("_.-") or "blend",
+            sum(v.table * (w / total) for v, w in voices),
+            pitch=sum(v.pitch * w for v, w in voices) / total,
+            speed=sum(v.speed * w for v, w in voices) / total,
+            provenance={"method": "blend", "spec": voice},
+        )
+
+    def _named(self, name: str):
+        from .voice_file import Voice, is_voice_path, read_voice
+
+        if name in self._tables:
+            return Voice(name, self._tables[name], provenance={"method": "builtin" if name in self._builtin else "table"})
+        with self._lock:
+            if name in self._voices:
+                return self._voices[name]
+            if name in self._files:
+                self._voices[name] = read_voice(self._files.pop(name))
+                return self._voices[name]
+        if is_voice_path(name):
+            return read_voice(name)
+        raise VoiceError(f"unknown voice {name!r}; known voices: {', '.join(self.names)} (or a path to a .voice file)")
 
     def table(self, voice) -> torch.Tensor:
-        """A (510, 256) style table for a voice name, a blend, or a table (validated). VoiceError lists the
-        known voices when a name is unknown."""
-        if not isinstance(voice, str):
-            return as_voice_table(voice)
-        parts = parse_blend(voice)
-        for name, _ in parts:
-            if name not in self._tables:
-                raise VoiceError(f"unknown voice {name!r}; known voices: {', '.join(self.names)}")
-        if len(parts) == 1:
-            return self._tables[parts[0][0]]
-        total = sum(w for _, w in parts)
-        return sum(self._tables[name] * (w / total) for name, w in parts)
+        """A (510, 256) style table for a voice name, a voice file, a blend, or a table (validated)."""
+        return self.voice(voice).table
 
     def check(self, voice) -> None:
         """VoiceError now if `voice` would fail later (for checking a whole script before rendering)."""
-        self.table(voice)
+        self.voice(voice)

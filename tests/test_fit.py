@@ -1,0 +1,132 @@
+"""Fitting voices to recordings: input handling, alignment, the start voice, a short fit, and the independent
+speaker judge. The full recovery measurement (several sentences, held-out judging, Whisper) is
+benchmarks/voices.py; here the fit runs a few steps on one short clip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from voicegen.constants import SAMPLE_RATE, SAMPLES_PER_FRAME
+from voicegen.fit import FitReport, fit_voice, nearest_voice, prepare_recording
+from voicegen.fit.align import dtw_path, frame_features, map_boundaries
+from voicegen.weights import Voice, read_voice
+
+CLIP = "Please remember to water the plants."
+
+
+@pytest.fixture(scope="module")
+def kumo_clip(engine):
+    """One short sentence spoken by jm_kumo (about 2.5 s)."""
+    return engine.synthesize(CLIP, "jm_kumo", seed=7)
+
+
+def test_recordings_at_any_rate_mono_or_stereo_become_24k_mono():
+    """Catches a resampling or channel mix-up (wrong length, channels kept) and silent or too-short input
+    accepted."""
+    sr = 44100
+    t = np.arange(int(1.5 * sr)) / sr
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)
+    for audio in (tone, np.stack([tone, tone], 1), np.stack([tone, tone], 0)):
+        out = prepare_recording(audio.astype(np.float32), sr)
+        assert out.ndim == 1 and abs(len(out) - 1.5 * SAMPLE_RATE) <= 1
+        assert np.sqrt(np.mean(out**2)) == pytest.approx(0.3 / np.sqrt(2), rel=0.02)
+    with pytest.raises(ValueError, match="0.5 to 300 s"):
+        prepare_recording(tone[:1000], sr)
+    with pytest.raises(ValueError, match="silent"):
+        prepare_recording(np.zeros(sr), sr)
+
+
+def test_dtw_recovers_a_known_time_warp():
+    """Catches a DTW whose path is not monotonic, misses the corners, or does not follow the warp."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(60, 5))
+    warp = np.sort(np.concatenate([np.arange(60), np.arange(0, 60, 3)]))  # b repeats every third frame of a
+    b = a[warp] + rng.normal(scale=0.01, size=(len(warp), 5))
+    path = dtw_path(a, b)
+    assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (59, len(warp) - 1)
+    assert (np.diff(path, axis=0) >= 0).all() and (np.diff(path, axis=0).sum(1) >= 1).all()
+    assert all(warp[j] == i for i, j in path)
+    starts = map_boundaries(path, np.array([0, 30, 60]))
+    assert list(starts) == [0, int(np.searchsorted(warp, 30)), len(warp)]
+
+
+def test_frame_features_line_up_with_network_frames(kumo_clip):
+    """Catches features at another rate than the network's 40 Hz frames (the alignment would be off by a
+    factor)."""
+    feats = frame_features(kumo_clip.samples)
+    assert feats.shape == (-(-len(kumo_clip.samples) // SAMPLES_PER_FRAME), 20)
+    assert np.abs(feats.mean(0)).max() < 1e-4  # mean-normalized
+
+
+@pytest.mark.slow
+def test_the_start_is_the_nearest_builtin_voice(engine, kumo_clip):
+    """Catches a start-voice score that does not follow the speaker: a clip of jm_kumo must be nearest to
+    jm_kumo among the built-in voices."""
+    chunks = engine.frontend(CLIP)
+    scores = nearest_voice(engine, kumo_clip.samples, chunks, engine.voice_bank.builtin_names)
+    assert min(scores, key=scores.get) == "jm_kumo", scores
+
+
+@pytest.mark.slow
+def test_starting_at_the_answer_leaves_nothing_to_correct(engine, kumo_clip):
+    """Zero steps from the true voice. Catches a bias between the recording's F0 track and the network's F0, or
+    between aligned and predicted durations, which would give every fitted voice a spurious pitch or speed."""
+    voice = fit_voice(kumo_clip.samples, SAMPLE_RATE, CLIP, start="jm_kumo", steps=0, engine=engine)
+    assert (voice.pitch, voice.speed) == (0.0, 1.0), (voice.pitch, voice.speed)
+    assert torch.equal(voice.table, engine.voice_table("jm_kumo"))
+
+
+@pytest.mark.slow
+def test_a_short_fit_lowers_its_loss_and_writes_a_voice(engine, kumo_clip, tmp_path):
+    """A few steps on a 2.5 s clip (CI budget). Catches a fit whose gradient does not reach the style (loss
+    flat), one that changes the network's own weights, and a result that is not a loadable voice with its
+    provenance."""
+    before = {k: v.clone() for k, v in engine.renderer.network.state_dict().items()}
+    stereo_48k = np.repeat(kumo_clip.samples[:, None], 2, 1)
+    from voicegen.dsp import resample
+
+    stereo_48k = resample(stereo_48k, SAMPLE_RATE, 48000)
+    report: list[FitReport] = []
+    steps = []
+    voice = fit_voice(stereo_48k, 48000, CLIP, name="kumo-fit", start="jf_alpha", steps=4, engine=engine, realign=False,
+                      report=report, progress=lambda s, n, loss: steps.append((s, n, loss)))
+    assert [s for s, _, _ in steps] == [1, 2, 3, 4]
+    losses = [entry["loss"] for entry in report[0].losses]
+    assert losses[-1] < losses[0], losses
+    assert report[0].start == "jf_alpha"
+    assert isinstance(voice, Voice) and voice.name == "kumo-fit"
+    assert not np.allclose(voice.table.numpy(), engine.voice_table("jf_alpha").numpy())
+    info = voice.provenance
+    assert info["method"] == "fit" and info["start"] == "jf_alpha" and info["steps"] == 4
+    assert info["text"] == CLIP and info["transcript"] == "given"
+    after = engine.renderer.network.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    path = voice.save(tmp_path / "kumo.voice")
+    assert read_voice(path).table.numpy().tobytes() == voice.table.numpy().tobytes()
+    audio = engine.synthesize("A new sentence in the fitted voice.", str(path), seed=1)
+    assert audio.duration > 1.0 and np.abs(audio.samples).max() > 0.05
+
+
+@pytest.mark.slow
+def test_the_speaker_judge_tells_voices_apart(engine):
+    """Catches a judge that is not a speaker embedding (or preprocessing that breaks it): two sentences of one
+    voice must be more alike than the same sentence in two voices."""
+    pytest.importorskip("resemblyzer")
+    from voicegen.eval.speaker import SpeakerJudge
+
+    judge = SpeakerJudge()
+    one = engine.synthesize("The kettle started whistling in the hallway.", "jf_alpha", seed=1).samples
+    two = engine.synthesize("Our neighbors planted a row of sunflowers.", "jf_alpha", seed=2).samples
+    other = engine.synthesize("Our neighbors planted a row of sunflowers.", "jm_kumo", seed=2).samples
+    same = judge.similarity(one, two)
+    different = judge.similarity(two, other)
+    # the margin is the property; the floor only catches a degenerate embedding (measured: 0.84 vs 0.44 with the
+    # seeds-based source noise of issue 11; 3 s clips)
+    assert same > 0.75 and same > different + 0.2, (same, different)
+    from voicegen.dsp import resample
+    from voicegen.eval.speaker import cosine
+
+    at_16k = judge.embed(resample(one, SAMPLE_RATE, 16000), 16000)
+    assert cosine(at_16k, judge.embed(one, SAMPLE_RATE)) > 0.98  # the rate it is given does not matter
