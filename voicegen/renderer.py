@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .batching import TOKEN_BUCKETS, FrameBatch, bucket_for, frame_batches, frame_buckets, token_batches
+from .checks import is_number_in
 from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEED_RANGE, STYLE_DIM
 from .memory import release_free_memory
 from .model import KokoroNetwork
@@ -45,10 +46,8 @@ guards)."""
 
 def check_speed(speed) -> float:
     """A speaking rate in SPEED_RANGE as a float; ValueError (naming the range) for anything else."""
-    lo, hi = SPEED_RANGE
-    if isinstance(speed, bool) or not isinstance(speed, (int, float, np.floating, np.integer)) or not (
-        np.isfinite(speed) and lo <= speed <= hi
-    ):
+    if not is_number_in(speed, SPEED_RANGE):
+        lo, hi = SPEED_RANGE
         raise ValueError(f"speed must be a number from {lo} to {hi} (1.0 is normal); got {speed!r}")
     return float(speed)
 

@@ -145,7 +145,7 @@ class KokoroNetwork(nn.Module):
             noise = gaussian_noise(seeds, frames * SAMPLES_PER_FRAME) * (seeds >= 0)[:, None]  # (B, 600F)
         return self.decoder(asr, f0, n, style[:, :TIMBRE_DIM], frame_lengths, noise)
 
-    def forward(
+    def forward(  # a signature of the same shape as render's, deliberately: forward is the three phases in a row
         self,
         tokens: torch.Tensor,
         lengths: torch.Tensor,

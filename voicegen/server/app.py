@@ -305,6 +305,34 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         log.update(chunks=len(plan.items))
         return params, job
 
+    async def collect_or_fail(request: Request, job, chunks, first, log: logs.RequestLog):
+        """Every piece of a non-streamed response, or None if the client went away; a failure becomes its ApiError."""
+        try:
+            return await collect(request, job, chunks, first)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status
+            job.cancel()
+            error = failure(exc, log)
+            if error is None:
+                return None
+            raise error from None
+
+    async def guarded(stream: AsyncIterator[bytes], job, log: logs.RequestLog) -> AsyncIterator[bytes]:
+        """A streamed response body, ended without its final chunk (StreamAborted) if rendering fails or times out,
+        so the client sees a cut body rather than a short file that looks whole; logs the status either way."""
+        status, error = CLIENT_GONE, "client disconnected"
+        try:
+            async for piece in stream:
+                yield piece
+            status, error = 200, None
+        except Exception as exc:
+            api = failure(exc, log)
+            status, error = (api.status, api.message) if api else (CLIENT_GONE, "client disconnected")
+            raise StreamAborted(error) from None
+        finally:
+            job.cancel()
+            log.audio_s = job.audio_seconds
+            log.finish(status, error)
+
     def failure(exc: BaseException, log: logs.RequestLog) -> ApiError | None:
         """The ApiError for a failure while rendering (None: the client went away)."""
         if isinstance(exc, Timeout):
@@ -368,6 +396,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         return pieces
 
     async def speech(request: Request, log: logs.RequestLog) -> Response:
+        # the same first steps as `captioned` below, deliberately spelled out in both: they differ right after
         params, job = await start_speech(request, log)
         chunks, first = await first_chunk(request, job, log)
         if first is None:
@@ -375,14 +404,9 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         fmt = params.response_format
         headers = {"X-Request-Id": log.id}
         if params.stream_format == "audio" and not params.stream:
-            try:
-                pieces = await collect(request, job, chunks, first)
-            except Exception as exc:  # noqa: BLE001 - mapped to a status
-                job.cancel()
-                error = failure(exc, log)
-                if error is None:
-                    return gone(log, job)
-                raise error from None
+            pieces = await collect_or_fail(request, job, chunks, first, log)
+            if pieces is None:
+                return gone(log, job)
             data = await run_in_threadpool(encode, _join(pieces).samples, fmt)
             log.audio_s = job.audio_seconds
             log.finish(200)
@@ -391,36 +415,25 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         sse_mode = params.stream_format == "sse"
 
         async def body() -> AsyncIterator[bytes]:
-            status, error = CLIENT_GONE, "client disconnected"
             enc = encoder(fmt, streaming=True)
-            try:
-                async for audio in _prepend(first, chunks):
-                    data = enc.write(audio.samples)
-                    if data:
-                        yield sse({"type": "speech.audio.delta", "audio": b64(data)}) if sse_mode else data
-                data = enc.close()
-                if sse_mode:
-                    if data:
-                        yield sse({"type": "speech.audio.delta", "audio": b64(data)})
-                    frames = int(round(job.audio_seconds * SAMPLE_RATE / SAMPLES_PER_FRAME))  # 40 Hz duration frames
-                    yield sse({"type": "speech.audio.done",
-                               "usage": {"input_tokens": job.tokens, "output_tokens": frames,
-                                         "total_tokens": job.tokens + frames}})
-                elif data:
-                    yield data
-                status, error = 200, None
-            except Exception as exc:
-                api = failure(exc, log)
-                status, error = (api.status, api.message) if api else (CLIENT_GONE, "client disconnected")
-                raise StreamAborted(error) from None
-            finally:
-                job.cancel()
-                log.audio_s = job.audio_seconds
-                log.finish(status, error)
+            async for audio in _prepend(first, chunks):
+                data = enc.write(audio.samples)
+                if data:
+                    yield sse({"type": "speech.audio.delta", "audio": b64(data)}) if sse_mode else data
+            data = enc.close()
+            if sse_mode:
+                if data:
+                    yield sse({"type": "speech.audio.delta", "audio": b64(data)})
+                frames = int(round(job.audio_seconds * SAMPLE_RATE / SAMPLES_PER_FRAME))  # 40 Hz duration frames
+                yield sse({"type": "speech.audio.done",
+                           "usage": {"input_tokens": job.tokens, "output_tokens": frames,
+                                     "total_tokens": job.tokens + frames}})
+            elif data:
+                yield data
 
         media = "text/event-stream" if sse_mode else MEDIA_TYPES[fmt]
         headers["Cache-Control"] = "no-cache"
-        return StreamingResponse(body(), media_type=media, headers=headers)
+        return StreamingResponse(guarded(body(), job, log), media_type=media, headers=headers)
 
     async def captioned(request: Request, log: logs.RequestLog) -> Response:
         params, job = await start_speech(request, log)
@@ -429,14 +442,9 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
             return gone(log, job)
         fmt = params.response_format
         if params.stream_format == "audio":
-            try:
-                pieces = await collect(request, job, chunks, first)
-            except Exception as exc:  # noqa: BLE001 - mapped to a status
-                job.cancel()
-                error = failure(exc, log)
-                if error is None:
-                    return gone(log, job)
-                raise error from None
+            pieces = await collect_or_fail(request, job, chunks, first, log)
+            if pieces is None:
+                return gone(log, job)
             audio = _join(pieces)
             data = await run_in_threadpool(encode, audio.samples, fmt)
             log.audio_s = job.audio_seconds
@@ -445,27 +453,17 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
                                  "duration": round(audio.duration, 3), "segments": segments_json(audio.segments)})
 
         async def body() -> AsyncIterator[bytes]:
-            status, error = CLIENT_GONE, "client disconnected"
             enc = encoder(fmt, streaming=True)
-            try:
-                async for audio in _prepend(first, chunks):
-                    yield sse({"type": "speech.audio.delta", "audio": b64(enc.write(audio.samples)),
-                               "segments": segments_json(audio.segments)})
-                tail = enc.close()
-                if tail:
-                    yield sse({"type": "speech.audio.delta", "audio": b64(tail), "segments": []})
-                yield sse({"type": "speech.audio.done", "duration": round(job.audio_seconds, 3)})
-                status, error = 200, None
-            except Exception as exc:
-                api = failure(exc, log)
-                status, error = (api.status, api.message) if api else (CLIENT_GONE, "client disconnected")
-                raise StreamAborted(error) from None
-            finally:
-                job.cancel()
-                log.audio_s = job.audio_seconds
-                log.finish(status, error)
+            async for audio in _prepend(first, chunks):
+                yield sse({"type": "speech.audio.delta", "audio": b64(enc.write(audio.samples)),
+                           "segments": segments_json(audio.segments)})
+            tail = enc.close()
+            if tail:
+                yield sse({"type": "speech.audio.delta", "audio": b64(tail), "segments": []})
+            yield sse({"type": "speech.audio.done", "duration": round(job.audio_seconds, 3)})
 
-        return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(guarded(body(), job, log), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
 
     # ------------------------------------------------------------------ podcast
     async def podcast(request: Request, log: logs.RequestLog) -> Response:

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..checks import is_number_in
 from ..constants import MAX_PHONEMES, PITCH_RANGE, SPEED_RANGE, STYLE_DIM
 from ..files import atomic_write
 from .voices import VoiceError, as_voice_table, style_for
@@ -51,10 +51,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,63}$")
 
 def check_pitch(pitch) -> float:
     """A pitch shift in semitones within PITCH_RANGE as a float; ValueError (naming the range) for anything else."""
-    lo, hi = PITCH_RANGE
-    if isinstance(pitch, bool) or not isinstance(pitch, (int, float, np.floating, np.integer)) or not (
-        math.isfinite(pitch) and lo <= pitch <= hi
-    ):
+    if not is_number_in(pitch, PITCH_RANGE):
+        lo, hi = PITCH_RANGE
         raise ValueError(f"pitch must be a number of semitones from {lo:g} to {hi:g} (0 is the voice's own); got {pitch!r}")
     return float(pitch)
 
