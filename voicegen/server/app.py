@@ -286,8 +286,9 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
                 "aliases": {a: v for a, v in sorted(vm.aliases.items()) if a not in state.engine.voice_bank}}
 
     # ------------------------------------------------------------------ speech
-    async def start_speech(request: Request, log: logs.RequestLog) -> tuple[SpeechParams, SpeechJob]:
-        """Check, resolve the voice, plan and queue a speech request (every refusal before any audio)."""
+    async def start_speech(request: Request, log: logs.RequestLog):
+        """Check, resolve the voice, plan and queue a speech request (every refusal before any audio), then wait for
+        its first chunk -> (params, job, the remaining chunks, the first Audio or None if the client went away)."""
         state.require_ready()
         params = SpeechParams.from_json(parse_json(await read_body(request, cfg.max_body_bytes)), cfg.max_input_chars)
         log.update(voice=params.voice, format=params.response_format, chars=len(params.input),
@@ -303,18 +304,8 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
             raise bad_request(str(e), "input") from None
         job = SpeechJob(state.dispatcher, plan, deadline=log.arrived + cfg.timeout)
         log.update(chunks=len(plan.items))
-        return params, job
-
-    async def collect_or_fail(request: Request, job, chunks, first, log: logs.RequestLog):
-        """Every piece of a non-streamed response, or None if the client went away; a failure becomes its ApiError."""
-        try:
-            return await collect(request, job, chunks, first)
-        except Exception as exc:  # noqa: BLE001 - mapped to a status
-            job.cancel()
-            error = failure(exc, log)
-            if error is None:
-                return None
-            raise error from None
+        chunks, first = await first_chunk(request, job, log)
+        return params, job, chunks, first
 
     async def guarded(stream: AsyncIterator[bytes], job, log: logs.RequestLog) -> AsyncIterator[bytes]:
         """A streamed response body, ended without its final chunk (StreamAborted) if rendering fails or times out,
@@ -388,29 +379,39 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         log.finish(CLIENT_GONE, "client disconnected")
         return Response(status_code=CLIENT_GONE)
 
-    async def collect(request: Request, job: SpeechJob, chunks, first: Audio) -> list[Audio]:
+    async def whole(request: Request, job: SpeechJob, chunks, first: Audio, fmt: str,
+                    log: logs.RequestLog) -> tuple[Audio, bytes] | None:
+        """A non-streamed response: the rest of the chunks joined after `first` into one Audio (cancelling the job if
+        the client leaves) and encoded as `fmt`, the request logged as done -> (audio, encoded bytes); None if the
+        client went away; a failure becomes its ApiError."""
         pieces = [first]
-        async with cancel_on_disconnect(request, job.cancel):
-            async for audio in chunks:
-                pieces.append(audio)
-        return pieces
+        try:
+            async with cancel_on_disconnect(request, job.cancel):
+                async for audio in chunks:
+                    pieces.append(audio)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status
+            job.cancel()
+            error = failure(exc, log)
+            if error is None:
+                return None
+            raise error from None
+        audio = _join(pieces)
+        data = await run_in_threadpool(encode, audio.samples, fmt)
+        log.audio_s = job.audio_seconds
+        log.finish(200)
+        return audio, data
 
     async def speech(request: Request, log: logs.RequestLog) -> Response:
-        # the same first steps as `captioned` below, deliberately spelled out in both: they differ right after
-        params, job = await start_speech(request, log)
-        chunks, first = await first_chunk(request, job, log)
+        params, job, chunks, first = await start_speech(request, log)
         if first is None:
             return gone(log, job)
         fmt = params.response_format
         headers = {"X-Request-Id": log.id}
         if params.stream_format == "audio" and not params.stream:
-            pieces = await collect_or_fail(request, job, chunks, first, log)
-            if pieces is None:
+            done = await whole(request, job, chunks, first, fmt, log)
+            if done is None:
                 return gone(log, job)
-            data = await run_in_threadpool(encode, _join(pieces).samples, fmt)
-            log.audio_s = job.audio_seconds
-            log.finish(200)
-            return Response(data, media_type=MEDIA_TYPES[fmt], headers=headers)
+            return Response(done[1], media_type=MEDIA_TYPES[fmt], headers=headers)
 
         sse_mode = params.stream_format == "sse"
 
@@ -436,19 +437,15 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         return StreamingResponse(guarded(body(), job, log), media_type=media, headers=headers)
 
     async def captioned(request: Request, log: logs.RequestLog) -> Response:
-        params, job = await start_speech(request, log)
-        chunks, first = await first_chunk(request, job, log)
+        params, job, chunks, first = await start_speech(request, log)
         if first is None:
             return gone(log, job)
         fmt = params.response_format
         if params.stream_format == "audio":
-            pieces = await collect_or_fail(request, job, chunks, first, log)
-            if pieces is None:
+            done = await whole(request, job, chunks, first, fmt, log)
+            if done is None:
                 return gone(log, job)
-            audio = _join(pieces)
-            data = await run_in_threadpool(encode, audio.samples, fmt)
-            log.audio_s = job.audio_seconds
-            log.finish(200)
+            audio, data = done
             return JSONResponse({"audio": b64(data), "response_format": fmt, "sample_rate": SAMPLE_RATE,
                                  "duration": round(audio.duration, 3), "segments": segments_json(audio.segments)})
 
