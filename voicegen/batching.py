@@ -113,3 +113,17 @@ def frame_batches(
             else:
                 out.append(FrameBatch(items, len(items), max(frame_counts[i] for i in items)))
     return out
+
+
+def text_windows(lengths: Sequence[int], limit: int) -> list[tuple[int, int]]:
+    """(lo, hi) index ranges over consecutive pieces of text, in order, each closed once its characters (the sum of
+    `lengths`) reach `limit`: how long texts and scripts are rendered a window at a time."""
+    out, lo, size = [], 0, 0
+    for i, n in enumerate(lengths):
+        size += n
+        if size >= limit:
+            out.append((lo, i + 1))
+            lo, size = i + 1, 0
+    if lo < len(lengths):
+        out.append((lo, len(lengths)))
+    return out

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import Audio, Segment, audio_format, write_audio_blocks
+from .batching import text_windows
 from .constants import SAMPLE_RATE
 from .engine import Engine, Plan, Request
 from .renderer import Item
@@ -53,15 +54,7 @@ def windows(chunks: Sequence[Chunk], limit: int) -> list[tuple[int, int]]:
     """(lo, hi) ranges of chunk indices, in order, each closed once its text reaches `limit` characters."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"window_chars must be a positive integer; got {limit!r}")
-    out, lo, size = [], 0, 0
-    for i, chunk in enumerate(chunks):
-        size += len(chunk.text)
-        if size >= limit:
-            out.append((lo, i + 1))
-            lo, size = i + 1, 0
-    if lo < len(chunks):
-        out.append((lo, len(chunks)))
-    return out
+    return text_windows([len(chunk.text) for chunk in chunks], limit)
 
 
 class _Watch:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..audio import Audio, Segment
+from ..batching import text_windows
 from ..engine import Engine, Request
 from ..renderer import check_speed
 from ..weights import check_pitch
@@ -43,17 +44,6 @@ def piece_seed(seed: int | None, index: int) -> int | None:
     return None if seed is None else derive_seed(seed, index)
 
 
-def _windows(turns: Sequence[Turn], limit: int) -> Iterable[tuple[int, int]]:
-    lo, size = 0, 0
-    for i, turn in enumerate(turns):
-        size += len(turn.text)
-        if size >= limit:
-            yield lo, i + 1
-            lo, size = i + 1, 0
-    if lo < len(turns):
-        yield lo, len(turns)
-
-
 def _leading_pauses(pieces: Sequence) -> list[Pause]:
     out = []
     for p in pieces:
@@ -72,7 +62,7 @@ def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequenc
     casting = script.casting(voices)
     cast = {name: voice for name, (voice, _) in casting.items()}
     turns = script.turns
-    windows = list(_windows(turns, WINDOW_CHARS))
+    windows = text_windows([len(t.text) for t in turns], WINDOW_CHARS)
     piecewise = progress is not None and _takes_done(synthesize_many)
 
     def requests_of(lo: int, hi: int) -> list[tuple[str, str, float, float]]:
