@@ -525,11 +525,11 @@ def test_voice_map_resolves_aliases_blends_and_overrides():
     vm = VoiceMap(bank, parse_voice_map(["Echo=jf_alpha", "narrator=jf_alpha+jm_kumo"]))
     vm.check()
     assert vm.resolve("jf_alpha+jm_kumo") == "jf_alpha+jm_kumo"  # no alias: passed through as a name
-    assert torch.equal(vm.resolve("nova"), bank.table("jf_alpha"))
-    assert torch.equal(vm.resolve("echo"), bank.table("jf_alpha"))  # overridden (case-insensitive)
+    assert vm.resolve("nova") == "jf_alpha"  # a lone alias: its voice, by name
+    assert vm.resolve("Echo") == "jf_alpha"  # overridden (case-insensitive)
     expected = (2 * bank.table("jf_tebukuro") + bank.table("jf_alpha+jm_kumo")) / 3
     assert torch.allclose(vm.resolve("shimmer:2+narrator:1"), expected)
-    assert torch.allclose(vm.resolve("alloy"), bank.table("jf_alpha+jf_nezumi"))
+    assert torch.allclose(bank.table(vm.resolve("alloy")), bank.table("jf_alpha+jf_nezumi"))
     for name, voice in OPENAI_VOICES.items():
         bank.check(voice)
     with pytest.raises(VoiceError, match="unknown voice 'bob'; known voices: .*alloy.*verse"):
@@ -538,6 +538,29 @@ def test_voice_map_resolves_aliases_blends_and_overrides():
         parse_voice_map(["alloy"])
     with pytest.raises(VoiceError, match="voice map x=nobody"):
         VoiceMap(bank, {"x": "nobody"}).check()
+
+
+def test_an_alias_to_a_voice_file_keeps_its_pitch_and_speed_and_requests_add_pitch(engine, tmp_path):
+    """Catches a server alias (--voice-map host=host.voice) resolved to the bare style table, which drops the voice
+    file's own pitch and speed, and a request's `pitch` field that never reaches the engine (or is not checked)."""
+    from voicegen import Request
+    from voicegen.server.errors import ApiError
+    from voicegen.server.schema import SpeechParams
+    from voicegen.server.voices import VoiceMap
+    from voicegen.weights import Voice
+
+    path = str(Voice("host", engine.voice_table("jm_kumo"), pitch=-3.0, speed=1.25).save(tmp_path / "host.voice"))
+    vm = VoiceMap(engine.voice_bank, {"host": path})
+    vm.check()
+    params = SpeechParams.from_json({"model": "tts-1", "input": "Hello there.", "voice": "host", "pitch": 1.5})
+    assert params.pitch == 1.5
+    plan = engine.plan(Request(params.input, vm.resolve(params.voice), params.speed, 1, params.pitch))
+    assert [(it.pitch, it.speed) for it in plan.items] == [(-1.5, pytest.approx(1.25))]
+    assert SpeechParams.from_json({"model": "tts-1", "input": "x", "voice": "nova"}).pitch == 0.0
+    for bad in (12.5, "2", True, None, float("nan")):
+        with pytest.raises(ApiError) as info:
+            SpeechParams.from_json({"model": "tts-1", "input": "x", "voice": "nova", "pitch": bad})
+        assert info.value.status == 400 and info.value.param == "pitch" and "semitones" in str(info.value)
 
 
 @pytest.mark.parametrize("fmt", ["pcm", "wav", "mp3", "opus", "aac", "flac"])

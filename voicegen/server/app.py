@@ -299,7 +299,8 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
             raise bad_request(str(e), "voice") from None
         try:
             plan = await run_in_threadpool(state.engine.plan,
-                                           EngineRequest(params.input, voice, params.speed, params.seed))
+                                           EngineRequest(params.input, voice, params.speed, params.seed,
+                                                         params.pitch))
         except ValueError as e:
             raise bad_request(str(e), "input") from None
         job = SpeechJob(state.dispatcher, plan, deadline=log.arrived + cfg.timeout)

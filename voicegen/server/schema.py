@@ -10,10 +10,11 @@ says what was wrong and what is accepted (FastAPI's own validation would answer 
 | voice | required | OpenAI's names, ours, blends (`jf_alpha+jm_kumo`), or `{"id": name}` |
 | response_format | mp3 | mp3, opus, aac, flac, wav, pcm |
 | speed | 1.0 | 0.25 to 4.0 |
+| pitch | 0 | semitones added to the voice's own pitch, -12 to 12 (a voicegen extension; OpenAI has none) |
 | stream_format | audio | audio (the file's bytes), sse (`speech.audio.delta` events with base64 audio, then `speech.audio.done` whose usage counts phoneme tokens in and 40 Hz frames out) |
 | instructions | none | accepted and ignored (the built-in voices take no instructions) |
 
-and two of ours: `stream` (default true: bytes leave as each sentence is rendered; false: one complete file with
+and three of ours: `pitch` (above), `stream` (default true: bytes leave as each sentence is rendered; false: one complete file with
 exact headers and a Content-Length) and `seed` (an integer makes the audio reproducible). Any other field is
 refused, as OpenAI refuses unrecognized arguments.
 """
@@ -24,7 +25,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from ..constants import SPEED_RANGE
+from ..checks import is_number_in
+from ..constants import PITCH_RANGE, SPEED_RANGE
 from .encode import check_format
 from .errors import ApiError, bad_request
 
@@ -36,7 +38,8 @@ MODELS = ("voicegen", "kokoro", "tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-
 
 STREAM_FORMATS = ("audio", "sse")
 
-SPEECH_FIELDS = {"model", "input", "voice", "response_format", "speed", "stream_format", "instructions", "stream", "seed"}
+SPEECH_FIELDS = {"model", "input", "voice", "response_format", "speed", "pitch", "stream_format", "instructions",
+                 "stream", "seed"}
 
 
 def parse_json(body: bytes) -> dict:
@@ -88,6 +91,14 @@ def check_speed(value) -> float:
     return float(value)
 
 
+def check_pitch(value) -> float:
+    lo, hi = PITCH_RANGE
+    if not is_number_in(value, PITCH_RANGE):
+        raise bad_request(f"'pitch' must be a number of semitones from {lo:g} to {hi:g} (0 is the voice's own); got "
+                          f"{json.dumps(value)[:40]}", "pitch")
+    return float(value)
+
+
 def check_seed(value) -> int | None:
     if value is None:
         return None
@@ -120,6 +131,7 @@ class SpeechParams:
     stream_format: str = "audio"
     stream: bool = True
     seed: int | None = None
+    pitch: float = 0.0
 
     @classmethod
     def from_json(cls, data: dict, max_input_chars: int = MAX_INPUT_CHARS) -> SpeechParams:
@@ -143,7 +155,8 @@ class SpeechParams:
         stream = data.get("stream", True)
         if not isinstance(stream, bool):
             raise bad_request(f"'stream' must be true or false; got {json.dumps(stream)[:40]}", "stream", "invalid_type")
-        return cls(model, text, voice.strip(), fmt, speed, stream_format, stream, check_seed(data.get("seed")))
+        return cls(model, text, voice.strip(), fmt, speed, stream_format, stream, check_seed(data.get("seed")),
+                   check_pitch(data.get("pitch", 0.0)))
 
 
 PODCAST_FIELDS = {"script", "cast", "response_format", "speed", "seed", "stereo", "model"}

@@ -87,11 +87,14 @@ class VoiceMap:
 
     def resolve(self, spec: str) -> str | torch.Tensor:
         """A client's voice (name, alias or blend of either) -> what `Engine.plan` takes: the bank name or blend
-        string when no alias is involved, else a (510, 256) table. VoiceError lists every accepted name."""
+        string when no alias is involved, the alias's own voice string for a lone alias (a voice file's pitch and
+        speed defaults then apply), else a (510, 256) table of the blend. VoiceError lists every accepted name."""
         parts = parse_blend(spec)
         if not any(self._alias(name) for name, _ in parts):
             self._check_names(parts)
             return spec
+        if len(parts) == 1:  # one alias: its voice as the map names it, so a voice file keeps its pitch and speed
+            return self._alias(parts[0][0])
         tables = []
         for name, weight in parts:
             voice = self._alias(name) or name
