@@ -128,7 +128,7 @@ def test_pitch_and_energy_in_a_batch_equal_alone_to_rounding(network, voice_tabl
 @given(items=st.lists(item, min_size=2, max_size=3))
 def test_audio_in_a_batch_equals_audio_alone(wide_renderer, voice_tables, assert_batch_invariant, items):
     """With a frame budget of 4096 (wide_renderer), items of one frame bucket share a padded frame batch; the
-    default CPU budget (400) would render most of them alone (issue 15, class 9)."""
+    default CPU budget (200) would render most of them alone (issue 15, class 9)."""
     together = _render(wide_renderer, voice_tables, items)
     for it, audio in zip(items, together):
         alone = _render(wide_renderer, voice_tables, [it])[0]
@@ -143,7 +143,7 @@ def test_same_seed_same_audio_different_seed_different_audio(engine, voice_table
 
 
 # Items whose frame counts (78, 66, 71, 68 frames) share one frame bucket (48, 80], so with a budget of 4096 frames
-# they render as one padded frame batch on the CPU too (the default budget, 400, rarely groups items).
+# they render as one padded frame batch on the CPU too (the default budget, 200, rarely groups items).
 SHARED = [(16, "jf_alpha", 1.0), (14, "jm_kumo", 1.0), (16, "jf_nezumi", 1.15), (12, "jf_tebukuro", 0.9)]
 SHARED_TOKENS = [50, 83, 54, 156, 57, 16, 65, 86, 54, 16, 43, 55, 83, 61, 156, 62]
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-CPU_BATCH_FRAMES = 400
-"""CPU frame budget per batch: small batches keep the generator's working set in cache, and batching gains little
-on a few cores (benchmarks/RESULTS.md)."""
+CPU_BATCH_FRAMES = 200
+"""CPU frame budget per batch (5 s of audio): batching gains little on a few cores (benchmarks/RESULTS.md), and the
+frame phase's transient memory grows with the batch (~1.5-3 MB per frame on the C heap, fragmentation included):
+200 rather than 400 frames took ~250 MB off the peak of a long `voicegen say` at the same speed (issue 15)."""
 
 CUDA_BATCH_FRAMES = 16384
 """CUDA frame budget per batch: large batches fill the device."""

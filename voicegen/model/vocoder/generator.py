@@ -23,7 +23,13 @@ def _padding(kernel_size: int, dilation: int) -> int:
 
 
 def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """x + sin(alpha x)^2 / alpha, channel-wise alpha (1, C, 1). snake(0) = 0, so padding stays zero."""
+    """x + sin(alpha x)^2 / alpha, channel-wise alpha (1, C, 1). snake(0) = 0, so padding stays zero.
+
+    Without autograd, x is overwritten with the result (callers pass a fresh tensor): the same values with one
+    full-size temporary instead of four, which is most of the CPU frame phase's peak memory."""
+    if not torch.is_grad_enabled():
+        wave = alpha * x
+        return x.add_(wave.sin_().pow_(2).div_(alpha))
     return x + torch.sin(alpha * x).pow(2) / alpha
 
 
@@ -45,10 +51,13 @@ class AdaINResBlock1(nn.Module):
 
     def forward(self, x: torch.Tensor, s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, C, T), s: (B, S), mask: (B, 1, T) -> (B, C, T)."""
-        for c1, c2, n1, n2, a1, a2 in zip(self.convs1, self.convs2, self.adain1, self.adain2, self.alpha1, self.alpha2):
+        lean = not torch.is_grad_enabled()  # then add in place once x is this block's own tensor
+        for i, (c1, c2, n1, n2, a1, a2) in enumerate(
+            zip(self.convs1, self.convs2, self.adain1, self.adain2, self.alpha1, self.alpha2)
+        ):
             h = c1(snake(n1(x, s, mask), a1))
             h = c2(snake(n2(h, s, mask), a2))
-            x = x + h
+            x = x.add_(h) if lean and i > 0 else x + h
         return x
 
 
@@ -119,7 +128,13 @@ class Generator(nn.Module):
                 x = F.pad(x, (1, 0), mode="reflect")  # frames * rate + 1, aligned with the STFT frames
             x = x + x_source
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            x = sum(block(x, s, out_mask) for block in blocks) / self.num_kernels
+            if torch.is_grad_enabled():
+                x = sum(block(x, s, out_mask) for block in blocks) / self.num_kernels
+            else:  # the same sum, accumulated in place: one block's output alive at a time
+                total = blocks[0](x, s, out_mask)
+                for block in blocks[1:]:
+                    total.add_(block(x, s, out_mask))
+                x = total.div_(self.num_kernels)
             mask = out_mask
         # float32 from conv_post on: its outputs are a log-magnitude and a phase, where bfloat16's 8-bit mantissa
         # is an audible error (alone it moved the audio 0.14 of bf16's 0.26 nats; benchmarks/RESULTS.md)
