@@ -109,6 +109,33 @@ def test_a_short_fit_lowers_its_loss_and_writes_a_voice(engine, kumo_clip, tmp_p
     assert audio.duration > 1.0 and np.abs(audio.samples).max() > 0.05
 
 
+def test_the_fit_returns_its_best_pass_not_its_last(engine, kumo_clip, monkeypatch):
+    """The objective is replaced by a quadratic bowl that Adam's large step overshoots, so the loss falls and then
+    rises again. Catches returning the last parameters (the fitted voice then renders worse than one it already had)
+    instead of those after the pass with the lowest mean loss."""
+    from voicegen.fit import fitting
+
+    centre = engine.voice_table("jm_kumo").float()
+    real = fitting._forward
+
+    def bowl(network, target, group, table, noise, weights, device, with_audio=True):  # the loss only: exact, cheap
+        if not with_audio:  # the pitch/speed defaults after the fit still come from the network
+            return real(network, target, group, table, noise, weights, device, with_audio=False)
+        return ((table - centre) ** 2).mean() * 1e3, {}, None
+
+    monkeypatch.setattr(fitting, "_forward", bowl)
+    report: list[FitReport] = []
+    voice = fit_voice(kumo_clip.samples, SAMPLE_RATE, CLIP, start="jf_alpha", steps=12, lr=3.0, offset_lr=0.3,
+                      patience=100, engine=engine, realign=False, report=report)
+    losses = [entry["loss"] for entry in report[0].losses]
+    assert len(fitting._batch_groups(report[0].target, 8.0)) == 1  # one group: each step is a whole pass
+    kept = report[0].kept_step
+    assert kept == int(np.argmin(losses)) and voice.provenance["kept_step"] == kept
+    assert losses[-1] > 2 * min(losses), losses  # the loss did rise again: the case is real
+    kept_loss = float(bowl(None, None, None, voice.table.float(), None, None, None)[0])
+    assert kept_loss == pytest.approx(min(losses), rel=1e-4)
+
+
 @pytest.mark.slow
 def test_the_speaker_judge_tells_voices_apart(engine):
     """Catches a judge that is not a speaker embedding (or preprocessing that breaks it): two sentences of one

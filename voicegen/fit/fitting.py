@@ -12,7 +12,8 @@ with the network's own parameters untouched:
 4. Search (re-aligning once, a third of the way, with the voice found so far): the table is `start + sum_k a_k (voice_k - start) + delta` (a blend of the candidate voices plus one
    256-wide offset applied to every row), from a = 0, delta = 0, with Adam on `voicegen.fit.objective`'s loss.
    Integer durations carry no gradient, so the style's effect on the speaking rate is fitted through the soft
-   (pre-rounding) durations. Steps stop early once the loss stops falling.
+   (pre-rounding) durations. Steps stop early once the loss stops falling; the parameters kept are those that began
+   the pass over the recording with the lowest mean loss (since the realignment), not the last ones.
 5. The residual speaking-rate and pitch differences become the voice's speed and pitch defaults.
 """
 
@@ -73,6 +74,9 @@ class FitReport:
     seconds: float
     stopped_early: bool
     target: Target | None = None
+    kept_step: int | None = None
+    """Steps taken before the returned voice's parameters: those at the start of the full pass over the recording
+    with the lowest mean loss since the realignment (0: the start voice; None: no full pass, the last parameters)."""
 
 
 def prepare_recording(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -350,26 +354,31 @@ def fit_voice(
     realign_at = max(1, steps // 3) if realign else None
     optimizer = torch.optim.Adam([{"params": [search.a], "lr": lr}, {"params": [search.delta], "lr": offset_lr}])
     losses, best, since_best, stopped = [], math.inf, 0, False
+    lowest, kept, kept_step = math.inf, None, None  # the parameters that began the pass with the lowest mean loss
     params = [search.a, search.delta]
     for step in range(steps):
         if step == realign_at:  # the voice is nearer now: its rendering aligns better to the recording
             target = align_recording(recording, chunks, render_chunks(engine, chunks, search.table().detach().cpu()))
             noise = {k: torch.randn(len(a), generator=generator) for k, a in enumerate(target.audio)}
             groups = _batch_groups(target, batch_seconds)
-            best, since_best = math.inf, 0
+            best, since_best, lowest = math.inf, 0, math.inf  # losses against the new alignment are not comparable
         group = groups[step % len(groups)]
+        if step % len(groups) == 0:
+            pass_start = [p.detach().clone() for p in params]
         with torch.enable_grad():
             loss, parts, _ = _forward(network, target, group, search.table(), noise, weights, device)
             grads = torch.autograd.grad(loss, params)  # the network's own parameters get no gradient
         for p, g in zip(params, grads):
             p.grad = g
         optimizer.step()
-        losses.append({"loss": float(loss), **parts, "group": step % len(groups)})
+        losses.append({"loss": float(loss.detach()), **parts, "group": step % len(groups)})
         if progress is not None:
-            progress(step + 1, steps, float(loss))
+            progress(step + 1, steps, losses[-1]["loss"])
         # convergence: the mean loss over the last full pass of groups
         if (step + 1) % len(groups) == 0:
             epoch = float(np.mean([entry["loss"] for entry in losses[-len(groups):]]))
+            if epoch < lowest:
+                lowest, kept, kept_step = epoch, pass_start, step + 1 - len(groups)
             if epoch < best * (1 - tolerance):
                 best, since_best = epoch, 0
             else:
@@ -377,6 +386,10 @@ def fit_voice(
                 if since_best >= patience:
                     stopped = True
                     break
+    if kept is not None:  # the best pass, not the last: a loss that rose at the end does not cost the result
+        with torch.no_grad():
+            for p, value in zip(params, kept):
+                p.copy_(value)
     table = search.table().detach().cpu()
     pitch, speed = residual_defaults(network, target, table, device)
     seconds = time.monotonic() - started
@@ -386,6 +399,7 @@ def fit_voice(
         "blend": {c: round(float(a), 4) for c, a in zip([c for c in candidates if c != start], search.a.detach())},
         "offset_norm": round(float(search.delta.detach().norm()), 4),
         "steps": len(losses),
+        "kept_step": kept_step,
         "loss": [round(losses[0]["loss"], 4), round(losses[-1]["loss"], 4)] if losses else [],
         "audio_seconds": round(len(recording) / SAMPLE_RATE, 2),
         "text": text if len(text) <= 2000 else text[:2000] + "…",
@@ -394,7 +408,7 @@ def fit_voice(
         "device": str(device),
     }
     if report is not None:
-        report.append(FitReport(start, scores, losses, seconds, stopped, target))
+        report.append(FitReport(start, scores, losses, seconds, stopped, target, kept_step))
     return Voice(name, table, pitch=pitch, speed=speed, provenance=provenance)
 
 
