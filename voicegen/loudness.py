@@ -607,12 +607,12 @@ class PeakMap:
     """Frames per group of `stretches` (memory per group when they are not kept)."""
 
     def stretches(self, sr: int, half: int, end: int):
-        """For the loudness corrections of `_limited_sub_energies`: the stretches around the loud frames (each
-        padded by twice the limiter's reach and the K-filter's settling time, clipped to [0, end)), concatenated
-        in order and cut into `_Stretches` groups of at most GROUP_FRAMES frames. The K-filter runs over the
-        concatenation (one call per group, its state carried on), so each stretch's loud part sees `settle` frames
-        of its own history. Kept for the next pass while they fit in CACHE_BYTES; else a generator, refiltering on
-        every pass (the same numbers)."""
+        """For the loudness corrections of `_limited_sub_energies`: the stretches around the loud frames, each
+        padded by twice the limiter's reach and the K-filter's settling time and clipped to [0, end), as
+        `_Stretches` groups of at most GROUP_FRAMES frames. The K-filter runs over each stretch (one call per
+        group, its state carried on); the first `settle` frames of a stretch are only its history and are not
+        kept (no limited frame lies there). Kept for the next pass while they fit in CACHE_BYTES; else a
+        generator, refiltering on every pass (the same numbers)."""
         key = (sr, half, end, self.threshold)
         if self._stretches is not None and self._stretches[0] == key:
             return self._stretches[1]
@@ -630,45 +630,46 @@ class PeakMap:
     def _filtered(self, sr: int, spans):
         from scipy.signal import sosfilt
 
-        sos = k_weighting_sos(sr)
-        state = np.zeros((len(sos), self.source.shape[1], 2))
-        for group in _groups(spans, self.GROUP_FRAMES):
-            lo, hi = np.array(group).T
+        sos, settle, channels = k_weighting_sos(sr), k_weighting_settle(sr), self.source.shape[1]
+        state = np.zeros((len(sos), channels, 2))
+        for group in _groups([(lo, hi, settle if lo > 0 else 0) for lo, hi in spans], self.GROUP_FRAMES):
+            lo, hi, history = np.array(group).T
             start = np.concatenate([[0], np.cumsum(hi - lo)])
-            xs = np.empty((self.source.shape[1], start[-1]))
-            for (a, b), r in zip(group, start):
+            xs = np.empty((channels, start[-1]))
+            for (a, b, _), r in zip(group, start):
                 xs[:, r : r + b - a] = np.asarray(self.source[a:b]).T
             kx, state = sosfilt(sos, xs, axis=-1, zi=state)  # exact (to 1e-6) from `settle` frames into a stretch
-            rows = _ranges(lo, hi)
-            yield _Stretches(lo, hi, start, xs, kx, (10 * rows + 4) // sr)  # sub-block j starts at (j sr + 5) // 10
+            work = _ranges(start[:-1] + history, start[1:])  # rows after each stretch's history
+            yield _Stretches(lo + history, hi, xs[:, work], kx[:, work], sr)
 
 
 class _Stretches:
-    """A group of `PeakMap.stretches`: pieces [lo, hi) of the source (P,) at rows start[p] .. start[p + 1] of
-    xs, the source frames (C, S) float64, and kx, their K-weighting (C, S); sub_block: the 100 ms sub-block of
-    each row (S,)."""
+    """A group of `PeakMap.stretches`: source frames [lo, hi) per piece (P,), concatenated as xs, the source frames
+    (C, W) float64, and kx, their K-weighting (C, W); with each row's 100 ms sub-block, as runs (first row of each
+    run, its sub-block)."""
 
-    def __init__(self, lo, hi, start, xs, kx, sub_block):
-        self.lo, self.hi, self.start, self.xs, self.kx, self.sub_block = lo, hi, start, xs, kx, sub_block
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, xs: np.ndarray, kx: np.ndarray, sr: int):
+        self.lo, self.hi, self.xs, self.kx = lo, hi, xs, kx
+        self.start = np.concatenate([[0], np.cumsum(hi - lo)])  # first row of each piece
+        j = (10 * _ranges(lo, hi) + 4) // sr  # sub-block j starts at frame (j sr + 5) // 10
+        self.runs = np.flatnonzero(np.diff(j, prepend=-1))
+        self.sub_blocks = j[self.runs]  # may repeat: two pieces can share a sub-block
 
     def rows(self, frames: np.ndarray) -> np.ndarray:
         """Sorted source frames (K,), each inside a piece -> their rows (K,)."""
         piece = np.searchsorted(self.hi, frames, side="right")
         return frames - self.lo[piece] + self.start[piece]
 
-    def piece_end(self, rows: np.ndarray) -> np.ndarray:
-        """Rows (K,) -> the end row of the piece each is in (K,)."""
-        return self.start[np.searchsorted(self.start, rows, side="right")]
-
 
 def _groups(spans, size: int):
-    """Spans (lo, hi) in order -> lists of spans (cut where needed) of at most `size` frames in all."""
+    """Spans (lo, hi, history) in order -> lists of spans of at most `size` frames in all, a span longer than that
+    cut in pieces (the history, frames at the start, stays with the first)."""
     group, room = [], size
-    for lo, hi in spans:
+    for lo, hi, history in spans:
         while lo < hi:
             take = min(hi - lo, room)
-            group.append((lo, lo + take))
-            lo, room = lo + take, room - take
+            group.append((lo, lo + take, min(history, take)))
+            lo, room, history = lo + take, room - take, max(0, history - take)
             if not room:
                 yield group
                 group, room = [], size
@@ -740,7 +741,9 @@ def _limiter_runs(peaks: PeakMap, gain: float, ceiling: float, half: int) -> tup
     frames = _ranges(np.maximum(first - 2 * reach, 0), np.minimum(last + 2 * reach + 1, len(peaks.source)))
     r = np.ones(len(frames))
     r[np.searchsorted(frames, over)] = ceiling / (gain * env)
-    return frames, _smooth_ratio(r, half)
+    smooth = _smooth_ratio(r, half)
+    limited = smooth < 1.0
+    return frames[limited], smooth[limited]
 
 
 def _limiter_gain(x: np.ndarray, ceiling: float, half: int) -> np.ndarray:
@@ -812,31 +815,18 @@ def _limited_sub_energies(source, sr: int, gain: float, ceiling: float, half: in
     if not len(frames) or not len(sub):
         return energies
     sos, bounds = k_weighting_sos(sr), _sub_block_bounds(sr, len(sub))
-    settle = k_weighting_settle(sr)
     state = np.zeros((len(sos), peaks.source.shape[1], 2))
     for group in peaks.stretches(sr, half, int(bounds[-1])):
         a, b = np.searchsorted(frames, [group.lo[0], group.hi[-1]])
-        at = group.rows(frames[a:b])  # the limited frames' rows (every one lies in a stretch)
-        # K(d) is zero before each run of limited rows and rings out `settle` rows after it (or to the end of its
-        # stretch); the previous group's ring, if any, goes on from row 0
-        starts = np.concatenate([[0], at]) if state.any() else at
-        if not len(starts):
-            continue
-        first, last = _clusters(starts, settle)
-        stop = np.minimum(last + 1 + settle, group.piece_end(last))
-        active = _ranges(first, stop)  # (A,) rows
-        offset = np.concatenate([[0], np.cumsum(stop - first)[:-1]]) - first  # row -> index in active, per run
-        d = np.zeros((len(group.xs), len(active)))
-        d[:, at + offset[np.searchsorted(first, at, side="right") - 1]] = (
-            group.xs[:, at] * (gain * (1.0 - values[a:b])))
-        u, state = sosfilt(sos, d, axis=-1, zi=state)  # the state carries over between runs: < 1e-6 by then
-        kx = group.kx[:, active]
-        q = u[0] * (u[0] - (2.0 * gain) * kx[0])  # (A,), summed over channels
+        scale = np.zeros(group.xs.shape[1])
+        scale[group.rows(frames[a:b])] = gain * (1.0 - values[a:b])  # every limited frame lies in a piece
+        d = group.xs * scale
+        d += _RING_INPUT  # no subnormal filter states in the long runs of d == 0
+        u, state = sosfilt(sos, d, axis=-1, zi=state)
+        q = u[0] * (u[0] - (2.0 * gain) * group.kx[0])  # (W,), summed over channels
         for c in range(1, len(u)):
-            q += u[c] * (u[c] - (2.0 * gain) * kx[c])
-        j = group.sub_block[active]
-        runs = np.flatnonzero(np.diff(j, prepend=-1))  # first row of each sub-block's run of rows
-        np.add.at(energies, j[runs], np.add.reduceat(q, runs))  # a sub-block may have several runs
+            q += u[c] * (u[c] - (2.0 * gain) * group.kx[c])
+        np.add.at(energies, group.sub_blocks, np.add.reduceat(q, group.runs))
     return energies
 
 
