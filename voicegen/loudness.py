@@ -448,7 +448,10 @@ class PeakBounds:
         head = np.concatenate([self._tail, mono[:2, None] * gains])  # the frames around the seam
         self._push_curvature(_channel_peak(head[2:] - 2 * head[1:-1] + head[:-2]))  # centred on p-1, p
         if len(mono) > 2:
-            self._d.push(np.abs(mono[2:] - 2 * mono[1:-1] + mono[:-2]), top)  # centred on p+1 .. p+n-2
+            d = np.subtract(mono[2:], mono[1:-1])  # centred on p+1 .. p+n-2, no temporaries beyond d
+            d -= mono[1:-1]
+            d += mono[:-2]
+            self._d.push(np.abs(d, out=d), top)
         self._advance(mono[-2:, None] * gains, len(mono))
 
     def _push_curvature(self, d: np.ndarray) -> None:
@@ -551,6 +554,7 @@ class PeakMap:
         self.frames, self.values = np.zeros(0, np.int64), np.zeros(0)
         self._sample_peak: float | None = None
         self._stretches = None
+        self._runs = None  # the last `_limiter_runs`: the gain search's last pass is the limiter's gain
 
     def over(self, level: float) -> tuple[np.ndarray, np.ndarray]:
         """(frames (K,), envelope (K,)) of every frame whose true peak exceeds `level` (linear, > 0)."""
@@ -608,7 +612,7 @@ class PeakMap:
 
     def stretches(self, sr: int, half: int, end: int):
         """For the loudness corrections of `_limited_sub_energies`: the stretches around the loud frames, each
-        padded by twice the limiter's reach and the K-filter's settling time and clipped to [0, end), as
+        padded by the limiter's reach and the K-filter's settling time and clipped to [0, end), as
         `_Stretches` groups of at most GROUP_FRAMES frames. The K-filter runs over each stretch (one call per
         group, its state carried on); the first `settle` frames of a stretch are only its history and are not
         kept (no limited frame lies there). Kept for the next pass while they fit in CACHE_BYTES; else a
@@ -618,7 +622,7 @@ class PeakMap:
             return self._stretches[1]
         spans = []
         if len(self.frames):
-            pad = 2 * _limiter_reach(half) + k_weighting_settle(sr)
+            pad = _limiter_reach(half) + k_weighting_settle(sr)  # the limiter's gain is 1 beyond its reach
             first, last = _clusters(self.frames, 2 * pad)
             spans = [(max(0, a - pad), min(end, b + 1 + pad)) for a, b in zip(first, last) if max(0, a - pad) < end]
         if sum(hi - lo for lo, hi in spans) * self.source.shape[1] * 16 > self.CACHE_BYTES:
@@ -733,6 +737,9 @@ def _limiter_runs(peaks: PeakMap, gain: float, ceiling: float, half: int) -> tup
     smoothed gain is computed only around frames over the ceiling, on those stretches alone, each padded by twice
     the limiter's reach, so that every frame within reach sees the same neighbourhood as in the whole signal.
     """
+    key = (gain, ceiling, half, peaks.threshold)
+    if peaks._runs is not None and peaks._runs[0] == key:
+        return peaks._runs[1]
     over, env = peaks.over(ceiling / gain)
     if not len(over):
         return over, np.zeros(0)
@@ -743,7 +750,8 @@ def _limiter_runs(peaks: PeakMap, gain: float, ceiling: float, half: int) -> tup
     r[np.searchsorted(frames, over)] = ceiling / (gain * env)
     smooth = _smooth_ratio(r, half)
     limited = smooth < 1.0
-    return frames[limited], smooth[limited]
+    peaks._runs = ((gain, ceiling, half, peaks.threshold), (frames[limited], smooth[limited]))
+    return peaks._runs[1]
 
 
 def _limiter_gain(x: np.ndarray, ceiling: float, half: int) -> np.ndarray:
