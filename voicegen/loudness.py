@@ -416,6 +416,7 @@ class PeakBounds:
         self.channels = channels
         self._a, self._d = _BlockMax(PEAK_BLOCK), _BlockMax(PEAK_BLOCK)
         self._tail = np.zeros((2, channels))  # the last two frames so far (zeros before the start)
+        self._first = 0.0  # |x[0]|, the second difference centred just before the signal
         self._frames = 0
         self._bounds: tuple[int, np.ndarray, np.ndarray] | None = None
 
@@ -455,7 +456,9 @@ class PeakBounds:
         self._advance(mono[-2:, None] * gains, len(mono))
 
     def _push_curvature(self, d: np.ndarray) -> None:
-        self._d.push(d[1:] if self._frames == 0 else d)  # the first value is centred before the signal
+        if self._frames == 0:  # the first value is centred before the signal: |x[0]|
+            self._first, d = float(d[0]), d[1:]
+        self._d.push(d)
 
     def _advance(self, last: np.ndarray, n: int) -> None:
         """After appending n frames ending with `last` (the last one or two)."""
@@ -473,10 +476,11 @@ class PeakBounds:
             return np.zeros(0), np.zeros(0)
         if len(d) < len(a):
             d = np.concatenate([d, [0.0]])
-        # the second differences centred on N-1 and N (x[N-1], the signal being zero after it) join the last block
-        d[-1] = max(d[-1], float(np.abs(self._tail[0] - 2.0 * self._tail[1]).max()), a[-1])
+        # the second differences centred on N-1 and N (|x[N-1]|: the signal is zero after it) join the last block
+        last = float(np.abs(self._tail[1]).max())
+        d[-1] = max(d[-1], float(np.abs(self._tail[0] - 2.0 * self._tail[1]).max()), last)
         a_pad = np.concatenate([[0.0], a, [0.0]])
-        d_pad = np.concatenate([a[:1], d, a[-1:]])  # centred just outside: |x[0]| (on -1), |x[N-1]| (on N)
+        d_pad = np.concatenate([[self._first], d, [last]])  # centred just outside: |x[0]| (on -1), |x[N-1]| (on N)
         near = np.maximum(np.maximum(a_pad[:-2], a_pad[1:-1]), a_pad[2:])  # (blocks,)
         curve = np.maximum(np.maximum(d_pad[:-2], d_pad[1:-1]), d_pad[2:])
         k_bound, e_bound = _curvature_bound()
