@@ -508,7 +508,7 @@ def _inter_sample_estimate(x: np.ndarray, frames: np.ndarray, chunk: int = 4096)
     for i in range(0, len(frames), chunk):
         w = windows[frames[i : i + chunk]].astype(np.float32, copy=False)  # (k, C, L)
         y = np.abs(w.reshape(-1, length) @ taps32)  # (k * C, 3)
-        out[i : i + chunk] = y.reshape(len(w), -1).max(axis=1)
+        out[i : i + chunk] = _row_max(y.reshape(len(w), -1))
     return out
 
 
