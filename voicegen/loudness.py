@@ -1,8 +1,9 @@
 """Loudness per ITU-R BS.1770-4 (K-weighting, gated integrated loudness, true peak) and normalization.
 
 Everything works on blocks so an hour-long episode is measured and normalized in bounded memory:
-`LoudnessMeter` accumulates 100 ms sub-block energies as audio streams in, and `limited_blocks` yields the
-gained and true-peak-limited signal block by block from any array-like source (a numpy array or memmap).
+`LoudnessMeter` accumulates 100 ms sub-block energies as audio streams in, `PeakBounds` an upper bound of the
+true peak per 32 frames (so `PeakMap` later looks only where the limiter could act), and `limited_blocks` yields
+the gained and true-peak-limited signal block by block from any array-like source (a numpy array or memmap).
 Arrays are (N,) mono or (N, C) with C channels of weight 1 (L/R; surround weights are not needed here).
 """
 
