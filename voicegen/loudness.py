@@ -843,14 +843,33 @@ def _limited_sub_energies(source, sr: int, gain: float, ceiling: float, half: in
     return energies
 
 
+def _estimated_sub_energies(sr: int, gain: float, ceiling: float, half: int, peaks: PeakMap,
+                            sub: np.ndarray) -> np.ndarray:
+    """A first guess of `_limited_sub_energies` without filtering anything: K(g x gain) taken as g gain K(x), so
+    each sub-block loses g^2 sum (1 - gain^2) K(x)^2 over its limited frames (the limiter's gain moves slowly next
+    to the K-filter's memory at the high frequencies that carry most of a peak's weighted energy). Uses the
+    K(x) that `PeakMap.stretches` keeps for the exact passes."""
+    energies = gain * gain * sub
+    frames, values = _limiter_runs(peaks, gain, ceiling, half)
+    if not len(frames) or not len(sub):
+        return energies
+    for group in peaks.stretches(sr, half, int(_sub_block_bounds(sr, len(sub))[-1])):
+        a, b = np.searchsorted(frames, [group.lo[0], group.hi[-1]])
+        kx = group.kx[:, group.rows(frames[a:b])]  # (C, K)
+        removed = (kx * kx).sum(axis=0) * (gain * gain) * (1.0 - values[a:b] ** 2)
+        energies -= np.bincount((10 * frames[a:b] + 4) // sr, removed, minlength=len(sub))[: len(sub)]
+    return np.maximum(energies, 0.0)  # a guess can overshoot where the limiter takes almost everything
+
+
 def solve_gain(source, sr: int, target_lufs: float = -16.0, true_peak_db: float = -1.0,
                measured_lufs: float | None = None, tolerance_lu: float = 0.05, max_passes: int = 4,
                *, meter: LoudnessMeter | None = None, peaks: PeakMap | None = None) -> float:
     """Gain in dB that brings `source` to `target_lufs` after true-peak limiting to `true_peak_db`.
 
     Starts from target - measured (measured is computed if not given). When the limiter has to act it
-    lowers loudness a little, so the loudness of the limited result is computed again and the gain corrected,
-    up to `max_passes` times. A correction filters only the stretches the limiter changes (see
+    lowers loudness a little: the gain is raised by a first guess of that loss (`_estimated_sub_energies`), then
+    the loudness of the limited result is computed exactly and the gain corrected, up to `max_passes` times, until
+    it is within `tolerance_lu` of the target. A correction filters only the stretches the limiter changes (see
     `_limited_sub_energies`), starting from the source's own sub-block energies: `meter`, a LoudnessMeter that
     has been fed exactly `source` (as EpisodeWriter's is), or else one pass over the source. `peaks`: a PeakMap of
     `source` to fill (and reuse in `limited_blocks`). Returns 0 for silence (nothing to normalize).
@@ -870,6 +889,10 @@ def solve_gain(source, sr: int, target_lufs: float = -16.0, true_peak_db: float 
     if meter is None:
         meter = _meter_of(source, sr)
     sub = meter.sub_block_energies().sum(axis=1)
+    # a first guess of the limiter's loudness loss, so that one exact pass usually confirms the gain
+    guess = target_lufs - _gated_loudness(_estimated_sub_energies(sr, g, ceiling, half, peaks, sub), sr)
+    if math.isfinite(guess):
+        gain += guess
     for _ in range(max_passes):
         g = 10.0 ** (gain / 20.0)
         error = target_lufs - _gated_loudness(_limited_sub_energies(source, sr, g, ceiling, half, peaks, sub), sr)
