@@ -178,7 +178,7 @@ def test_join_pieces_equals_fading_and_concatenating_each_piece():
     np.testing.assert_array_equal(joined.samples, want)
 
 
-@pytest.mark.parametrize("target", [-16.0, -13.0])  # -13: the limiter takes ~1 LU
+@pytest.mark.parametrize("target", [-16.0, -13.0])  # -13: heavier limiting
 def test_gain_search_lands_within_tolerance_after_one_exact_pass(monkeypatch, target):
     """solve_gain starts from a guess of the limiter's loudness loss and confirms it with exact passes; this
     catches a guess that misleads the search (the result off target) or one so poor that typical speech needs
