@@ -488,6 +488,7 @@ class PeakBounds:
         _, _, general = _inter_sample_kernel()
         here = np.maximum(a_pad[1:-1], a_pad[2:])  # frame n and n + 1 lie in block b or b + 1
         bound = np.minimum(general * near, here + e_bound * near + k_bound * curve) + _BOUND_SLACK * near
+        bound[np.isnan(bound)] = np.inf  # a NaN sample: look there rather than skip the block
         self._bounds = (self._frames, bound, near)
         return bound, near
 
