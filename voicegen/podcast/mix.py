@@ -79,13 +79,26 @@ def load_music(source: str | os.PathLike | Audio, sample_rate: int = SAMPLE_RATE
 
 
 def _trim(x: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
-    """Drop near-silent frames at both ends, keeping TRIM_KEEP_S; returns (trimmed, frames dropped at start)."""
-    loud = np.flatnonzero(np.abs(x).max(axis=1) > TRIM_THRESHOLD)
-    if len(loud) == 0:
+    """Drop near-silent frames at both ends, keeping TRIM_KEEP_S; returns (trimmed, frames dropped at start).
+    x: (N, C). Looks only at the ends, in growing pieces, until it meets a loud sample."""
+    first = _first_loud(x)
+    if first is None:
         return x[:0], 0
+    last = len(x) - 1 - _first_loud(x[::-1])
     keep = int(TRIM_KEEP_S * sr)
-    start, stop = max(0, loud[0] - keep), min(len(x), loud[-1] + 1 + keep)
+    start, stop = max(0, first - keep), min(len(x), last + 1 + keep)
     return x[start:stop], start
+
+
+def _first_loud(x: np.ndarray, step: int = 2048) -> int | None:
+    """Index of the first frame of x (N, C) with a sample louder than TRIM_THRESHOLD, or None."""
+    start = 0
+    while start < len(x):
+        loud = np.flatnonzero((np.abs(x[start : start + step]) > TRIM_THRESHOLD).any(axis=1))
+        if len(loud):
+            return start + int(loud[0])
+        start, step = start + step, 2 * step
+    return None
 
 
 def _words_of(audio: Audio) -> tuple[Word, ...]:
@@ -156,6 +169,7 @@ class EpisodeWriter:
         self.segments: list[Segment] = []
         self.audio: Audio | None = None
         self._meter = loudness.LoudnessMeter(sample_rate, self.channels)
+        self._peaks = loudness.PeakBounds(self.channels)  # where the true peak could be high, as turns arrive
         self._frames = 0
         self._prev: tuple[str | None, str] | None = None  # (speaker, text) of the last thing placed
         self._started = self._closed = False
@@ -173,8 +187,10 @@ class EpisodeWriter:
             return
         if mono is not None:
             self._meter.add_panned(mono, gains)
+            self._peaks.add_panned(mono, gains)
         else:
             self._meter.add(frames)
+            self._peaks.add(frames)
         if self.path is None:
             self._chunks.append(frames)
         else:
@@ -226,7 +242,9 @@ class EpisodeWriter:
         if isinstance(audio, Audio):
             if words is None:
                 words = _words_of(audio)
-            x = dsp.resample(np.asarray(audio.samples), audio.sample_rate, self.sample_rate)
+            x = np.asarray(audio.samples, dtype=np.float32)
+            if audio.sample_rate != self.sample_rate:
+                x = dsp.resample(x, audio.sample_rate, self.sample_rate)
         else:
             x = np.asarray(audio, dtype=np.float32)
         if x.ndim == 1:
@@ -238,15 +256,15 @@ class EpisodeWriter:
         offset = 0
         if self.trim_silence:
             x, offset = _trim(x, self.sample_rate)
+        if self.channels == 1 or pan is not None or x.shape[1] != 2:
+            x = dsp.to_mono(x)  # (N,): a view when the turn is mono
+        x = dsp.fade(x, self.fade, self.fade)  # our own copy from here on
         mono = gains = None
         if self.channels == 1:
-            x = dsp.fade(dsp.to_mono(x), self.fade, self.fade)[:, None]
-        elif pan is not None or x.shape[1] != 2:
-            mono = dsp.fade(dsp.to_mono(x), self.fade, self.fade)
-            gains = dsp.pan_gains(0.0 if pan is None else pan)
-            x = mono[:, None] * gains  # dsp.pan(mono, pan)
-        else:
-            x = dsp.fade(x, self.fade, self.fade)
+            x = x[:, None]
+        elif x.ndim == 1:
+            mono, gains = x, dsp.pan_gains(0.0 if pan is None else pan)
+            x = dsp.place(mono, gains)  # dsp.pan(mono, pan)
         self._gap_before(speaker, text)
         start = self._frames / self.sample_rate
         self._write(x, mono, gains)
@@ -270,18 +288,21 @@ class EpisodeWriter:
                     self._silence(self.gaps.music)
                 self._write(dsp.fade(load_music(self.outro, self.sample_rate, self.channels), self.fade, self.fade))
             source = self._source()
+            out = np.empty((len(source), self.channels), np.float32) if self.path is None else None
             if self.normalize and len(source):
-                peaks = loudness.PeakMap(source)  # found once, used by the gain search and the limiter
+                peaks = loudness.PeakMap(source, bounds=self._peaks)  # used by the gain search and the limiter
                 gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
                                            measured_lufs=self._meter.integrated(), meter=self._meter, peaks=peaks)
-                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db, peaks=peaks)
+                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db, peaks=peaks,
+                                                 out=out)
             else:
-                blocks = (np.clip(source[i : i + loudness.BLOCK_FRAMES], -1, 1)
-                          for i in range(0, len(source), loudness.BLOCK_FRAMES))
+                step = loudness.BLOCK_FRAMES
+                blocks = (np.clip(source[i : i + step], -1, 1, out=None if out is None else out[i : i + step])
+                          for i in range(0, len(source), step))
             if self.path is None:
-                chunks = list(blocks)
-                samples = np.concatenate(chunks) if chunks else np.zeros((0, self.channels), np.float32)
-                self.audio = Audio(samples[:, 0] if self.channels == 1 else samples, self.sample_rate, self.segments)
+                for _ in blocks:  # each fills its part of `out`
+                    pass
+                self.audio = Audio(out[:, 0] if self.channels == 1 else out, self.sample_rate, self.segments)
             else:
                 atomic_write(self.path, lambda tmp: self._write_output(tmp, blocks))
         finally:
@@ -371,18 +392,26 @@ def join_pieces(pieces: Sequence[Audio | Pause], sample_rate: int = SAMPLE_RATE,
     every turn itself). Returns Audio with one Segment per piece (words in the joined time).
     """
     fade = int(round(fade_s * sample_rate))
-    chunks, segments, pos = [], [], 0
+    parts, segments, pos = [], [], 0  # (samples or a silence length, fade in, fade out)
     for k, piece in enumerate(pieces):
         if isinstance(piece, Pause):
             n = int(round(piece.seconds * sample_rate))
-            chunks.append(np.zeros(n, np.float32))
+            parts.append((n, 0, 0))
         else:
-            x = dsp.resample(dsp.to_mono(piece.samples), piece.sample_rate, sample_rate)
+            x = dsp.to_mono(piece.samples)
+            if piece.sample_rate != sample_rate:
+                x = dsp.resample(x, piece.sample_rate, sample_rate)
             first, last = k == 0, k == len(pieces) - 1
-            x = dsp.fade(x, fade if fade_ends or not first else 0, fade if fade_ends or not last else 0)
-            chunks.append(x)
+            parts.append((x, fade if fade_ends or not first else 0, fade if fade_ends or not last else 0))
             segments.extend(seg.shifted(pos / sample_rate) for seg in piece.segments)
             n = len(x)
         pos += n
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    samples = np.zeros(pos, np.float32)  # one copy of every piece, faded in place
+    pos = 0
+    for x, fade_in, fade_out in parts:
+        n = x if isinstance(x, int) else len(x)
+        if not isinstance(x, int):
+            samples[pos : pos + n] = x
+            dsp.fade_inplace(samples[pos : pos + n], fade_in, fade_out)
+        pos += n
     return Audio(samples, sample_rate, segments)

@@ -1,0 +1,193 @@
+"""The mixer's shortcuts held to the brute-force computations they replace: the per-block true-peak bounds
+(`loudness.PeakBounds`), the gain passes' sparse loudness corrections, the writer's in-place output, and the
+per-turn helpers (trimming from the ends, column-wise panning, joining pieces with one copy)."""
+
+import numpy as np
+import pytest
+
+from voicegen import dsp
+from voicegen import loudness as L
+from voicegen.audio import Audio, Segment
+from voicegen.podcast import mix
+from voicegen.podcast.mix import EpisodeWriter, join_pieces
+from voicegen.podcast.script import Pause
+
+SR = 24000
+
+
+def speechlike(seconds, seed=0, clicks=6):
+    """A buzz with harmonics under a syllable envelope, breath noise and a few clicks far above it."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    phase = 2 * np.pi * np.cumsum(rng.uniform(100, 240) * (1 + 0.1 * np.sin(2 * np.pi * 0.4 * t))) / SR
+    buzz = sum(np.sin(h * phase) / h for h in range(1, 12))
+    env = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * t), 0, None) ** 1.5
+    x = 0.08 * buzz * env + 0.01 * rng.standard_normal(n) * (0.3 + env)
+    x[rng.integers(0, n, clicks)] += rng.uniform(0.4, 0.8, clicks) * rng.choice([-1, 1], clicks)
+    return x.astype(np.float32)
+
+
+def block_envelope(x):
+    """Largest true-peak envelope value per PEAK_BLOCK frames of x (N, C), computed at every frame."""
+    env = L._true_peak_envelope(x)
+    blocks = -(-len(env) // L.PEAK_BLOCK)
+    padded = np.zeros(blocks * L.PEAK_BLOCK)
+    padded[: len(env)] = env
+    return padded.reshape(blocks, L.PEAK_BLOCK).max(axis=1)
+
+
+def signals():
+    rng = np.random.default_rng(3)
+    nyquist = np.tile([0.7, -0.7], 500)  # alternating samples: inter-sample values 2x the samples
+    yield "speech", speechlike(2.0, seed=1)
+    yield "noise", (0.3 * rng.standard_normal(9001)).astype(np.float32)
+    yield "nyquist in speech", np.concatenate([speechlike(0.3, seed=2), nyquist, speechlike(0.2, seed=4)])
+    yield "edges", np.concatenate([[0.9], np.zeros(40), [-0.9]]).astype(np.float32)  # loud first and last samples
+    for n in (1, 2, 3, 33):
+        yield f"{n} frames", (rng.uniform(-1, 1, n)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name, mono", list(signals()), ids=[name for name, _ in signals()])
+def test_peak_bounds_hold_for_every_block(name, mono):
+    """PeakMap reads only the blocks whose bound exceeds the level; this catches a bound below the true peak (a
+    missed limiter frame) anywhere: at block seams, at the signal's ends, across pieces fed separately (frame
+    pieces and panned mono pieces mixed, as EpisodeWriter feeds them), for any length."""
+    gains = dsp.pan_gains(-0.4)
+    cuts = sorted({0, len(mono), len(mono) // 3, len(mono) // 3 + 1, (2 * len(mono)) // 3})
+    bounds, frames = L.PeakBounds(2), []
+    for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+        piece = mono[a:b]
+        if k % 2:
+            bounds.add_panned(piece, gains)
+        else:
+            bounds.add(dsp.place(piece, gains))
+        frames.append(dsp.place(piece, gains))
+    x = np.concatenate(frames)
+    bound, near = bounds.bounds()
+    env = block_envelope(x)
+    assert bound.shape == env.shape == near.shape
+    assert np.all(env <= bound), np.flatnonzero(env > bound)
+    assert np.all(near >= np.abs(x).max(axis=1).max() * 0) and near.max() >= np.abs(x).max() * (1 - 1e-7)
+
+
+def test_peak_bounds_are_close_to_the_peak_for_low_frequencies():
+    """The bound is only useful if it is tight where speech is: this catches it falling back to the general
+    2.18 x sample peak (every speech block a candidate) for a 200 Hz tone, where true peak ~ sample peak."""
+    x = (0.5 * np.sin(2 * np.pi * 200 * np.arange(SR) / SR)).astype(np.float32)
+    bounds = L.PeakBounds(1)
+    bounds.add(x)
+    bound, _ = bounds.bounds()
+    assert bound[2:-2].max() < 0.5 * 1.01  # the tone starts and ends with a kink (zero outside): bounds there are higher
+
+
+def test_peak_map_with_writer_bounds_finds_the_same_frames():
+    """EpisodeWriter hands its bounds (gathered from mono turns) to PeakMap; this catches them leading the scan
+    to other frames than bounds computed from the frames themselves."""
+    writer = EpisodeWriter(None, stereo=True)
+    for k in range(3):
+        writer.add_turn(speechlike(1.5, seed=k), pan=(-0.3, 0.3, 0.8)[k])
+    source = np.concatenate(writer._chunks)
+    for level in (0.05, 0.2, 0.5):
+        got = L.PeakMap(source, bounds=writer._peaks).over(level)
+        want = L.PeakMap(source).over(level)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    with pytest.raises(ValueError, match="frames"):
+        L.PeakMap(source[:-1], bounds=writer._peaks)
+
+
+@pytest.mark.parametrize("group_frames", [L.PeakMap.GROUP_FRAMES, 3000])
+def test_limited_loudness_correction_matches_metering_the_limited_signal(monkeypatch, group_frames):
+    """The gain passes correct the source's sub-block energies only around the limited frames; this catches the
+    correction drifting from metering the whole limited signal (a wrong sign or gain, a K-filter state lost where
+    the stretches are cut into groups, a limited frame left out)."""
+    monkeypatch.setattr(L.PeakMap, "GROUP_FRAMES", group_frames)
+    x = np.stack([speechlike(6, seed=7, clicks=20), speechlike(6, seed=8, clicks=20)], axis=1).astype(np.float64)
+    meter = L.LoudnessMeter(SR, 2)
+    meter.add(x)
+    sub = meter.sub_block_energies().sum(axis=1)
+    gain_db = -16.0 - meter.integrated() + 2.0  # loud enough that the limiter works hard
+    g, ceiling, half = L._limiter_setup(SR, gain_db, -1.0)
+    fast = L._limited_sub_energies(x, SR, g, ceiling, half, L.PeakMap(x), sub)
+    curve = L._limiter_gain(x * g, ceiling, half)
+    assert (curve < 1).sum() > 1000
+    reference = L.LoudnessMeter(SR, 2)
+    reference.add(x * g * curve[:, None])
+    want = reference.sub_block_energies().sum(axis=1)
+    np.testing.assert_allclose(fast, want, rtol=1e-5)
+    assert L._gated_loudness(fast, SR) == pytest.approx(L._gated_loudness(want, SR), abs=1e-6)
+
+
+def test_episode_writer_output_equals_the_plain_normalization_of_its_frames():
+    """The writer meters and bounds turns as they arrive and writes the limited output in place; this catches any
+    of that changing the result against normalizing the written frames from scratch (meter, peak map, gain search,
+    limiter, each from the frames alone)."""
+    writer = EpisodeWriter(None, stereo=True)
+    for k in range(4):
+        writer.add_turn(speechlike(2.0, seed=10 + k, clicks=10), pan=(-0.5, 0.5)[k % 2])
+        writer.add_silence(0.1 * k)
+    source = np.concatenate(writer._chunks)
+    writer.close()
+    peaks = L.PeakMap(source)
+    gain = L.solve_gain(source, SR, writer.target_lufs, writer.true_peak_db, peaks=peaks)
+    want = np.concatenate(list(L.limited_blocks(source, SR, gain, writer.true_peak_db, peaks=peaks)))
+    assert np.abs(want).max() > 0.5 and (peaks._runs[1][1] < 0.9).any()  # the limiter acted
+    # the writer's meter filters each panned turn once (other rounding): the gain agrees to ~1e-12 dB
+    np.testing.assert_allclose(writer.audio.samples, want, rtol=1e-6, atol=1e-9)
+
+
+def test_trim_from_the_ends_equals_a_full_scan():
+    """_trim looks only at the ends of a turn; this catches it stopping at the wrong sample (a piece seam, a loud
+    sample in one channel only) against the threshold applied to every frame."""
+    rng = np.random.default_rng(0)
+    for n, lead, tail in [(50000, 3000, 7000), (9000, 0, 0), (30000, 2047, 2049), (5000, 4999, 0)]:
+        x = (rng.uniform(-0.2, 0.2, (n, 2)) * (rng.random((n, 1)) < 0.5)).astype(np.float32)
+        x[:lead] *= 1e-4
+        x[n - tail :] *= 1e-4
+        if lead < n:
+            x[lead, 1] = 0.3  # loud in the right channel only
+        loud = np.flatnonzero(np.abs(x).max(axis=1) > mix.TRIM_THRESHOLD)
+        keep = int(mix.TRIM_KEEP_S * SR)
+        start, stop = max(0, loud[0] - keep), min(n, loud[-1] + 1 + keep)
+        trimmed, offset = mix._trim(x, SR)
+        assert offset == start and len(trimmed) == stop - start
+    assert len(mix._trim(np.zeros((100, 1), np.float32), SR)[0]) == 0
+
+
+def test_place_and_mono_helpers_equal_their_plain_forms():
+    """dsp.place fills channels one at a time and to_mono returns a view for one channel; this catches either
+    differing from the broadcast product and the channel mean."""
+    mono = np.random.default_rng(1).standard_normal(1001).astype(np.float32)
+    gains = dsp.pan_gains(0.3)
+    np.testing.assert_array_equal(dsp.place(mono, gains), mono[:, None] * gains)
+    np.testing.assert_array_equal(dsp.pan(mono, 0.3), mono[:, None] * gains)
+    x = np.random.default_rng(2).standard_normal((500, 2)).astype(np.float32)
+    np.testing.assert_array_equal(dsp.to_mono(x), x.mean(axis=1, dtype=np.float32))
+    np.testing.assert_array_equal(dsp.to_mono(x[:, :1]), x[:, 0])
+
+
+def test_join_pieces_equals_fading_and_concatenating_each_piece():
+    """join_pieces copies every piece once and fades it in place; this catches a fade applied at the wrong place
+    or a pause of the wrong length, against fading each piece and concatenating."""
+    pieces = [Audio(speechlike(0.5, seed=k), SR, [Segment("x", 0.0, 0.5)]) for k in range(3)]
+    joined = join_pieces([pieces[0], Pause(0.2), pieces[1], pieces[2]], SR, fade_ends=False)
+    fade = int(round(mix.FADE_S * SR))
+    want = np.concatenate([dsp.fade(pieces[0].samples, 0, fade), np.zeros(int(0.2 * SR), np.float32),
+                           dsp.fade(pieces[1].samples, fade, fade), dsp.fade(pieces[2].samples, fade, 0)])
+    np.testing.assert_array_equal(joined.samples, want)
+
+
+@pytest.mark.parametrize("target", [-16.0, -13.0])  # -13: heavier limiting
+def test_gain_search_lands_within_tolerance_after_one_exact_pass(monkeypatch, target):
+    """solve_gain starts from a guess of the limiter's loudness loss and confirms it with exact passes; this
+    catches a guess that misleads the search (the result off target) or one so poor that typical speech needs
+    more than one exact pass (the mixer's time)."""
+    calls = []
+    exact = L._limited_sub_energies
+    monkeypatch.setattr(L, "_limited_sub_energies", lambda *args: calls.append(1) or exact(*args))
+    x = np.stack([speechlike(8, seed=21, clicks=30), speechlike(8, seed=22, clicks=30)], axis=1)
+    y = L.normalize_loudness(x, SR, target_lufs=target)
+    assert L.integrated_loudness(y, SR) == pytest.approx(target, abs=0.05)
+    assert L.true_peak_dbtp(y, SR) <= -1.0 + 1e-6
+    assert len(calls) == 1
