@@ -76,9 +76,10 @@ def script(minutes: float) -> str:
     return head + sep + "\n\n".join([body.strip()] * copies) + "\n"
 
 
-def run(args: list[str], code: Path, interval: float = 0.5) -> dict:
-    """Run `python -m voicegen ARGS` with `code` first on the path -> peak RSS (MB), wall time, RSS timeline."""
-    env = dict(os.environ, PYTHONPATH=str(code))
+def run(args: list[str], code: Path, interval: float = 0.5, env: dict | None = None) -> dict:
+    """Run `python -m voicegen ARGS` with `code` first on the path (and `env` added to the environment) -> peak RSS
+    (MB), wall time, RSS timeline."""
+    env = dict(os.environ, PYTHONPATH=str(code), **(env or {}))
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "voicegen", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -46,20 +46,27 @@ def test_release_free_memory_returns_heap_pages_that_small_blocks_pin():
     assert held - after >= 200, (held, after)  # 256 MB were freed but held
 
 
-def peak_mb(args: list[str]) -> int:
+EXACT_HEAP = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1048576"}
+"""glibc serves every block of 1 MB or more with its own mapping and unmaps it when freed: resident memory is then
+what the process holds, without the heap fragmentation that otherwise adds 0.3-1 GB to a frame batch's peak by
+chance (it depends on thread timing: the same command peaked 0.9-1.5 GB between runs on a loaded machine)."""
+
+
+def peak_mb(args: list[str], env: dict | None = None) -> int:
     """Peak resident memory (MB) of `python -m voicegen ARGS` in a child process."""
     from memory import run
 
-    return run(args, ROOT)["peak_mb"]
+    return run(args, ROOT, env=env)["peak_mb"]
 
 
 @pytest.mark.slow
 @linux_glibc
 def test_say_peak_memory_does_not_grow_with_the_text(tmp_path):
     """`voicegen say` on ~2,700 characters (two windows, ~40 chunks) peaks within 150 MB of ~300 characters (4
-    chunks), at speed 4 to keep the render short (the same chunks and batches with a quarter of the frames).
-    Before the fix the heap kept every frame batch's freed pages and the whole text's audio and features were held
-    at once: the long text peaked ~... MB higher (catches any return of memory that grows with the text)."""
+    chunks), at speed 4 to keep the render short (the same chunks and batches with a quarter of the frames), with
+    the heap's fragmentation taken out (EXACT_HEAP), so that the figure is what voicegen holds. Before windowed
+    rendering the whole text's features and audio were held at once (catches any return of memory that grows with
+    the text: features, audio or items kept past their window)."""
     from memory import prose
 
     peaks = {}
@@ -67,5 +74,5 @@ def test_say_peak_memory_does_not_grow_with_the_text(tmp_path):
         text = tmp_path / f"t{chars}.txt"
         text.write_text(prose(chars), encoding="utf-8")
         peaks[chars] = peak_mb(["say", "-f", str(text), "-o", str(tmp_path / "o.flac"), "--seed", "0",
-                                "--device", "cpu", "--speed", "4"])
+                                "--device", "cpu", "--speed", "4"], env=EXACT_HEAP)
     assert peaks[2700] - peaks[300] < 150, peaks
