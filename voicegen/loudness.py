@@ -856,7 +856,8 @@ def limited_blocks(source, sr: int, gain_db: float, true_peak_db: float = -1.0,
     source: (N,) or (N, C) array, or any object with `ndim == 2`, `len()` and slicing along axis 0 (e.g.
     `mix.RawFrames` over a file); it is read block by block. peaks: the source's `PeakMap`, if one exists
     already (`solve_gain` fills one); else one is made (one more pass over the source). out: an (N, C) float32
-    array to fill, if the whole result is wanted in memory; the blocks are then views of it.
+    array to fill, if the whole result is wanted in memory; the blocks are then views of it. out may be the source
+    itself (a float32 array): it is then overwritten block by block, each block read before it is written.
     Every sample is computed in float64 and rounded once.
     """
     source = _as_2d(source)
@@ -868,12 +869,12 @@ def limited_blocks(source, sr: int, gain_db: float, true_peak_db: float = -1.0,
         stop = min(len(source), start + step)
         x = np.asarray(source[start:stop])
         y = out[start:stop] if out is not None else np.empty(x.shape, np.float32)
-        np.multiply(x, np.float64(g), out=y)  # float64 product, rounded to float32 on the way out
         j = int(np.searchsorted(frames, stop))
-        if j > k:
-            rows = frames[k:j] - start
-            y[rows] = (x[rows].astype(np.float64) * g) * values[k:j, None]
-            k = j
+        rows = frames[k:j] - start
+        limited = (x[rows].astype(np.float64) * g) * values[k:j, None]  # read first: y may be x itself
+        np.multiply(x, np.float64(g), out=y)  # float64 product, rounded to float32 on the way out
+        y[rows] = limited
+        k = j
         yield y
 
 

@@ -288,7 +288,7 @@ class EpisodeWriter:
                     self._silence(self.gaps.music)
                 self._write(dsp.fade(load_music(self.outro, self.sample_rate, self.channels), self.fade, self.fade))
             source = self._source()
-            out = np.empty((len(source), self.channels), np.float32) if self.path is None else None
+            out = source if self.path is None else None  # in memory: our own concatenation, limited in place
             if self.normalize and len(source):
                 peaks = loudness.PeakMap(source, bounds=self._peaks)  # used by the gain search and the limiter
                 gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
