@@ -898,15 +898,15 @@ def _limited_sub_energies(source, sr: int, gain: float, ceiling: float, half: in
     state = np.zeros((K_ORDER, peaks.source.shape[1]))
     for group in peaks.stretches(sr, half, int(_sub_block_bounds(sr, len(sub))[-1])):
         a, b = np.searchsorted(frames, [group.lo[0], group.hi[-1]])
-        rows = group.rows(frames[a:b])  # every limited frame lies in a piece
+        rows, scale = group.rows(frames[a:b]), gain * (1.0 - values[a:b])  # every limited frame lies in a piece
         d = np.full(group.xs.shape, _RING_INPUT)  # not 0: no subnormal filter states in the long runs of d == 0
-        d[rows] += group.xs[rows] * (gain * (1.0 - values[a:b]))[:, None]
+        for c in range(d.shape[1]):  # channel by channel: numpy broadcasts over a 2-wide axis row by row
+            d[rows, c] += group.xs[rows, c] * scale
         u, state = k_filter(d, sr, state, axis=0)  # (W, C)
-        u *= u - (2.0 * gain) * group.kx
-        q = u[:, 0].copy()  # (W,), summed over channels (numpy's sum over a 2-wide axis is slow)
-        for c in range(1, u.shape[1]):
-            q += u[:, c]
-        np.add.at(energies, group.sub_blocks, np.add.reduceat(q, group.runs))
+        q = np.multiply(group.kx, -2.0 * gain)
+        q += u
+        q *= u  # K(d)^2 - 2 g K(x) K(d), (W, C): summed over the rows of each run and its channels at once
+        np.add.at(energies, group.sub_blocks, np.add.reduceat(q.reshape(-1), group.runs * q.shape[1]))
     # a sub-block of digital silence holding a stretch's history gets a cross term of the ring input (1e-30) with
     # K(x) ~ 0 there: below 1e-50 in size, but it must not turn an energy of zero negative
     return np.maximum(energies, 0.0)
