@@ -269,7 +269,8 @@ class LoudnessMeter:
         position: (k,), k >= 1; the first part finishes (or continues) the sub-block in progress."""
         end = self._frames + n
         last = (10 * end + 4) // self.sr  # sub-blocks 0..last start at or before `end`
-        stops = _sub_block_bounds(self.sr, max(last, self._sub_count))[self._sub_count + 1 :] - self._frames
+        j = np.arange(self._sub_count + 1, last + 1, dtype=np.int64)  # sub-blocks starting after the current one
+        stops = (j * self.sr + 5) // 10 - self._frames  # their first frames (`_sub_block_bounds`), from here
         return np.concatenate([[0], stops[stops < n]])
 
     def _split_sums(self, sq: np.ndarray) -> np.ndarray:
