@@ -690,8 +690,8 @@ class PeakMap:
         padded by the limiter's reach and the K-filter's settling time and clipped to [0, end), as
         `_Stretches` groups of at most GROUP_FRAMES frames. The K-filter runs over each stretch (one call per
         group, its state carried on); the first `settle` frames of a stretch are its history (no limited frame
-        lies there), kept with it so that no rows are gathered. Kept for the next pass while they fit in CACHE_BYTES; else a
-        generator, refiltering on every pass (the same numbers)."""
+        lies there), kept with it so that no rows are gathered. Kept for the next pass while they fit in
+        CACHE_BYTES; else a generator, refiltering on every pass (the same numbers)."""
         key = (sr, half, end, self.threshold)
         if self._stretches is not None and self._stretches[0] == key:
             return self._stretches[1]
