@@ -191,3 +191,81 @@ def test_gain_search_lands_within_tolerance_after_one_exact_pass(monkeypatch, ta
     assert L.integrated_loudness(y, SR) == pytest.approx(target, abs=0.05)
     assert L.true_peak_dbtp(y, SR) <= -1.0 + 1e-6
     assert len(calls) == 1
+
+
+def test_k_filter_streams_like_the_biquad_cascade_along_either_axis():
+    """The meter and the gain passes run K-weighting as one 4th-order lfilter, on (n, C) frames along axis 0 and on
+    (C, n) along axis 1, carrying its state between calls; this catches a product filter that differs from the
+    BS.1770 cascade, or a state lost or misplaced (wrong axis, wrong channel) where a signal is fed in pieces."""
+    signal = pytest.importorskip("scipy.signal")
+    x = np.random.default_rng(5).standard_normal((SR, 2)) * [0.3, 0.05]
+    x[5000:9000] = 0.0  # a silent stretch: the ring-out continues through it
+    ref = signal.sosfilt(L.k_weighting_sos(SR), x, axis=0)
+    cuts = [0, 1, 700, 5001, 12000, SR]
+    rows, cols, state_r, state_c = [], [], None, None
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        y, state_r = L.k_filter(x[a:b], SR, state_r, axis=0)
+        rows.append(y)
+        y, state_c = L.k_filter(np.ascontiguousarray(x[a:b].T), SR, state_c)
+        cols.append(y.T)
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(np.concatenate(rows), ref, atol=1e-11 * scale)
+    np.testing.assert_allclose(np.concatenate(cols), ref, atol=1e-11 * scale)
+
+
+@pytest.mark.parametrize("sr", [24000, 22050, 11025])
+def test_meter_sums_of_squares_equal_summing_the_squares(sr):
+    """The meter sums each part's squares as rows of a reshaped view or one dot product each; this catches a part
+    cut at the wrong sample or lost (uneven sub-blocks at rates not divisible by 10, pieces that start inside a
+    sub-block), against np.add.reduceat over the squares."""
+    rng = np.random.default_rng(6)
+    for channels in (1, 2):
+        meter = L.LoudnessMeter(sr, channels)
+        for n in (1000, 1, sr // 10, 3 * sr + 17, 5):
+            z = rng.standard_normal((n, channels)) if channels > 1 else rng.standard_normal(n)
+            starts = meter._part_starts(n)
+            want = np.add.reduceat(z * z, starts, axis=0)
+            np.testing.assert_allclose(meter._split_energy(z), want, rtol=1e-12)
+            meter._add_sums(want if channels > 1 else want[:, None], n)
+
+
+def test_block_estimate_is_within_its_margin_of_the_exact_values():
+    """PeakMap estimates whole blocks of inter-sample values with one banded float32 product per block; this
+    catches a misplaced window (off by a frame, a phase in the wrong column, the zeros outside the signal missing
+    at either end) against the float64 values at every frame, within the margin the scan allows."""
+    x = np.stack([speechlike(0.5, seed=9), -0.5 * speechlike(0.5, seed=10)], axis=1)
+    x[:40] = x[-40:] = 0.9 * np.sign(np.sin(np.arange(40)))[:, None]  # loud, jagged ends
+    starts = np.arange(0, len(x), L.PEAK_BLOCK)
+    estimate = L._block_estimate(x, starts).ravel()[: len(x)]
+    exact = L._inter_sample_peaks(x.astype(np.float64), np.arange(len(x)))
+    assert np.abs(estimate - exact).max() <= L._ESTIMATE_MARGIN * np.abs(x).max()
+    inner = starts[3:-3]  # windows inside x: no padding
+    np.testing.assert_array_equal(L._block_estimate(x, inner), L._block_estimate(x, starts)[3:-3])
+
+
+def test_stretch_runs_follow_every_rows_sub_block():
+    """The gain passes sum each stretch's corrections per run of rows in one 100 ms sub-block, found from the pieces'
+    ends; this catches a run starting at the wrong row or a sub-block left out, against the sub-block of every row."""
+    for sr in (24000, 44100, 11025):
+        lo = np.array([0, 2399, 5000, 5100, 30000])
+        hi = np.array([1200, 2401, 5100, 9700, 30001])
+        group = L._Stretches(lo, hi, np.zeros((int((hi - lo).sum()), 1)), np.zeros((int((hi - lo).sum()), 1)), sr)
+        j = (10 * L._ranges(lo, hi) + 4) // sr
+        np.testing.assert_array_equal(j[group.runs], group.sub_blocks)
+        piece_starts = np.isin(np.arange(len(j)), group.start)  # a run also starts with every piece
+        new_run = np.flatnonzero((np.diff(j, prepend=-1) != 0) | piece_starts)
+        np.testing.assert_array_equal(group.runs, new_run)
+
+
+def test_limited_blocks_in_place_equal_a_separate_output():
+    """The in-memory writer limits its own frames in place (out is the source); this catches a limited row read
+    after its block was overwritten (gained twice) against writing to a separate array."""
+    x = np.stack([speechlike(3, seed=11, clicks=20), speechlike(3, seed=12, clicks=20)], axis=1)
+    gain = -16.0 - L.integrated_loudness(x, SR) + 3.0
+    want = np.concatenate(list(L.limited_blocks(x, SR, gain, block=5000)))
+    peaks = L.PeakMap(x)
+    assert len(L._limiter_runs(peaks, *L._limiter_setup(SR, gain, -1.0))[0]) > 100  # the limiter acts
+    same = x.copy()
+    for _ in L.limited_blocks(same, SR, gain, block=5000, out=same):
+        pass
+    np.testing.assert_array_equal(same, want)

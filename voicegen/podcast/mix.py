@@ -197,7 +197,7 @@ class EpisodeWriter:
             if self._raw is None:
                 fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".raw", dir=self.path.parent)
                 self._raw_path, self._raw = Path(tmp), os.fdopen(fd, "wb")
-            self._raw.write(frames.astype("<f4", copy=False).tobytes())
+            self._raw.write(frames.astype("<f4", copy=False).data)  # no bytes copy
         self._frames += len(frames)
 
     def _silence(self, seconds: float) -> None:
@@ -288,7 +288,7 @@ class EpisodeWriter:
                     self._silence(self.gaps.music)
                 self._write(dsp.fade(load_music(self.outro, self.sample_rate, self.channels), self.fade, self.fade))
             source = self._source()
-            out = np.empty((len(source), self.channels), np.float32) if self.path is None else None
+            out = source if self.path is None else None  # in memory: our own concatenation, limited in place
             if self.normalize and len(source):
                 peaks = loudness.PeakMap(source, bounds=self._peaks)  # used by the gain search and the limiter
                 gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
@@ -324,8 +324,8 @@ class EpisodeWriter:
 
         fmt, subtype = audio_format(self.path)
         with sf.SoundFile(tmp, "w", self.sample_rate, self.channels, subtype, format=fmt) as f:
-            for block in blocks:
-                f.write(np.clip(block, -1.0, 1.0))
+            for block in blocks:  # each a new array of our own: clipped in place
+                f.write(np.clip(block, -1.0, 1.0, out=block))
 
     def _discard_raw(self) -> None:
         if self._raw is not None:
