@@ -88,8 +88,11 @@ def test_compiled_engine_on_cpu_matches_eager_without_bucket_padding(engine):
     import voicegen.renderer as renderer_module
 
     renderer = compiled.renderer
-    x, asr, style, lengths, seeds, pitch = renderer._synthetic(2, 40)
-    strided = x.transpose(1, 2).contiguous().transpose(1, 2)  # same values and shape, other strides: other guards
+    with torch.inference_mode():
+        x, asr, style, lengths, seeds, pitch = renderer._synthetic(2, 40)
+        strided = x.transpose(1, 2).contiguous().transpose(1, 2)  # same values and shape, other strides: other guards
+    assert renderer._compiled.serves(x, asr, style, lengths, seeds, pitch)
+    assert not renderer._compiled.serves(strided, asr, style, lengths, seeds, pitch)
     limit = renderer_module.RECOMPILE_LIMIT
     try:
         renderer_module.RECOMPILE_LIMIT = len(renderer._compiled.graphs)
@@ -106,10 +109,11 @@ from voicegen.performance import Performance
 from voicegen.renderer import Renderer
 r = Renderer(device="cpu", performance=Performance(compile=True))
 load = r._compiled.load()
+served = r._served(3, 64)  # another size of several rows: the same graph
 audio = r._worker_free_call(2, 40)
-r._worker_free_call(3, 64)  # another size of several rows: the same graph
+r._worker_free_call(3, 64)
 torch.save(audio, sys.argv[1])
-print(json.dumps({"loaded": load.loaded, "failed": load.failed, "compiled": r._compiled.compiled,
+print(json.dumps({"loaded": load.loaded, "failed": load.failed, "compiled": r._compiled.compiled, "served": served,
                   "graphs": len(r._compiled.graphs), "dir": str(r._compiled.directory)}))
 """
 
@@ -143,7 +147,7 @@ def test_compiled_graph_is_reused_from_the_cache_by_a_second_process(tmp_path):
     first, second = runs
     assert Path(first["dir"]).is_relative_to(tmp_path / "compiled")
     assert (first["loaded"], first["compiled"], first["graphs"]) == (0, 1, 1), first
-    assert (second["loaded"], second["compiled"], second["graphs"]) == (1, 0, 1), second
+    assert (second["loaded"], second["compiled"], second["graphs"], second["served"]) == (1, 0, 1, True), second
     assert len(second["failed"]) == 2 and "CompileCacheWarning" in stderr[1], runs
     assert [p.name for p in Path(first["dir"]).glob("*.graph")] == [good.name]  # the damaged files are gone
     np.testing.assert_allclose(audio[1].numpy(), audio[0].numpy(), atol=1e-5)

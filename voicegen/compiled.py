@@ -17,6 +17,7 @@ and its graph compiled again when needed; nothing ever falls back to eager silen
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -97,7 +98,8 @@ class GraphLimit(RuntimeError):
 class FrameGraphs:
     """The frame phase of `network` as ahead-of-time compiled graphs, kept in `directory` (default: under
     `compile_cache_dir()`, by `artifact_key`). Call it like `network.render` (x, asr, style, lengths, seeds, pitch,
-    all on the device, under the caller's autocast and inference mode); thread-safe.
+    all on the device, made in inference mode); it runs in inference mode with autocast to `dtype` (see
+    `context`). Thread-safe.
 
     `compiled` / `loaded` count the graphs this object compiled and loaded; `compile_s` / `load_s` their seconds.
     """
@@ -106,6 +108,7 @@ class FrameGraphs:
                  directory: str | os.PathLike | None = None):
         self.network = network
         self.device = torch.device(device)
+        self.dtype = dtype
         self.directory = Path(directory) if directory is not None else (
             Path(compile_cache_dir()) / "frame-phase" / artifact_key(network, self.device, dtype))
         self.graphs: list = []  # AOTCompiledFunction, tried in order
@@ -114,11 +117,21 @@ class FrameGraphs:
         self._lock = threading.Lock()
         self._load_done = False
 
+    def context(self) -> contextlib.ExitStack:
+        """The state the graphs are compiled, loaded, checked and run in: inference mode, and autocast to `dtype`
+        (off for float32). Guards compare it, and a loaded graph's guards take the dispatch keys they expect of the
+        parameters from the state at load time, so loading outside inference mode would reject every call."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
+                                           enabled=self.dtype is not None))
+        return stack
+
     # ---------------------------------------------------------------- loading
     def load(self) -> GraphLoad:
         """Load every graph file in `directory` (once per object; later calls return an empty GraphLoad). A file
         that cannot be loaded is deleted with a CompileCacheWarning."""
-        with self._lock:
+        with self._lock, self.context():
             if self._load_done:
                 return GraphLoad()
             self._load_done = True
@@ -166,7 +179,8 @@ class FrameGraphs:
     def serves(self, x, asr, style, lengths, seeds, pitch) -> bool:
         """Whether a graph already loaded or compiled accepts these inputs."""
         args = (self.network, x, asr, style, lengths, seeds, pitch)
-        return any(g.guard_check(*args) for g in self.graphs)
+        with self.context():
+            return any(g.guard_check(*args) for g in self.graphs)
 
     def __call__(self, x, asr, style, lengths, seeds, pitch, max_graphs: int = 64) -> torch.Tensor:
         """network.render(x, asr, style, lengths, seeds, pitch) by the first graph whose guards accept the inputs;
@@ -174,19 +188,20 @@ class FrameGraphs:
         if not self._load_done:
             self.load()
         args = (self.network, x, asr, style, lengths, seeds, pitch)
-        for graph in self.graphs:
-            if graph.guard_check(*args):
-                return graph(*args)
-        with self._lock:
-            for graph in self.graphs:  # another thread may have compiled it meanwhile
+        with self.context():
+            for graph in self.graphs:
                 if graph.guard_check(*args):
                     return graph(*args)
-            if len(self.graphs) >= max_graphs:
-                raise GraphLimit(f"the compiled frame phase needed more than {max_graphs} graphs "
-                                 f"(shape {tuple(x.shape)})")
-            graph = self._compile(args)
-            self.graphs.append(graph)
-        return graph(*args)
+            with self._lock:
+                for graph in self.graphs:  # another thread may have compiled it meanwhile
+                    if graph.guard_check(*args):
+                        return graph(*args)
+                if len(self.graphs) >= max_graphs:
+                    raise GraphLimit(f"the compiled frame phase needed more than {max_graphs} graphs "
+                                     f"(shape {tuple(x.shape)})")
+                graph = self._compile(args)
+                self.graphs.append(graph)
+            return graph(*args)
 
     def _compile(self, args):
         """Trace and compile one graph for these inputs (the network first), save it, and return it.

@@ -244,7 +244,7 @@ class Renderer:
         load = compiled.load() if compiled is not None else None
         run = []
         for k, (rows, frames) in enumerate(shapes):
-            if self._graphs is not None or compiled is None or not compiled.serves(*self._synthetic(rows, frames)):
+            if self._graphs is not None or compiled is None or not self._served(rows, frames):
                 self._worker_free_call(rows, frames)
                 run.append((rows, frames))
             if progress is not None:
@@ -303,6 +303,11 @@ class Renderer:
         seeds = torch.arange(rows, dtype=torch.long, device=dev)
         pitch = torch.zeros(rows, device=dev)
         return x, asr, style, lengths, seeds, pitch
+
+    @torch.inference_mode()
+    def _served(self, rows: int, frames: int) -> bool:
+        """Whether a compiled graph already accepts a batch of (rows, frames) (inputs made as real batches are)."""
+        return self._compiled is not None and self._compiled.serves(*self._synthetic(rows, frames))
 
     @torch.inference_mode()
     def _worker_free_call(self, rows: int, frames: int) -> torch.Tensor:
