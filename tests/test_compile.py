@@ -109,7 +109,8 @@ from voicegen.performance import Performance
 from voicegen.renderer import Renderer
 r = Renderer(device="cpu", performance=Performance(compile=True))
 load = r._compiled.load()
-served = r._served(3, 64)  # another size of several rows: the same graph
+with torch.inference_mode():  # another size of several rows: the same graph
+    served = r._compiled.serves(*r._synthetic(3, 64))
 audio = r._worker_free_call(2, 40)
 r._worker_free_call(3, 64)
 torch.save(audio, sys.argv[1])

@@ -116,6 +116,7 @@ class FrameGraphs:
         self.compile_s = self.load_s = 0.0
         self._lock = threading.Lock()
         self._load_done = False
+        self._ran: set[int] = set()  # id() of the graphs called at least once
 
     def context(self) -> contextlib.ExitStack:
         """The state the graphs are compiled, loaded, checked and run in: inference mode, and autocast to `dtype`
@@ -176,11 +177,19 @@ class FrameGraphs:
         return path
 
     # ---------------------------------------------------------------- calling
-    def serves(self, x, asr, style, lengths, seeds, pitch) -> bool:
-        """Whether a graph already loaded or compiled accepts these inputs."""
+    def graph_for(self, x, asr, style, lengths, seeds, pitch):
+        """The graph (loaded or compiled) that accepts these inputs, or None (a call would compile one)."""
         args = (self.network, x, asr, style, lengths, seeds, pitch)
         with self.context():
-            return any(g.guard_check(*args) for g in self.graphs)
+            return next((g for g in self.graphs if g.guard_check(*args)), None)
+
+    def serves(self, x, asr, style, lengths, seeds, pitch) -> bool:
+        """Whether a graph already loaded or compiled accepts these inputs."""
+        return self.graph_for(x, asr, style, lengths, seeds, pitch) is not None
+
+    def has_run(self, graph) -> bool:
+        """Whether `graph` has run in this process (its first call's one-time costs are paid)."""
+        return id(graph) in self._ran
 
     def __call__(self, x, asr, style, lengths, seeds, pitch, max_graphs: int = 64) -> torch.Tensor:
         """network.render(x, asr, style, lengths, seeds, pitch) by the first graph whose guards accept the inputs;
@@ -189,19 +198,19 @@ class FrameGraphs:
             self.load()
         args = (self.network, x, asr, style, lengths, seeds, pitch)
         with self.context():
-            for graph in self.graphs:
-                if graph.guard_check(*args):
-                    return graph(*args)
-            with self._lock:
-                for graph in self.graphs:  # another thread may have compiled it meanwhile
-                    if graph.guard_check(*args):
-                        return graph(*args)
-                if len(self.graphs) >= max_graphs:
-                    raise GraphLimit(f"the compiled frame phase needed more than {max_graphs} graphs "
-                                     f"(shape {tuple(x.shape)})")
-                graph = self._compile(args)
-                self.graphs.append(graph)
-            return graph(*args)
+            graph = next((g for g in self.graphs if g.guard_check(*args)), None)
+            if graph is None:
+                with self._lock:  # another thread may have compiled it meanwhile
+                    graph = next((g for g in self.graphs if g.guard_check(*args)), None)
+                    if graph is None:
+                        if len(self.graphs) >= max_graphs:
+                            raise GraphLimit(f"the compiled frame phase needed more than {max_graphs} graphs "
+                                             f"(shape {tuple(x.shape)})")
+                        graph = self._compile(args)
+                        self.graphs.append(graph)
+            out = graph(*args)
+            self._ran.add(id(graph))
+            return out
 
     def _compile(self, args):
         """Trace and compile one graph for these inputs (the network first), save it, and return it.

@@ -119,8 +119,8 @@ class WarmupReport:
     """What `Renderer.warmup` did: seconds, the frame-phase shapes it ran, CUDA graphs captured and, when compiled,
     where the compiled graphs came from: `graphs_loaded` from files in `cache_dir` (`load_s` seconds; `load_failures`
     names files that could not be used, deleted and compiled again), `graphs_compiled` traced and compiled now
-    (`compile_s` seconds, then saved there). `shapes_run` are the shapes executed: with graphs loaded, a shape that a
-    loaded graph already accepts is not run. `cache_hits` / `cache_misses`: inductor FX-graph cache traffic."""
+    (`compile_s` seconds, then saved there). `shapes_run` are the shapes executed: a shape accepted by a compiled
+    graph that has already run is skipped. `cache_hits` / `cache_misses`: inductor FX-graph cache traffic."""
 
     seconds: float
     shapes: list[tuple[int, int]]
@@ -231,8 +231,9 @@ class Renderer:
         """Compile and capture ahead of time, so that no request pays for it: run the frame phase at the shapes
         that need their own graph (compiled: a short and a long batch of one row and of several; CUDA graphs:
         every (rows, frames) bucket the batch budget allows). Compiled graphs saved by an earlier process are
-        loaded first, and a shape that a loaded graph accepts is not run (without CUDA graphs: nothing to capture).
-        progress(done, total) after each shape."""
+        loaded first, and each runs once, at the first shape it accepts (its first call's one-time costs, and
+        proof that it works); later shapes that a graph which has run accepts are skipped (without CUDA graphs:
+        nothing to capture). progress(done, total) after each shape."""
         from torch._dynamo.utils import counters
 
         shapes = self._warmup_shapes()
@@ -306,8 +307,12 @@ class Renderer:
 
     @torch.inference_mode()
     def _served(self, rows: int, frames: int) -> bool:
-        """Whether a compiled graph already accepts a batch of (rows, frames) (inputs made as real batches are)."""
-        return self._compiled is not None and self._compiled.serves(*self._synthetic(rows, frames))
+        """Whether a compiled graph that has already run in this process accepts a batch of (rows, frames) (inputs
+        made as real batches are): then a warm-up call at that shape would add nothing."""
+        if self._compiled is None:
+            return False
+        graph = self._compiled.graph_for(*self._synthetic(rows, frames))
+        return graph is not None and self._compiled.has_run(graph)
 
     @torch.inference_mode()
     def _worker_free_call(self, rows: int, frames: int) -> torch.Tensor:
