@@ -293,17 +293,14 @@ class Renderer:
         return [(1, 48), (2, 40), (1, long), (max(2, budget // long), long)]
 
     def _synthetic(self, rows: int, frames: int) -> tuple[torch.Tensor, ...]:
-        """Frame-phase inputs at (rows, frames) on the device, shaped as a real batch's (x, asr, style, lengths,
-        seeds, pitch), from fixed random numbers."""
+        """Frame-phase inputs at (rows, frames) on the device, laid out as a real batch's (x, asr, style, lengths,
+        seeds, pitch; see `_row_inputs`), from fixed random numbers."""
         dev = self.device
         g = torch.Generator(device="cpu").manual_seed(0)
         x = (torch.randn(rows, HIDDEN_DIM, frames, generator=g) * 0.5).to(dev)
         asr = (torch.randn(rows, HIDDEN_DIM, frames, generator=g) * 0.5).to(dev)
-        style = (torch.randn(rows, STYLE_DIM, generator=g) * 0.1).to(dev)
-        lengths = torch.full((rows,), frames, dtype=torch.long, device=dev)
-        seeds = torch.arange(rows, dtype=torch.long, device=dev)
-        pitch = torch.zeros(rows, device=dev)
-        return x, asr, style, lengths, seeds, pitch
+        style = torch.randn(rows, STYLE_DIM, generator=g) * 0.1
+        return (x, asr, *self._row_inputs(np.full(rows, frames), list(range(rows)), style, torch.zeros(rows)))
 
     @torch.inference_mode()
     def _served(self, rows: int, frames: int) -> bool:
@@ -403,17 +400,13 @@ class Renderer:
         # batch compute identically (a strided view lets oneDNN pick kernels that round rows differently)
         x = store_x.index_select(0, index).view(rows, frames, HIDDEN_DIM).transpose(1, 2).contiguous()
         asr = store_asr.index_select(0, index).view(rows, frames, HIDDEN_DIM).transpose(1, 2).contiguous()
-        ints = np.full((2, rows), -1, dtype=np.int64)  # lengths, seeds (-1: no noise)
-        ints[0] = counts
-        ints[1, : len(batch)] = [it.seed if it.noise else -1 for it in batch]
-        floats = torch.zeros(rows, STYLE_DIM + 1)  # style, pitch
-        floats[: len(batch), :STYLE_DIM] = torch.stack([it.style for it in batch])
-        floats[: len(batch), STYLE_DIM] = torch.tensor([it.pitch for it in batch])
-        ints_dev, floats_dev = torch.from_numpy(ints).to(dev), floats.to(dev)
+        style, lengths, seeds, pitch = self._row_inputs(
+            counts, [it.seed if it.noise else -1 for it in batch], torch.stack([it.style for it in batch]),
+            torch.tensor([it.pitch for it in batch]))
         self.stats.padded_frames += plan.padded_frames
         self.stats.valid_frames += int(counts.sum())
         self.stats.shapes.add((rows, frames))
-        audio = self._frame_run(x, asr, floats_dev[:, :STYLE_DIM], ints_dev[0], ints_dev[1], floats_dev[:, STYLE_DIM])
+        audio = self._frame_run(x, asr, style, lengths, seeds, pitch)
         samples = counts[: len(batch)] * SAMPLES_PER_FRAME
         if dev.type == "cuda":  # only the valid samples, into pinned memory, without waiting
             width = frames * SAMPLES_PER_FRAME
@@ -429,6 +422,21 @@ class Renderer:
         self._sync()
         self.stats.frame_s += time.perf_counter() - start
         return batch, audio, samples, done
+
+    def _row_inputs(self, counts: np.ndarray, seeds: list[int], style: torch.Tensor, pitch: torch.Tensor):
+        """Per-row numbers of a batch of len(counts) rows, the first len(seeds) of them items, in two small copies to
+        the device: -> style (rows, 256), lengths (rows,), seeds (rows,) (-1: no noise), pitch (rows,), as views of
+        one int64 (2, rows) and one float (rows, 257) tensor. Warm-up builds its inputs here too: compiled graphs
+        guard on these views' strides, so a graph compiled on other layouts would not serve real batches."""
+        rows, n = len(counts), len(seeds)
+        ints = np.full((2, rows), -1, dtype=np.int64)  # lengths, seeds (-1: no noise)
+        ints[0] = counts
+        ints[1, :n] = seeds
+        floats = torch.zeros(rows, STYLE_DIM + 1)  # style, pitch
+        floats[:n, :STYLE_DIM] = style
+        floats[:n, STYLE_DIM] = pitch
+        ints_dev, floats_dev = torch.from_numpy(ints).to(self.device), floats.to(self.device)
+        return floats_dev[:, :STYLE_DIM], ints_dev[0], ints_dev[1], floats_dev[:, STYLE_DIM]
 
     def _collect(self, batch: list[Item], audio: torch.Tensor, samples: np.ndarray, done) -> None:
         """Wait for a frame batch's samples and hand each item its own."""
