@@ -1,5 +1,8 @@
 """torch.compile readiness of the frame phase, and the CUDA paths (skipped cleanly without CUDA)."""
 
+import pickle
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -81,52 +84,117 @@ def test_compiled_engine_on_cpu_matches_eager_without_bucket_padding(engine):
         assert len(a.samples) == len(b.samples)
         rms = float(np.sqrt(np.mean(b.samples.astype(np.float64) ** 2)))
         assert float(np.sqrt(np.mean((a.samples.astype(np.float64) - b.samples) ** 2))) <= 5e-2 * rms
-    # past the recompile budget a new shape is an error, never a silent fall back to eager
+    # inputs that no compiled graph accepts, with the graph budget spent, are an error, never a silent eager run
     import voicegen.renderer as renderer_module
 
+    renderer = compiled.renderer
+    rows, frames = min(compiled.stats.shapes)  # a shape the graphs built above accept
+    with torch.inference_mode():
+        x, asr, style, lengths, seeds, pitch = renderer._synthetic(rows, frames)
+        strided = x.transpose(1, 2).contiguous().transpose(1, 2)  # same values and shape, other strides: other guards
+    assert renderer._compiled.serves(x, asr, style, lengths, seeds, pitch)
+    assert not renderer._compiled.serves(strided, asr, style, lengths, seeds, pitch)
     limit = renderer_module.RECOMPILE_LIMIT
     try:
-        renderer_module.RECOMPILE_LIMIT = 1
-        with pytest.raises(RuntimeError, match="refusing to fall back to eager"):
-            compiled.renderer._worker_free_call(1, 1)  # one row of one frame: a shape compilers specialize
+        renderer_module.RECOMPILE_LIMIT = len(renderer._compiled.graphs)
+        with pytest.raises(RuntimeError, match="refusing to fall back to eager"), torch.inference_mode():
+            renderer._frame_run(strided, asr, style, lengths, seeds, pitch)
     finally:
         renderer_module.RECOMPILE_LIMIT = limit
 
 
+_SECOND_PROCESS = """
+import json, sys, torch
+torch.set_num_threads(2)
+from voicegen.performance import Performance
+from voicegen.renderer import Renderer
+r = Renderer(device="cpu", performance=Performance(compile=True))
+load = r._compiled.load()
+with torch.inference_mode():  # another size of several rows: the same graph
+    served = r._compiled.serves(*r._synthetic(3, 64))
+audio = r._worker_free_call(2, 40)
+r._worker_free_call(3, 64)
+torch.save(audio, sys.argv[1])
+print(json.dumps({"loaded": load.loaded, "failed": load.failed, "compiled": r._compiled.compiled, "served": served,
+                  "graphs": len(r._compiled.graphs), "dir": str(r._compiled.directory)}))
+"""
+
+
 @pytest.mark.slow
-def test_compiled_code_is_reused_from_the_cache_by_a_second_process(tmp_path):
-    """A second process finds the compiled frame phase in the cache directory instead of compiling it again
-    (catches a cache written elsewhere, keyed on something that changes per process, or not used at all)."""
+def test_compiled_graph_is_reused_from_the_cache_by_a_second_process(tmp_path):
+    """A second process loads the compiled frame phase that the first saved instead of tracing and compiling it,
+    serves another batch size with it, and gives the same audio; unusable files beside it (garbage, a truncated
+    graph) are deleted with a warning and do not stop the good one from loading. Catches graphs saved elsewhere or
+    keyed on something that changes per process, guards that reject every call of a loaded graph, a graph per size,
+    and a damaged file that crashes the load."""
     import json
     import os
     import subprocess
     import sys
 
-    code = (
-        "import json, torch\n"
-        "torch.set_num_threads(2)\n"
-        "from torch._dynamo.utils import counters\n"
-        "from voicegen.performance import Performance\n"
-        "from voicegen.renderer import Renderer\n"
-        "r = Renderer(device='cpu', performance=Performance(compile=True))\n"
-        "r._worker_free_call(1, 48)\n"
-        "print(json.dumps({'hits': counters['inductor']['fxgraph_cache_hit'],"
-        " 'misses': counters['inductor']['fxgraph_cache_miss'], 'dir': __import__('os').environ['TORCHINDUCTOR_CACHE_DIR']}))\n"
-    )
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "compiled"))
-    runs = []
-    for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1800)
-        assert out.returncode == 0, out.stderr[-2000:]
+    runs, audio, stderr = [], [], []
+    for k in range(2):
+        if k == 1:  # damage the cache beside the good graph before the second process
+            (good,) = Path(runs[0]["dir"]).glob("*.graph")
+            (good.parent / "9x9-garbage.graph").write_bytes(b"not a pickle")
+            (good.parent / "9x9-truncated.graph").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+        out_path = tmp_path / f"audio{k}.pt"
+        out = subprocess.run([sys.executable, "-W", "always", "-c", _SECOND_PROCESS, str(out_path)], env=env,
+                             capture_output=True, text=True, timeout=1800)
+        assert out.returncode == 0, out.stderr[-3000:]
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        audio.append(torch.load(out_path))
+        stderr.append(out.stderr)
     first, second = runs
-    assert first["dir"] == str(tmp_path / "compiled") and first["misses"] >= 1
-    assert second["hits"] >= 1 and second["misses"] == 0, runs
+    assert Path(first["dir"]).is_relative_to(tmp_path / "compiled")
+    assert (first["loaded"], first["compiled"], first["graphs"]) == (0, 1, 1), first
+    assert (second["loaded"], second["compiled"], second["graphs"], second["served"]) == (1, 0, 1, True), second
+    assert len(second["failed"]) == 2 and "CompileCacheWarning" in stderr[1], runs
+    assert [p.name for p in Path(first["dir"]).glob("*.graph")] == [good.name]  # the damaged files are gone
+    np.testing.assert_allclose(audio[1].numpy(), audio[0].numpy(), atol=1e-5)
+
+
+def test_an_unusable_graph_file_is_deleted_with_a_warning(network, tmp_path):
+    """Garbage, a file of another layout version and an empty file in the graph directory: each is reported, deleted
+    with a CompileCacheWarning, and no graph is taken from them (a call would compile anew). Catches a damaged cache
+    that crashes the engine or is loaded as if it were good."""
+    from voicegen.compiled import FORMAT, CompileCacheWarning, FrameGraphs
+
+    (tmp_path / "2x40-a.graph").write_bytes(b"\x80\x04garbage")
+    (tmp_path / "2x40-b.graph").write_bytes(pickle.dumps({"format": FORMAT + 1, "artifact": b""}))
+    (tmp_path / "2x40-c.graph").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not a graph")
+    graphs = FrameGraphs(network, torch.device("cpu"), directory=tmp_path)
+    with pytest.warns(CompileCacheWarning, match="deleting it"):
+        load = graphs.load()
+    assert load.loaded == 0 and len(load.failed) == 3 and graphs.graphs == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_artifact_key_names_what_compiled_code_depends_on(network, monkeypatch):
+    """The graph directory's key is stable, and changes with the dtype, the device, the torch version, our model
+    code and the parameter shapes (catches a stale graph loaded after an upgrade or a code change)."""
+    import voicegen.compiled as compiled
+
+    cpu = torch.device("cpu")
+    key = compiled.artifact_key(network, cpu, None)
+    assert key == compiled.artifact_key(network, cpu, None)
+    assert key != compiled.artifact_key(network, cpu, torch.bfloat16)
+    assert key != compiled.artifact_key(network, torch.device("meta"), None)
+    small = torch.nn.Linear(2, 3)
+    assert compiled.artifact_key(small, cpu, None) != compiled.artifact_key(torch.nn.Linear(2, 4), cpu, None)
+    monkeypatch.setattr(compiled, "_code_digest", lambda: "other code")
+    assert key != compiled.artifact_key(network, cpu, None)
+    monkeypatch.undo()
+    monkeypatch.setattr(torch, "__version__", "0.0.0")
+    assert key != compiled.artifact_key(network, cpu, None)
 
 
 def test_warmup_reports_what_it_ran(engine):
     """An eager engine's warm-up runs its one shape and says so (the compiled and graphed paths report their
     shapes, cache traffic and captured graphs the same way)."""
     report = engine.warmup()
-    assert report.shapes == [(1, 32)] and not report.compiled and report.graphs_captured == 0
+    assert report.shapes == report.shapes_run == [(1, 32)] and not report.compiled and report.graphs_captured == 0
+    assert report.graphs_loaded == report.graphs_compiled == 0 and report.cache_dir is None
     assert "1 frame-phase shape," in str(report) or str(report).endswith("1 frame-phase shape")

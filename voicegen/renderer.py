@@ -18,7 +18,6 @@ Calls from several threads are batched together by `voicegen.worker.BatchWorker`
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ import torch
 
 from .batching import TOKEN_BUCKETS, FrameBatch, bucket_for, frame_batches, frame_buckets, token_batches
 from .checks import is_number_in
+from .compiled import FrameGraphs, GraphLimit, compile_cache_dir  # noqa: F401 - compile_cache_dir: public here too
 from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEED_RANGE, STYLE_DIM
 from .memory import release_free_memory
 from .model import KokoroNetwork
@@ -39,9 +39,8 @@ from .seeds import check_seed, fresh_seed
 from .worker import BatchWorker
 
 RECOMPILE_LIMIT = 64
-"""Compiled graphs the frame phase may build before a new shape is an error (never a silent fall back to eager).
-With sizes compiled symbolically a whole corpus needs a handful (one row vs several, and inductor's own size
-guards)."""
+"""Compiled graphs the frame phase may hold before inputs that none of them accepts are an error (never a silent
+fall back to eager). With sizes compiled symbolically every batch needs one of two (one row, several rows)."""
 
 
 def check_speed(speed) -> float:
@@ -117,8 +116,11 @@ class RenderStats:
 
 @dataclass
 class WarmupReport:
-    """What `Renderer.warmup` did: seconds, frame-phase shapes run, CUDA graphs captured, and torch.compile's
-    cache traffic (inductor FX-graph cache hits and misses: hits mean compiled code came from disk)."""
+    """What `Renderer.warmup` did: seconds, the frame-phase shapes it ran, CUDA graphs captured and, when compiled,
+    where the compiled graphs came from: `graphs_loaded` from files in `cache_dir` (`load_s` seconds; `load_failures`
+    names files that could not be used, deleted and compiled again), `graphs_compiled` traced and compiled now
+    (`compile_s` seconds, then saved there). `shapes_run` are the shapes executed: a shape accepted by a compiled
+    graph that has already run is skipped. `cache_hits` / `cache_misses`: inductor FX-graph cache traffic."""
 
     seconds: float
     shapes: list[tuple[int, int]]
@@ -127,25 +129,24 @@ class WarmupReport:
     cache_hits: int
     cache_misses: int
     cache_dir: str | None
+    shapes_run: list[tuple[int, int]] = field(default_factory=list)
+    graphs_loaded: int = 0
+    graphs_compiled: int = 0
+    load_s: float = 0.0
+    compile_s: float = 0.0
+    load_failures: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         n = len(self.shapes)
         parts = [f"warm-up {self.seconds:.1f} s: {n} frame-phase shape{'' if n == 1 else 's'}"]
         if self.compiled:
-            parts.append(f"compiled (cache {self.cache_hits} hits, {self.cache_misses} misses, {self.cache_dir})")
+            parts.append(f"compiled graphs: {self.graphs_loaded} loaded ({self.load_s:.1f} s), {self.graphs_compiled} "
+                         f"compiled ({self.compile_s:.1f} s), in {self.cache_dir}")
+            if self.load_failures:
+                parts.append(f"{len(self.load_failures)} unusable graph file(s) deleted")
         if self.graphs_captured:
             parts.append(f"{self.graphs_captured} CUDA graphs captured")
         return ", ".join(parts)
-
-
-def compile_cache_dir() -> str:
-    """Where torch.compile keeps compiled code across processes: $TORCHINDUCTOR_CACHE_DIR if set, else
-    `<voicegen cache>/torch-compile`, which is set as TORCHINDUCTOR_CACHE_DIR for this process."""
-    from .weights import cache_dir
-
-    if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir() / "torch-compile")
-    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
 
 
 class Renderer:
@@ -184,9 +185,8 @@ class Renderer:
         # compiled bucket shapes: at least two rows, so that one compile with symbolic sizes serves every bucket
         self._min_rows = 2 if perf.compile else 1
         self._render: Callable = self.network.render
-        if perf.compile:
-            compile_cache_dir()
-            self._render = torch.compile(self.network.render, dynamic=True)
+        # compiled: graphs traced ahead of time, loaded from / saved to the compile cache (voicegen.compiled)
+        self._compiled = FrameGraphs(self.network, self.device, perf.dtype) if perf.compile else None
         self._graphs = None
         if perf.cuda_graphs:
             from .model.cuda_graphs import GraphCache
@@ -230,15 +230,24 @@ class Renderer:
     def warmup(self, progress: Callable[[int, int], None] | None = None) -> WarmupReport:
         """Compile and capture ahead of time, so that no request pays for it: run the frame phase at the shapes
         that need their own graph (compiled: a short and a long batch of one row and of several; CUDA graphs:
-        every (rows, frames) bucket the batch budget allows). progress(done, total) after each shape."""
+        every (rows, frames) bucket the batch budget allows). Compiled graphs saved by an earlier process are
+        loaded first, and each runs once, at the first shape it accepts (its first call's one-time costs, and
+        proof that it works); later shapes that a graph which has run accepts are skipped (without CUDA graphs:
+        nothing to capture). progress(done, total) after each shape."""
         from torch._dynamo.utils import counters
 
         shapes = self._warmup_shapes()
         hits0, misses0 = counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"]
         graphs0 = len(self._graphs.graphs) if self._graphs is not None else 0
+        compiled = self._compiled
+        compiled0 = (compiled.compiled, compiled.compile_s) if compiled is not None else (0, 0.0)
         start = time.perf_counter()
+        load = compiled.load() if compiled is not None else None
+        run = []
         for k, (rows, frames) in enumerate(shapes):
-            self._worker_free_call(rows, frames)
+            if self._graphs is not None or compiled is None or not self._served(rows, frames):
+                self._worker_free_call(rows, frames)
+                run.append((rows, frames))
             if progress is not None:
                 progress(k + 1, len(shapes))
         if self.device.type == "cuda":
@@ -247,10 +256,16 @@ class Renderer:
             seconds=time.perf_counter() - start,
             shapes=shapes,
             graphs_captured=(len(self._graphs.graphs) - graphs0) if self._graphs is not None else 0,
-            compiled=self.performance.compile,
+            compiled=compiled is not None,
             cache_hits=counters["inductor"]["fxgraph_cache_hit"] - hits0,
             cache_misses=counters["inductor"]["fxgraph_cache_miss"] - misses0,
-            cache_dir=os.environ.get("TORCHINDUCTOR_CACHE_DIR") if self.performance.compile else None,
+            cache_dir=str(compiled.directory) if compiled is not None else None,
+            shapes_run=run,
+            graphs_loaded=load.loaded if load is not None else 0,
+            graphs_compiled=(compiled.compiled - compiled0[0]) if compiled is not None else 0,
+            load_s=load.seconds if load is not None else 0.0,
+            compile_s=(compiled.compile_s - compiled0[1]) if compiled is not None else 0.0,
+            load_failures=load.failed if load is not None else [],
         )
 
     def close(self) -> None:
@@ -277,18 +292,29 @@ class Renderer:
         long = min(max(budget, 64), 1200)
         return [(1, 48), (2, 40), (1, long), (max(2, budget // long), long)]
 
-    @torch.inference_mode()
-    def _worker_free_call(self, rows: int, frames: int) -> None:
-        """One frame-phase call at (rows, frames) on synthetic inputs, through the same path as real batches."""
+    def _synthetic(self, rows: int, frames: int) -> tuple[torch.Tensor, ...]:
+        """Frame-phase inputs at (rows, frames) on the device, laid out as a real batch's (x, asr, style, lengths,
+        seeds, pitch; see `_row_inputs`), from fixed random numbers."""
         dev = self.device
         g = torch.Generator(device="cpu").manual_seed(0)
         x = (torch.randn(rows, HIDDEN_DIM, frames, generator=g) * 0.5).to(dev)
         asr = (torch.randn(rows, HIDDEN_DIM, frames, generator=g) * 0.5).to(dev)
-        style = (torch.randn(rows, STYLE_DIM, generator=g) * 0.1).to(dev)
-        lengths = torch.full((rows,), frames, dtype=torch.long, device=dev)
-        seeds = torch.arange(rows, dtype=torch.long, device=dev)
-        pitch = torch.zeros(rows, device=dev)
-        self._frame_run(x, asr, style, lengths, seeds, pitch)
+        style = torch.randn(rows, STYLE_DIM, generator=g) * 0.1
+        return (x, asr, *self._row_inputs(np.full(rows, frames), list(range(rows)), style, torch.zeros(rows)))
+
+    @torch.inference_mode()
+    def _served(self, rows: int, frames: int) -> bool:
+        """Whether a compiled graph that has already run in this process accepts a batch of (rows, frames) (inputs
+        made as real batches are): then a warm-up call at that shape would add nothing."""
+        if self._compiled is None:
+            return False
+        graph = self._compiled.graph_for(*self._synthetic(rows, frames))
+        return graph is not None and self._compiled.has_run(graph)
+
+    @torch.inference_mode()
+    def _worker_free_call(self, rows: int, frames: int) -> torch.Tensor:
+        """One frame-phase call at (rows, frames) on synthetic inputs, through the same path as real batches."""
+        return self._frame_run(*self._synthetic(rows, frames))
 
     # ---------------------------------------------------------------- batched rendering (one turn)
     @torch.inference_mode()
@@ -374,17 +400,13 @@ class Renderer:
         # batch compute identically (a strided view lets oneDNN pick kernels that round rows differently)
         x = store_x.index_select(0, index).view(rows, frames, HIDDEN_DIM).transpose(1, 2).contiguous()
         asr = store_asr.index_select(0, index).view(rows, frames, HIDDEN_DIM).transpose(1, 2).contiguous()
-        ints = np.full((2, rows), -1, dtype=np.int64)  # lengths, seeds (-1: no noise)
-        ints[0] = counts
-        ints[1, : len(batch)] = [it.seed if it.noise else -1 for it in batch]
-        floats = torch.zeros(rows, STYLE_DIM + 1)  # style, pitch
-        floats[: len(batch), :STYLE_DIM] = torch.stack([it.style for it in batch])
-        floats[: len(batch), STYLE_DIM] = torch.tensor([it.pitch for it in batch])
-        ints_dev, floats_dev = torch.from_numpy(ints).to(dev), floats.to(dev)
+        style, lengths, seeds, pitch = self._row_inputs(
+            counts, [it.seed if it.noise else -1 for it in batch], torch.stack([it.style for it in batch]),
+            torch.tensor([it.pitch for it in batch]))
         self.stats.padded_frames += plan.padded_frames
         self.stats.valid_frames += int(counts.sum())
         self.stats.shapes.add((rows, frames))
-        audio = self._frame_run(x, asr, floats_dev[:, :STYLE_DIM], ints_dev[0], ints_dev[1], floats_dev[:, STYLE_DIM])
+        audio = self._frame_run(x, asr, style, lengths, seeds, pitch)
         samples = counts[: len(batch)] * SAMPLES_PER_FRAME
         if dev.type == "cuda":  # only the valid samples, into pinned memory, without waiting
             width = frames * SAMPLES_PER_FRAME
@@ -400,6 +422,21 @@ class Renderer:
         self._sync()
         self.stats.frame_s += time.perf_counter() - start
         return batch, audio, samples, done
+
+    def _row_inputs(self, counts: np.ndarray, seeds: list[int], style: torch.Tensor, pitch: torch.Tensor):
+        """Per-row numbers of a batch of len(counts) rows, the first len(seeds) of them items, in two small copies to
+        the device: -> style (rows, 256), lengths (rows,), seeds (rows,) (-1: no noise), pitch (rows,), as views of
+        one int64 (2, rows) and one float (rows, 257) tensor. Warm-up builds its inputs here too: compiled graphs
+        guard on these views' strides, so a graph compiled on other layouts would not serve real batches."""
+        rows, n = len(counts), len(seeds)
+        ints = np.full((2, rows), -1, dtype=np.int64)  # lengths, seeds (-1: no noise)
+        ints[0] = counts
+        ints[1, :n] = seeds
+        floats = torch.zeros(rows, STYLE_DIM + 1)  # style, pitch
+        floats[:n, :STYLE_DIM] = style
+        floats[:n, STYLE_DIM] = pitch
+        ints_dev, floats_dev = torch.from_numpy(ints).to(self.device), floats.to(self.device)
+        return floats_dev[:, :STYLE_DIM], ints_dev[0], ints_dev[1], floats_dev[:, STYLE_DIM]
 
     def _collect(self, batch: list[Item], audio: torch.Tensor, samples: np.ndarray, done) -> None:
         """Wait for a frame batch's samples and hand each item its own."""
@@ -428,18 +465,13 @@ class Renderer:
     def _frame_call(self, x, asr, style, lengths, seeds, pitch) -> torch.Tensor:
         dtype = self.performance.dtype
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            if not self.performance.compile:
+            if self._compiled is None:
                 return self._render(x, asr, style, lengths, seeds, pitch)
-            import torch._dynamo.config as dynamo_config
-            from torch._dynamo.exc import FailOnRecompileLimitHit
-
             try:
-                with dynamo_config.patch(recompile_limit=RECOMPILE_LIMIT, fail_on_recompile_limit_hit=True):
-                    return self._render(x, asr, style, lengths, seeds, pitch)
-            except FailOnRecompileLimitHit as exc:
+                return self._compiled(x, asr, style, lengths, seeds, pitch, max_graphs=RECOMPILE_LIMIT)
+            except GraphLimit as exc:
                 raise RuntimeError(
-                    f"the compiled frame phase needed more than {RECOMPILE_LIMIT} graphs (shape {tuple(x.shape)}); "
-                    "refusing to fall back to eager silently: use Performance(compile=False)"
+                    f"{exc}; refusing to fall back to eager silently: use Performance(compile=False)"
                 ) from exc
 
     def _release(self) -> None:
