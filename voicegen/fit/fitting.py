@@ -356,14 +356,17 @@ def fit_voice(
     losses, best, since_best, stopped = [], math.inf, 0, False
     lowest, kept, kept_step = math.inf, None, None  # the parameters that began the pass with the lowest mean loss
     params = [search.a, search.delta]
+    first = 0  # the step that began the current alignment: passes over the groups count from it
     for step in range(steps):
         if step == realign_at:  # the voice is nearer now: its rendering aligns better to the recording
             target = align_recording(recording, chunks, render_chunks(engine, chunks, search.table().detach().cpu()))
             noise = {k: torch.randn(len(a), generator=generator) for k, a in enumerate(target.audio)}
             groups = _batch_groups(target, batch_seconds)
             best, since_best, lowest = math.inf, 0, math.inf  # losses against the new alignment are not comparable
-        group = groups[step % len(groups)]
-        if step % len(groups) == 0:
+            first = step
+        index = (step - first) % len(groups)
+        group = groups[index]
+        if index == 0:
             pass_start = [p.detach().clone() for p in params]
         with torch.enable_grad():
             loss, parts, _ = _forward(network, target, group, search.table(), noise, weights, device)
@@ -371,11 +374,11 @@ def fit_voice(
         for p, g in zip(params, grads):
             p.grad = g
         optimizer.step()
-        losses.append({"loss": float(loss.detach()), **parts, "group": step % len(groups)})
+        losses.append({"loss": float(loss.detach()), **parts, "group": index})
         if progress is not None:
             progress(step + 1, steps, losses[-1]["loss"])
-        # convergence: the mean loss over the last full pass of groups
-        if (step + 1) % len(groups) == 0:
+        # convergence: the mean loss over the last full pass of groups (all against the same alignment)
+        if index == len(groups) - 1:
             epoch = float(np.mean([entry["loss"] for entry in losses[-len(groups):]]))
             if epoch < lowest:
                 lowest, kept, kept_step = epoch, pass_start, step + 1 - len(groups)
