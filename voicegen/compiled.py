@@ -179,9 +179,12 @@ class FrameGraphs:
     # ---------------------------------------------------------------- calling
     def graph_for(self, x, asr, style, lengths, seeds, pitch):
         """The graph (loaded or compiled) that accepts these inputs, or None (a call would compile one)."""
-        args = (self.network, x, asr, style, lengths, seeds, pitch)
         with self.context():
-            return next((g for g in self.graphs if g.guard_check(*args)), None)
+            return self._accepting((self.network, x, asr, style, lengths, seeds, pitch))
+
+    def _accepting(self, args):
+        """The first graph whose guards accept `args` (the network first), or None; call inside `context()`."""
+        return next((g for g in self.graphs if g.guard_check(*args)), None)
 
     def serves(self, x, asr, style, lengths, seeds, pitch) -> bool:
         """Whether a graph already loaded or compiled accepts these inputs."""
@@ -198,10 +201,10 @@ class FrameGraphs:
             self.load()
         args = (self.network, x, asr, style, lengths, seeds, pitch)
         with self.context():
-            graph = next((g for g in self.graphs if g.guard_check(*args)), None)
+            graph = self._accepting(args)
             if graph is None:
                 with self._lock:  # another thread may have compiled it meanwhile
-                    graph = next((g for g in self.graphs if g.guard_check(*args)), None)
+                    graph = self._accepting(args)
                     if graph is None:
                         if len(self.graphs) >= max_graphs:
                             raise GraphLimit(f"the compiled frame phase needed more than {max_graphs} graphs "
