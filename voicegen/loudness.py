@@ -197,10 +197,6 @@ class LoudnessMeter:
         self._partial = np.zeros(channels)
         self._frames = 0  # frames seen so far
 
-    def _boundary(self, j: int) -> int:
-        """First frame of sub-block j (100 ms steps, rounded for rates not divisible by 10)."""
-        return (j * self.sr + 5) // 10
-
     def add(self, x: np.ndarray) -> None:
         """Append samples: (n,) for a mono meter or (n, C)."""
         x = _as_2d(np.asarray(x))
