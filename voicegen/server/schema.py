@@ -14,15 +14,14 @@ says what was wrong and what is accepted (FastAPI's own validation would answer 
 | stream_format | audio | audio (the file's bytes), sse (`speech.audio.delta` events with base64 audio, then `speech.audio.done` whose usage counts phoneme tokens in and 40 Hz frames out) |
 | instructions | none | accepted and ignored (the built-in voices take no instructions) |
 
-and three of ours: `pitch` (above), `stream` (default true: bytes leave as each sentence is rendered; false: one complete file with
-exact headers and a Content-Length) and `seed` (an integer makes the audio reproducible). Any other field is
-refused, as OpenAI refuses unrecognized arguments.
+and three of ours: `pitch` (above), `stream` (default true: bytes leave as each sentence is rendered; false: one
+complete file with exact headers and a Content-Length) and `seed` (an integer makes the audio reproducible). Any
+other field is refused, as OpenAI refuses unrecognized arguments.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
 from ..checks import is_number_in
@@ -85,7 +84,7 @@ def check_model(model) -> str:
 
 def check_speed(value) -> float:
     lo, hi = SPEED_RANGE
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
+    if not is_number_in(value, SPEED_RANGE):
         raise bad_request(f"'speed' must be a number from {lo} to {hi} (1.0 is normal); got {json.dumps(value)[:40]}",
                           "speed")
     return float(value)

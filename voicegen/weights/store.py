@@ -5,7 +5,8 @@ The built-in weights are the Kokoro-82M v1.0 int8 ONNX file, split across the Py
 float32 state dict and cached as safetensors (plus a small JSON file: config, size and an xxh3-128 checksum of the
 safetensors file) under the cache directory, keyed by the source checksum. Every load verifies the size and the
 checksum (about 0.05-0.15 s for the 325 MB file, in a thread while the network is built: benchmarks/RESULTS.md
-"Weight cache checksum"), so a cache damaged in place is rebuilt rather than silently producing garbage; a missing, partial or unreadable cache is rebuilt too.
+"Weight cache checksum"), so a cache damaged in place is rebuilt rather than silently producing garbage; a missing,
+partial or unreadable cache is rebuilt too.
 An unwritable cache directory is not fatal: the weights are converted in memory on each run, with one warning.
 """
 
