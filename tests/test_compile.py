@@ -42,7 +42,7 @@ def test_bf16_autocast_stays_close_to_float32(strict_float32):
     from voicegen.eval.spectral import log_mel_distance
 
     text = "Reduced precision should still sound the same."
-    ref = Engine(device="cuda").synthesize(text, seed=0)
+    ref = Engine(device="cuda", performance=Performance()).synthesize(text, seed=0)
     bf16 = Engine(device="cuda", performance=Performance(dtype=torch.bfloat16)).synthesize(text, seed=0)
     assert len(ref.samples) == len(bf16.samples)
     assert log_mel_distance(ref.samples, bf16.samples) < 0.15  # issue 11 (0.319 before the float32 regions)
@@ -53,7 +53,7 @@ def test_cuda_graphs_match_eager(strict_float32):
     from voicegen import Engine, Performance
 
     text = "Graphs replay the same kernels."
-    eager = Engine(device="cuda").synthesize(text, seed=0)
+    eager = Engine(device="cuda", performance=Performance()).synthesize(text, seed=0)
     graphed = Engine(device="cuda", performance=Performance(cuda_graphs=True)).synthesize(text, seed=0)
     np.testing.assert_allclose(graphed.samples, eager.samples, atol=1e-3)
 
@@ -65,6 +65,43 @@ def test_cuda_options_are_refused_on_cpu():
         Engine(device="cpu", performance=Performance(cuda_graphs=True))
     with pytest.raises(ValueError, match="dtype must be"):
         Engine(device="cpu", performance=Performance(dtype=torch.int8))
+
+
+def test_the_default_is_the_fast_path_on_cuda_and_eager_on_the_cpu():
+    """Issue 14: with no Performance given, CUDA gets compile + bfloat16 + CUDA graphs; the CPU eager float32;
+    Performance() itself stays eager float32 everywhere (the debugging path)."""
+    from voicegen import Performance
+
+    assert Performance.default(torch.device("cuda")) == Performance(compile=True, dtype=torch.bfloat16, cuda_graphs=True)
+    assert Performance.default(torch.device("cpu")) == Performance()
+    assert Performance().compile is False and Performance().dtype is None and Performance().cuda_graphs is False
+
+
+@pytest.mark.parametrize("gib, frames", [(80, 16384), (24, 16384), (16, 11520), (8, 5632), (1, 512)])
+def test_the_cuda_batch_budget_follows_the_device_memory(monkeypatch, gib, frames):
+    """The frame budget comes from the card's memory (half of it at ~0.7 MB per frame, multiples of 256), capped at
+    CUDA_BATCH_FRAMES: an 8 GB card does not get the 16k frames (~11 GB) an H100 does."""
+    from types import SimpleNamespace
+
+    from voicegen import performance
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=gib * 2**30))
+    assert performance.cuda_batch_frames(torch.device("cuda")) == frames
+    assert performance.Performance().check(torch.device("cuda")).max_batch_frames == frames
+    assert performance.Performance(max_batch_frames=1000).check(torch.device("cuda")).max_batch_frames == 1000
+
+
+def test_cli_speed_flags_override_the_device_default():
+    """No flag: the device's default (None); --compile / --no-compile / --dtype change only what they name."""
+    from voicegen import Performance
+    from voicegen.cli import _performance, build_parser
+
+    def perf(*argv):
+        return _performance(build_parser().parse_args(["say", "hi", "-o", "x.wav", "--device", "cpu", *argv]))
+
+    assert perf() is None
+    assert perf("--compile") == Performance(compile=True)
+    assert perf("--no-compile", "--dtype", "float32") == Performance()
 
 
 @pytest.mark.slow
@@ -189,6 +226,22 @@ def test_artifact_key_names_what_compiled_code_depends_on(network, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(torch, "__version__", "0.0.0")
     assert key != compiled.artifact_key(network, cpu, None)
+
+
+def test_compile_cache_lives_under_the_voicegen_cache_unless_the_user_chose_one(monkeypatch, tmp_path):
+    """Importing torch's compiler writes its own default (/tmp/torchinductor_<user>) into TORCHINDUCTOR_CACHE_DIR;
+    that counts as unset, so compiled graphs still land in the voicegen cache. A directory the user chose stays."""
+    import torch._inductor.config  # noqa: F401 - the import that fills in torch's default
+
+    from voicegen.compiled import _torch_default_cache_dir, compile_cache_dir
+
+    monkeypatch.setenv("VOICEGEN_CACHE", str(tmp_path / "vg"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", _torch_default_cache_dir())
+    assert compile_cache_dir() == str(tmp_path / "vg" / "torch-compile")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    assert compile_cache_dir() == str(tmp_path / "vg" / "torch-compile")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert compile_cache_dir() == str(tmp_path / "mine")
 
 
 def test_warmup_reports_what_it_ran(engine):

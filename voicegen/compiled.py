@@ -40,16 +40,36 @@ FORMAT = 1
 """Version of the artifact files' layout (and of how they are traced); part of the key."""
 
 
+SIZE_OBLIVIOUS = {"cpu": True}
+"""Devices whose graphs are traced with torch's backed_size_oblivious (see `FrameGraphs._compile`). Not CUDA: there,
+torch 2.11's Triton code generation failed on the frame phase traced that way (`CantSplit: 512*s77 not divisible by
+512*s53*s77`, H100, 2026-11-26), and the CPU-code guard it removes does not exist."""
+
+
 class CompileCacheWarning(UserWarning):
     """A compiled-graph file could not be used (it is deleted and its graph compiled again)."""
 
 
+def _torch_default_cache_dir() -> str:
+    """The directory inductor uses when nobody chose one (it writes it into TORCHINDUCTOR_CACHE_DIR once imported)."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:  # older torch: the same rule
+        import getpass
+        import tempfile
+
+        return os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
+    return default_cache_dir()
+
+
 def compile_cache_dir() -> str:
-    """Where torch.compile keeps compiled code across processes: $TORCHINDUCTOR_CACHE_DIR if set, else
-    `<voicegen cache>/torch-compile`, which is set as TORCHINDUCTOR_CACHE_DIR for this process."""
+    """Where torch.compile keeps compiled code across processes: $TORCHINDUCTOR_CACHE_DIR if the user set it, else
+    `<voicegen cache>/torch-compile`, which is set as TORCHINDUCTOR_CACHE_DIR for this process. (Importing torch's
+    compiler fills the variable with its own default, /tmp/torchinductor_<user>: that value counts as unset.)"""
     from .weights import cache_dir
 
-    if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if not chosen or os.path.abspath(chosen) == os.path.abspath(_torch_default_cache_dir()):
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir() / "torch-compile")
     return os.environ["TORCHINDUCTOR_CACHE_DIR"]
 
@@ -218,22 +238,27 @@ class FrameGraphs:
     def _compile(self, args):
         """Trace and compile one graph for these inputs (the network first), save it, and return it.
 
-        Sizes are symbolic (dynamic=True). backed_size_oblivious: sizes are not assumed to be 0 or 1 where the code
-        does not need it, which (measured) also keeps inductor's CPU code from guarding its float sums on
-        `20 * frames <= 4096`, so that short and long batches share one graph (a batch of one row still gets a graph
-        of its own). specialize_float: float constants of the model code (eps, pi, the source's amplitudes) stay
+        Sizes are symbolic (dynamic=True). backed_size_oblivious (CPU only, SIZE_OBLIVIOUS): sizes are not assumed
+        to be 0 or 1 where the code does not need it, which (measured) also keeps inductor's CPU code from guarding
+        its float sums on `20 * frames <= 4096`, so that short and long batches share one graph (a batch of one row
+        still gets a graph of its own). specialize_float: float constants of the model code (eps, pi, the source's amplitudes) stay
         constants instead of graph inputs guarded against NaN through module globals, guards that do not survive
         saving (they would reject every call of a loaded graph)."""
         import torch._dynamo.config as dynamo_config
         import torch.fx.experimental._config as fx_config
 
+        from .progress import notice
+
+        x = args[1]
+        notice(f"compiling the frame phase for {tuple(x.shape)[0]}x{tuple(x.shape)[-1]} on {self.device} (once per "
+               f"machine and torch version; minutes on a GPU), into {self.directory}")
         start = time.perf_counter()
         with (dynamo_config.patch(enable_aot_compile=True, specialize_float=True),
-              fx_config.patch(backed_size_oblivious=True)):
+              fx_config.patch(backed_size_oblivious=SIZE_OBLIVIOUS.get(self.device.type, False))):
             fn = torch.compile(type(self.network).render, dynamic=True, fullgraph=True)
             graph = fn.aot_compile((args, {}))
-        x = args[1]
         self._write(graph, (x.shape[0], x.shape[-1]))
         self.compiled += 1
         self.compile_s += time.perf_counter() - start
+        notice(f"compiled in {time.perf_counter() - start:.0f} s")
         return graph

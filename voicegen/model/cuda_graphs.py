@@ -3,7 +3,9 @@
 A captured graph replays every kernel of the frame phase with one launch, which removes the per-kernel CPU
 overhead that dominates small batches on a fast GPU. The callable captured is whatever the renderer runs (compiled
 with symbolic sizes, so a new bucket costs a capture, not a compile). Inputs are copied into static buffers before
-replay; the output buffer is copied out (the next replay overwrites it).
+replay; the output buffer is copied out (the next replay overwrites it). The static input buffers come from the
+caller (`inputs(rows, frames)`), laid out as its real batches are: compiled code guards on strides, so buffers of
+another layout would need a graph of their own.
 """
 
 from __future__ import annotations
@@ -12,36 +14,31 @@ from collections.abc import Callable
 
 import torch
 
-from ..constants import HIDDEN_DIM, STYLE_DIM
+NAMES = ("x", "asr", "style", "lengths", "seeds", "pitch")
 
 
 class GraphCache:
     """One captured CUDA graph of `call` (KokoroNetwork.render's signature: x, asr, style, lengths, seeds, pitch)
-    per (rows, frames) shape; all graphs share one memory pool."""
+    per (rows, frames) shape; all graphs share one memory pool. `inputs(rows, frames)` -> the six static input
+    tensors on the device (their values only need to be valid: every replay copies the real inputs in)."""
 
-    def __init__(self, call: Callable, device: torch.device, warmup: int = 2):
+    def __init__(self, call: Callable, device: torch.device, inputs: Callable[[int, int], tuple], warmup: int = 2):
         if device.type != "cuda":
             raise ValueError("CUDA graphs need a CUDA device")
         self.call = call
         self.device = device
+        self.inputs = inputs
         self.warmup = warmup
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, dict, torch.Tensor]] = {}
         self.pool = torch.cuda.graph_pool_handle()
 
     def _run(self, static: dict) -> torch.Tensor:
-        return self.call(static["x"], static["asr"], static["style"], static["lengths"], static["seeds"], static["pitch"])
+        return self.call(*(static[name] for name in NAMES))
 
     def capture(self, rows: int, frames: int) -> None:
         """Warm up and capture the graph for one shape (also done lazily by `run`)."""
         dev = self.device
-        static = {
-            "x": torch.zeros(rows, HIDDEN_DIM, frames, device=dev),
-            "asr": torch.zeros(rows, HIDDEN_DIM, frames, device=dev),
-            "style": torch.zeros(rows, STYLE_DIM, device=dev),
-            "lengths": torch.full((rows,), frames, dtype=torch.long, device=dev),
-            "seeds": torch.zeros(rows, dtype=torch.long, device=dev),
-            "pitch": torch.zeros(rows, device=dev),
-        }
+        static = dict(zip(NAMES, self.inputs(rows, frames)))
         stream = torch.cuda.Stream(dev)
         stream.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(stream):
@@ -59,8 +56,7 @@ class GraphCache:
         if key not in self.graphs:
             self.capture(*key)
         graph, static, out = self.graphs[key]
-        for name, value in (("x", x), ("asr", asr), ("style", style), ("lengths", lengths), ("seeds", seeds),
-                            ("pitch", pitch)):
+        for name, value in zip(NAMES, (x, asr, style, lengths, seeds, pitch)):
             static[name].copy_(value)
         graph.replay()
         return out.clone()
