@@ -28,7 +28,15 @@ from os import PathLike
 import numpy as np
 import torch
 
-from .batching import TOKEN_BUCKETS, FrameBatch, bucket_for, frame_batches, frame_buckets, token_batches
+from .batching import (
+    TOKEN_BUCKETS,
+    FrameBatch,
+    bucket_for,
+    frame_batches,
+    frame_buckets,
+    static_rows,
+    token_batches,
+)
 from .checks import is_number_in
 from .compiled import FrameGraphs, GraphLimit, compile_cache_dir  # noqa: F401 - compile_cache_dir: public here too
 from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEED_RANGE, STYLE_DIM
@@ -157,11 +165,12 @@ class Renderer:
         weights: None for the built-in Kokoro-82M v1.0 weights, or a path to a Kokoro v1.0 `.onnx`, official
             `.pth` or our `.safetensors` file; or an already loaded `KokoroNetwork` (moved to `device`).
         device: "cpu", "cuda", ... (default: CUDA if available, else the CPU).
-        performance: compile, reduced precision, CUDA graphs and batch budgets (`voicegen.Performance`).
+        performance: compile, reduced precision, CUDA graphs and batch budgets (`voicegen.Performance`; None:
+            `Performance.default(device)`, the compiled bfloat16 path with CUDA graphs on CUDA, eager on the CPU).
 
-    `static_shapes`: whether frame batches run at bucket shapes (rows a power of two, some of them empty; frames the
-    bucket) rather than their exact size. On for CUDA graphs and static compilation; a test may set it to run that
-    path on the CPU.
+    `static_shapes`: whether frame batches run at bucket shapes (frames a bucket, rows from
+    `voicegen.batching.static_rows`, the last batch's spare rows empty) rather than their exact size. On for CUDA
+    graphs; a test may set it to run that path on the CPU.
     """
 
     def __init__(
@@ -173,7 +182,7 @@ class Renderer:
         from .weights import load_network
 
         self.device = resolve_device(device)
-        self.performance = perf = (performance or Performance()).check(self.device)
+        self.performance = perf = (performance or Performance.default(self.device)).check(self.device)
         if isinstance(weights, KokoroNetwork):
             self.network = weights.eval().to(self.device)
         else:
@@ -191,7 +200,7 @@ class Renderer:
         if perf.cuda_graphs:
             from .model.cuda_graphs import GraphCache
 
-            self._graphs = GraphCache(self._frame_call, self.device)
+            self._graphs = GraphCache(self._frame_call, self.device, self._synthetic)  # real batches' layout
         self._worker = BatchWorker(self._render_now, name="voicegen-renderer", max_items=perf.max_turn_items)
 
     # ---------------------------------------------------------------- public calls
@@ -276,16 +285,8 @@ class Renderer:
     def _warmup_shapes(self) -> list[tuple[int, int]]:
         budget = self.performance.max_batch_frames
         if self.static_shapes:  # every bucket shape a batch can take
-            shapes = []
-            for frames in self.frame_buckets:
-                per_batch = max(1, budget // frames)
-                rows = 1
-                while True:
-                    shapes.append((max(self._min_rows, min(rows, per_batch)), frames))
-                    if rows >= per_batch:
-                        break
-                    rows *= 2
-            return sorted(set(shapes))
+            return sorted((rows, frames) for frames in self.frame_buckets
+                          for rows in static_rows(frames, budget, self._min_rows))
         if not self.performance.compile:
             return [(1, 32)]
         # symbolic sizes: one row and several (compilers specialize size 1), short and long (size guards)

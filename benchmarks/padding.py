@@ -1,0 +1,67 @@
+"""Frame-phase padding: how many frames the batch planner makes the device compute per frame of audio, on the
+throughput benchmark's corpus (benchmarks/throughput.py), at static shapes (CUDA graphs) and at exact sizes.
+
+A batch computes every row of its shape, empty or not, so padded frames / valid frames - 1 is the compute thrown
+away (on a GPU whose frame phase is busy, throughput scales with it). The items' frame counts come from the token
+phase, run once on the CPU (durations do not depend on the device beyond rounding).
+
+Usage: python benchmarks/padding.py [--minutes 10] [--out JSON]
+Prints a table and writes benchmarks/results/padding-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from throughput import build_corpus, chunks_of  # noqa: E402
+
+from voicegen import Engine  # noqa: E402
+from voicegen.batching import frame_batches, frame_buckets  # noqa: E402
+
+
+def frame_counts(minutes: float) -> list[int]:
+    engine = Engine(device="cpu")
+    items = [item for item, _ in chunks_of(engine, build_corpus(minutes))]
+    with torch.inference_mode():
+        for lo in range(0, len(items), 16):
+            engine.renderer._token_phase(items[lo : lo + 16])
+    return [item._frames for item in items]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    frames = frame_counts(args.minutes)
+    valid = sum(frames)
+    rows = []
+    for static, min_rows, budgets in ((True, 2, (16384, 11520, 5632)), (False, 1, (16384, 200))):
+        for budget in budgets:
+            plans = frame_batches(frames, budget, frame_buckets(), static=static, min_rows=min_rows)
+            padded = sum(p.padded_frames for p in plans)
+            rows.append({"static": static, "budget": budget, "batches": len(plans), "padded_frames": padded,
+                         "padding_overhead": padded / valid - 1,
+                         "shapes": [[p.rows, p.frames, len(p.items)] for p in plans]})
+            print(f"{'static' if static else 'exact':6} budget {budget:6}: {len(plans):4} batches, padding "
+                  f"{padded / valid - 1:6.1%}", flush=True)
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"padding-{datetime.date.today()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                               "items": len(frames), "valid_frames": valid, "plans": rows}, indent=1))
+    print(f"{len(frames)} items, {valid} frames of audio; JSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
