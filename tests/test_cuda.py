@@ -23,9 +23,9 @@ def _relative_rms(a: np.ndarray, b: np.ndarray) -> float:
 def test_audio_in_a_cuda_batch_equals_audio_alone(strict_float32):
     """float32 eager on the device (TF32 off): padding and batch neighbours change nothing beyond convolution-algorithm
     rounding (a misplaced frame, wrong noise row or leaking mask gives a relative difference near 1)."""
-    from voicegen import Engine, Request
+    from voicegen import Engine, Performance, Request
 
-    engine = Engine(device="cuda")
+    engine = Engine(device="cuda", performance=Performance())  # eager float32
     batch = engine.synthesize_many([Request(t, seed=i) for i, t in enumerate(TEXTS)])
     for i, text in enumerate(TEXTS):
         alone = engine.synthesize(text, seed=i)
@@ -40,7 +40,7 @@ def test_compiled_bf16_graphs_stay_close_to_float32_eager(strict_float32):
     from voicegen.eval.spectral import log_mel_distance
 
     requests = [Request(t, seed=i) for i, t in enumerate(TEXTS)]
-    ref = Engine(device="cuda").synthesize_many(requests)
+    ref = Engine(device="cuda", performance=Performance()).synthesize_many(requests)
     fast = Engine(device="cuda", performance=Performance(compile=True, dtype=torch.bfloat16, cuda_graphs=True))
     got = fast.synthesize_many(requests)
     for a, b in zip(got, ref):

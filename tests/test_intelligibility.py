@@ -67,7 +67,7 @@ def test_bfloat16_path_stays_intelligible_and_close_to_float32(device):
     sentences = SENTENCES.read_text(encoding="utf-8").splitlines()[:12]
     voices = ["jf_gongitsune", "jf_alpha"]
     requests = [Request(s, voice=v, seed=i) for v in voices for i, s in enumerate(sentences)]
-    fp32 = Engine(device=device).synthesize_many(requests)
+    fp32 = Engine(device=device, performance=Performance()).synthesize_many(requests)
     bf16 = Engine(device=device, performance=Performance(dtype=torch.bfloat16)).synthesize_many(requests)
     judge = Transcriber()
     texts = sentences * len(voices)

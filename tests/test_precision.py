@@ -64,7 +64,7 @@ def _distances(device: str, dtype: torch.dtype, engine=None) -> list[float]:
     from voicegen.eval.spectral import log_mel_distance
 
     requests = [Request(s, voice=v, seed=i) for i, (s, v) in enumerate(zip(SENTENCES, ["jf_gongitsune", "jf_alpha", "jm_kumo"]))]
-    reference = (engine or Engine(device=device)).synthesize_many(requests)
+    reference = (engine or Engine(device=device, performance=Performance())).synthesize_many(requests)
     reduced = Engine(device=device, performance=Performance(dtype=dtype)).synthesize_many(requests)
     assert [len(a.samples) for a in reduced] == [len(a.samples) for a in reference]  # same durations
     return [log_mel_distance(a.samples, b.samples) for a, b in zip(reference, reduced)]

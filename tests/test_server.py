@@ -486,7 +486,7 @@ def test_serve_passes_speed_options_to_the_server(monkeypatch):
     monkeypatch.setattr(server, "serve", lambda config, **kw: seen.append(config))
     assert cli.main(["serve", "--compile", "--dtype", "bfloat16", "--max-turn-items", "16"]) == 0
     assert (seen[0].compile, seen[0].dtype, seen[0].max_turn_items) == (True, "bfloat16", 16)
-    assert cli.main(["serve"]) == 0 and (seen[1].compile, seen[1].dtype) == (False, None)
+    assert cli.main(["serve"]) == 0 and (seen[1].compile, seen[1].dtype) == (None, None)  # the device's default
     with pytest.raises(ValueError, match="dtype must be float32, bfloat16 or float16"):
         ServerConfig(dtype="int8")
 

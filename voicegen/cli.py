@@ -71,12 +71,22 @@ DTYPES = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def _performance(args: argparse.Namespace):
+    """The engine's Performance: the device's default (None) with --compile/--no-compile and --dtype applied."""
+    from dataclasses import replace
+
     import torch
 
-    from .performance import Performance
+    from .performance import Performance, resolve_device
 
-    dtype = DTYPES[getattr(args, "dtype", None) or "float32"]
-    return Performance(compile=getattr(args, "compile", False), dtype=getattr(torch, dtype) if dtype else None)
+    compile_, dtype = getattr(args, "compile", None), getattr(args, "dtype", None)
+    if compile_ is None and dtype is None:
+        return None
+    performance = Performance.default(resolve_device(getattr(args, "device", None)))
+    if compile_ is not None:
+        performance = replace(performance, compile=compile_)
+    if dtype is not None:
+        performance = replace(performance, dtype=getattr(torch, DTYPES[dtype]) if DTYPES[dtype] else None)
+    return performance
 
 
 def _check_outputs(*paths: str | None) -> None:
@@ -182,8 +192,9 @@ def cmd_voice_fit(args: argparse.Namespace) -> int:
     except (sf.LibsndfileError, RuntimeError) as e:
         raise ValueError(f"cannot read {args.recording}: {e}") from None
     from .engine import Engine
+    from .performance import Performance
 
-    engine = Engine(None, args.device)
+    engine = Engine(None, args.device, performance=Performance())  # a few renders beside gradient steps: no compile
     from .progress import progress_enabled
 
     bar = _progress_bar() if progress_enabled() else None
@@ -293,7 +304,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lexicon=_lexicon(args.lexicon),
         alphabet=args.alphabet,
         compile=args.compile,
-        dtype=DTYPES[args.dtype],
+        dtype=args.dtype,
         max_input_chars=args.max_input_chars,
         max_queue=args.max_queue,
         max_turn_items=args.max_turn_items,
@@ -327,10 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
                            help="no progress (default: progress only when stderr is a terminal)")
 
     def speed_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
-                       help="torch.compile the frame phase (compiled code is cached under the voicegen cache)")
-        p.add_argument("--dtype", choices=list(DTYPES), default="float32",
-                       help="precision of the frame phase (bfloat16 needs CUDA or a CPU with AVX512-BF16/AMX)")
+        p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                       help="torch.compile the frame phase, compiled code cached under the voicegen cache "
+                            "(default: on CUDA yes, on the CPU no)")
+        p.add_argument("--dtype", choices=list(DTYPES), default=None,
+                       help="precision of the frame phase (default: bfloat16 on CUDA, float32 on the CPU; "
+                            "bfloat16 on the CPU needs AVX512-BF16/AMX)")
 
     say = sub.add_parser("say", help="speak text into an audio file")
     say.add_argument("text", nargs="?", help="the text ('-' or nothing: read standard input)")

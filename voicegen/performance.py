@@ -16,7 +16,16 @@ frame phase's transient memory grows with the batch (~1.5-3 MB per frame on the 
 200 rather than 400 frames took ~250 MB off the peak of a long `voicegen say` at the same speed (issue 15)."""
 
 CUDA_BATCH_FRAMES = 16384
-"""CUDA frame budget per batch: large batches fill the device."""
+"""Largest CUDA frame budget per batch: large batches fill the device (on an H200, budgets of 4k to 64k frames
+rendered alike: ../shared/GPU.md), and this one fits on cards of 24 GB and more."""
+
+CUDA_BYTES_PER_FRAME = 0.7 * 2**20
+"""Peak device memory per frame of batch budget: 11,076 MB at 16,384 frames on an H100 (compiled bfloat16 with 88
+CUDA graphs captured, weights included; float32 eager: 9,145 MB), benchmarks/RESULTS.md 2026-11-26."""
+
+CUDA_MEMORY_SHARE = 0.5
+"""Share of the device's memory the frame budget may plan for (the rest: other processes, the token phase,
+the allocator's slack)."""
 
 DTYPES = {None: None, torch.float32: None, torch.bfloat16: torch.bfloat16, torch.float16: torch.float16}
 
@@ -42,6 +51,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def cuda_batch_frames(device: torch.device) -> int:
+    """The frame budget for a CUDA device, from its memory: CUDA_MEMORY_SHARE of it at CUDA_BYTES_PER_FRAME, in
+    multiples of 256, at most CUDA_BATCH_FRAMES (an 8 GB card gets ~5.6k frames, 24 GB and more the maximum)."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    frames = int(total * CUDA_MEMORY_SHARE / CUDA_BYTES_PER_FRAME) // 256 * 256
+    return max(256, min(CUDA_BATCH_FRAMES, frames))
+
+
 def cpu_supports_bf16() -> bool:
     """Whether oneDNN has bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -52,14 +69,14 @@ class Performance:
     """Speed and memory options of an engine; none of them changes what is said or which voice says it.
 
     Attributes:
-        compile: torch.compile the frame phase (static shapes per bucket on CUDA; symbolic sizes on the CPU).
+        compile: torch.compile the frame phase, with symbolic sizes, its graphs kept on disk (voicegen.compiled).
         dtype: reduced precision for the frame phase's convolutions (torch.bfloat16, or torch.float16 on CUDA;
             bfloat16 on the CPU needs AVX512-BF16/AMX). The layers that carry reduced precision's error stay
             float32: the F0/N predictor and conv_post (<1% of the compute), and the harmonic source and inverse
             STFT. None (or torch.float32): float32.
         cuda_graphs: capture the frame phase per (rows, frames) bucket into CUDA graphs (CUDA only).
         max_batch_frames: budget of padded 40 Hz frames per frame-phase batch (memory bound); None: a default
-            per device (CPU_BATCH_FRAMES, CUDA_BATCH_FRAMES).
+            per device (CPU_BATCH_FRAMES; on CUDA from the device's memory, `cuda_batch_frames`).
         max_batch_tokens: budget of padded tokens per token-phase batch.
         max_turn_items: most chunks the worker renders per turn (None: all that are waiting). A cap keeps new,
             urgent work (a server's first sentences) from waiting behind a long backlog.
@@ -71,6 +88,17 @@ class Performance:
     max_batch_frames: int | None = None
     max_batch_tokens: int = 8192
     max_turn_items: int | None = None
+
+    @classmethod
+    def default(cls, device: torch.device) -> Performance:
+        """What an engine runs with when it is given no Performance. On CUDA the fast path: compiled, bfloat16,
+        CUDA graphs (1,014x real time on an H100 against 53x for eager batch-1, log-mel 0.03 nats from float32;
+        the first process on a machine compiles for 2-3 minutes, later ones load the compiled graphs: see
+        `Engine.warmup`). On the CPU eager float32, where compiling pays only for long jobs. `Performance()`
+        itself is eager float32 on any device: the path to debug with."""
+        if torch.device(device).type == "cuda":
+            return cls(compile=True, dtype=torch.bfloat16, cuda_graphs=True)
+        return cls()
 
     def check(self, device: torch.device) -> Performance:
         """These options made concrete for `device` (defaults filled in); ValueError for what it cannot do."""
@@ -85,5 +113,5 @@ class Performance:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        frames = self.max_batch_frames or (CUDA_BATCH_FRAMES if device.type == "cuda" else CPU_BATCH_FRAMES)
+        frames = self.max_batch_frames or (cuda_batch_frames(device) if device.type == "cuda" else CPU_BATCH_FRAMES)
         return replace(self, dtype=dtype, max_batch_frames=frames)

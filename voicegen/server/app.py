@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -96,8 +97,11 @@ class ServerState:
                 turn = cfg.max_turn_items or TURN_ITEMS.get(device.type, TURN_ITEMS["cpu"])
                 import torch
 
-                dtype = getattr(torch, cfg.dtype) if cfg.dtype not in (None, "float32") else None
-                performance = Performance(compile=cfg.compile, dtype=dtype, max_turn_items=turn)
+                performance = replace(Performance.default(device), max_turn_items=turn)
+                if cfg.compile is not None:
+                    performance = replace(performance, compile=cfg.compile)
+                if cfg.dtype is not None:
+                    performance = replace(performance, dtype=None if cfg.dtype == "float32" else getattr(torch, cfg.dtype))
                 self.engine = Engine(None, device, voices=list(cfg.voice_files) or None, lexicon=cfg.lexicon,
                                      alphabet=cfg.alphabet, performance=performance)
             engine = self.engine

@@ -28,8 +28,10 @@ class ServerConfig:
         voice_files: extra voice files (.npy/.npz/.pt) for the engine.
         voice_map: {alias: voice} added to / overriding OpenAI's voice names (see `voicegen.server.voices`).
         lexicon, alphabet: the frontend's pronunciation overrides and phoneme alphabet.
-        compile: torch.compile the frame phase (slower start, faster rendering; compiled code is cached).
-        dtype: precision of the frame phase: None (float32), "bfloat16" or "float16" (see Performance).
+        compile: torch.compile the frame phase (slower start, faster rendering; compiled code is cached); None:
+            the device's default (`Performance.default`: on CUDA yes, on the CPU no).
+        dtype: precision of the frame phase: "float32", "bfloat16" or "float16"; None: the device's default
+            (bfloat16 on CUDA, float32 on the CPU).
         max_input_chars: longest `input` of a speech request (OpenAI: 4096); longer: 413.
         max_script_chars: longest podcast script; longer: 413.
         max_queue: most chunks (sentences) queued or rendering across all requests; beyond it, 429 + Retry-After
@@ -48,7 +50,7 @@ class ServerConfig:
     voice_map: Mapping[str, str] = field(default_factory=dict)
     lexicon: Mapping[str, str] | None = None
     alphabet: str | None = None
-    compile: bool = False
+    compile: bool | None = None
     dtype: str | None = None
     max_input_chars: int = MAX_INPUT_CHARS
     max_script_chars: int = MAX_SCRIPT_CHARS
