@@ -91,6 +91,36 @@ def test_the_cuda_batch_budget_follows_the_device_memory(monkeypatch, gib, frame
     assert performance.Performance(max_batch_frames=1000).check(torch.device("cuda")).max_batch_frames == 1000
 
 
+def test_warmup_captures_cuda_graphs_only_for_small_shapes():
+    """With CUDA graphs, warm-up runs exactly the bucket shapes that are captured (rows x frames up to
+    GRAPH_MAX_FRAMES); larger batches run uncaptured and, eager, need nothing ahead of time. A stand-in for the
+    graph cache records the calls (capture needs a GPU)."""
+    from dataclasses import replace
+
+    from voicegen.model.cuda_graphs import GRAPH_MAX_FRAMES
+    from voicegen.renderer import Renderer
+
+    class Graphs:
+        graphs: dict = {}
+        ran: list = []
+
+        def captures(self, rows, frames):
+            return rows * frames <= GRAPH_MAX_FRAMES
+
+        def run(self, x, *rest):
+            self.ran.append((x.shape[0], x.shape[-1]))
+            return torch.zeros(x.shape[0], 600 * x.shape[-1])
+
+    renderer = Renderer(device="cpu")
+    renderer.performance = replace(renderer.performance, max_batch_frames=16384)
+    renderer.static_shapes, renderer._min_rows, renderer._graphs = True, 2, Graphs()
+    report = renderer.warmup()
+    small = [(r, f) for r, f in report.shapes if r * f <= GRAPH_MAX_FRAMES]
+    assert len(report.shapes) == 88 and 0 < len(small) < len(report.shapes)
+    assert report.shapes_run == renderer._graphs.ran == small
+    renderer.close()
+
+
 def test_cli_speed_flags_override_the_device_default():
     """No flag: the device's default (None); --compile / --no-compile / --dtype change only what they name."""
     from voicegen import Performance

@@ -241,8 +241,9 @@ class Renderer:
         that need their own graph (compiled: a short and a long batch of one row and of several; CUDA graphs:
         every (rows, frames) bucket the batch budget allows). Compiled graphs saved by an earlier process are
         loaded first, and each runs once, at the first shape it accepts (its first call's one-time costs, and
-        proof that it works); later shapes that a graph which has run accepts are skipped (without CUDA graphs:
-        nothing to capture). progress(done, total) after each shape."""
+        proof that it works); later shapes that a graph which has run accepts are skipped, unless they are
+        captured as CUDA graphs (shapes up to `GRAPH_MAX_FRAMES`; larger batches run uncaptured). progress(done,
+        total) after each shape."""
         from torch._dynamo.utils import counters
 
         shapes = self._warmup_shapes()
@@ -254,7 +255,12 @@ class Renderer:
         load = compiled.load() if compiled is not None else None
         run = []
         for k, (rows, frames) in enumerate(shapes):
-            if self._graphs is not None or compiled is None or not self._served(rows, frames):
+            if self._graphs is not None:  # capture the small shapes; the others only need a graph that serves them
+                needed = (self._graphs.captures(rows, frames)
+                          or (compiled is not None and not self._served(rows, frames)))
+            else:
+                needed = compiled is None or not self._served(rows, frames)
+            if needed:
                 self._worker_free_call(rows, frames)
                 run.append((rows, frames))
             if progress is not None:

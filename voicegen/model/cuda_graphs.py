@@ -1,4 +1,4 @@
-"""CUDA-graph capture of the frame phase, one graph per (batch rows, frames) bucket.
+"""CUDA-graph capture of the frame phase, one graph per (batch rows, frames) bucket up to GRAPH_MAX_FRAMES.
 
 A captured graph replays every kernel of the frame phase with one launch, which removes the per-kernel CPU
 overhead that dominates small batches on a fast GPU. The callable captured is whatever the renderer runs (compiled
@@ -16,19 +16,28 @@ import torch
 
 NAMES = ("x", "asr", "style", "lengths", "seeds", "pitch")
 
+GRAPH_MAX_FRAMES = 4096
+"""Largest batch (rows x frames) that is captured. A graph saves the CPU's kernel launches (~700 per call, a few
+milliseconds), which matter only while the GPU's work per call is as short: a batch of 4096 frames is ~100 s of
+audio and ~0.1 s of GPU time at 1000x real time. Larger batches run the callable directly, so warm-up does not
+spend their compute three times over (two runs and the capture per shape: most of the 39 s a cached warm-up took
+on an H100 with every bucket shape captured) and their output buffers are not held."""
+
 
 class GraphCache:
     """One captured CUDA graph of `call` (KokoroNetwork.render's signature: x, asr, style, lengths, seeds, pitch)
     per (rows, frames) shape; all graphs share one memory pool. `inputs(rows, frames)` -> the six static input
     tensors on the device (their values only need to be valid: every replay copies the real inputs in)."""
 
-    def __init__(self, call: Callable, device: torch.device, inputs: Callable[[int, int], tuple], warmup: int = 2):
+    def __init__(self, call: Callable, device: torch.device, inputs: Callable[[int, int], tuple], warmup: int = 2,
+                 max_frames: int = GRAPH_MAX_FRAMES):
         if device.type != "cuda":
             raise ValueError("CUDA graphs need a CUDA device")
         self.call = call
         self.device = device
         self.inputs = inputs
         self.warmup = warmup
+        self.max_frames = max_frames
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, dict, torch.Tensor]] = {}
         self.pool = torch.cuda.graph_pool_handle()
 
@@ -50,9 +59,16 @@ class GraphCache:
             out = self._run(static)
         self.graphs[(rows, frames)] = (graph, static, out)
 
+    def captures(self, rows: int, frames: int) -> bool:
+        """Whether a batch of this shape runs as a captured graph (see GRAPH_MAX_FRAMES)."""
+        return rows * frames <= self.max_frames
+
     def run(self, x, asr, style, lengths, seeds, pitch) -> torch.Tensor:
-        """Same contract as KokoroNetwork.render (seeds and pitch required); returns a fresh tensor."""
+        """Same contract as KokoroNetwork.render (seeds and pitch required); returns a fresh tensor. Shapes that
+        `captures` refuses run the callable directly."""
         key = (x.shape[0], x.shape[-1])
+        if not self.captures(*key):
+            return self.call(x, asr, style, lengths, seeds, pitch)
         if key not in self.graphs:
             self.capture(*key)
         graph, static, out = self.graphs[key]
