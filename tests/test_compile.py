@@ -91,6 +91,25 @@ def test_the_cuda_batch_budget_follows_the_device_memory(monkeypatch, gib, frame
     assert performance.Performance(max_batch_frames=1000).check(torch.device("cuda")).max_batch_frames == 1000
 
 
+def test_cuda_graphs_are_checked_and_run_at_one_thread_count(network, tmp_path):
+    """Compiled graphs guard on torch's CPU thread count; on CUDA that count means nothing to the kernels, so the
+    graphs are compiled, loaded and called at CUDA_GUARD_THREADS whatever the process set (an H100 run's tests,
+    at 2 threads, rejected the benchmark's graphs, compiled at 16, and compiled for minutes again). The caller's
+    count comes back afterwards. On the CPU the count is left alone: its compiled code uses those threads."""
+    import warnings
+
+    from voicegen.compiled import CUDA_GUARD_THREADS, FrameGraphs
+
+    before = torch.get_num_threads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # autocast("cuda") without a GPU says it is disabled
+        with FrameGraphs(network, torch.device("cuda"), torch.bfloat16, directory=tmp_path).context():
+            assert torch.get_num_threads() == CUDA_GUARD_THREADS
+    assert torch.get_num_threads() == before
+    with FrameGraphs(network, torch.device("cpu"), None, directory=tmp_path).context():
+        assert torch.get_num_threads() == before
+
+
 def test_warmup_captures_cuda_graphs_only_for_small_shapes():
     """With CUDA graphs, warm-up runs exactly the bucket shapes that are captured (rows x frames up to
     GRAPH_MAX_FRAMES); larger batches run uncaptured and, eager, need nothing ahead of time. A stand-in for the

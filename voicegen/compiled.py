@@ -46,6 +46,12 @@ torch 2.11's Triton code generation failed on the frame phase traced that way (`
 512*s53*s77`, H100, 2026-11-26), and the CPU-code guard it removes does not exist."""
 
 
+CUDA_GUARD_THREADS = 1
+"""Torch's CPU thread count while CUDA graphs are compiled, loaded, checked and run. Compiled graphs guard on the
+thread count (torch 2.11-2.13), which says nothing about CUDA kernels: without a fixed value, a process with
+another count (the tests set 2, a 16-core benchmark 16) rejected saved graphs and compiled for minutes again."""
+
+
 class CompileCacheWarning(UserWarning):
     """A compiled-graph file could not be used (it is deleted and its graph compiled again)."""
 
@@ -139,10 +145,15 @@ class FrameGraphs:
         self._ran: set[int] = set()  # id() of the graphs called at least once
 
     def context(self) -> contextlib.ExitStack:
-        """The state the graphs are compiled, loaded, checked and run in: inference mode, and autocast to `dtype`
-        (off for float32). Guards compare it, and a loaded graph's guards take the dispatch keys they expect of the
-        parameters from the state at load time, so loading outside inference mode would reject every call."""
+        """The state the graphs are compiled, loaded, checked and run in: inference mode, autocast to `dtype`
+        (off for float32) and, on CUDA, CUDA_GUARD_THREADS CPU threads. Guards compare it, and a loaded graph's
+        guards take the dispatch keys they expect of the parameters from the state at load time, so loading
+        outside inference mode would reject every call."""
         stack = contextlib.ExitStack()
+        if self.device.type == "cuda":  # see CUDA_GUARD_THREADS; the CPU's compiled code does use its threads
+            threads = torch.get_num_threads()
+            torch.set_num_threads(CUDA_GUARD_THREADS)
+            stack.callback(torch.set_num_threads, threads)
         stack.enter_context(torch.inference_mode())
         stack.enter_context(torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
                                            enabled=self.dtype is not None))
