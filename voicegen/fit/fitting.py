@@ -267,7 +267,7 @@ def _forward(network, target: Target, group: Sequence[int], table: torch.Tensor,
     rate = rate_loss(soft, durations, is_token)
     parts = {"spectral": frame_l1, "average": average_l1, "pitch": pitch, "rate": rate}
     loss = sum(getattr(weights, k) * v for k, v in parts.items())
-    return loss, {k: float(v) for k, v in parts.items()}, extra
+    return loss, {k: float(v.detach()) for k, v in parts.items()}, extra
 
 
 def fit_voice(
