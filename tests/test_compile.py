@@ -67,12 +67,17 @@ def test_cuda_options_are_refused_on_cpu():
         Engine(device="cpu", performance=Performance(dtype=torch.int8))
 
 
-def test_the_default_is_the_fast_path_on_cuda_and_eager_on_the_cpu():
-    """Issue 14: with no Performance given, CUDA gets compile + bfloat16 + CUDA graphs; the CPU eager float32;
-    Performance() itself stays eager float32 everywhere (the debugging path)."""
-    from voicegen import Performance
+def test_the_default_is_the_fast_path_on_cuda_and_eager_on_the_cpu(monkeypatch):
+    """Issue 14: with no Performance given, CUDA gets compile + bfloat16 + CUDA graphs (without Triton, where torch
+    cannot compile for CUDA, the same uncompiled); the CPU eager float32; Performance() itself stays eager float32
+    everywhere (the debugging path)."""
+    from voicegen import Performance, performance
 
-    assert Performance.default(torch.device("cuda")) == Performance(compile=True, dtype=torch.bfloat16, cuda_graphs=True)
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(performance, "can_compile_cuda", lambda: True)
+    assert Performance.default(cuda) == Performance(compile=True, dtype=torch.bfloat16, cuda_graphs=True)
+    monkeypatch.setattr(performance, "can_compile_cuda", lambda: False)
+    assert Performance.default(cuda) == Performance(compile=False, dtype=torch.bfloat16, cuda_graphs=True)
     assert Performance.default(torch.device("cpu")) == Performance()
     assert Performance().compile is False and Performance().dtype is None and Performance().cuda_graphs is False
 
@@ -89,6 +94,24 @@ def test_the_cuda_batch_budget_follows_the_device_memory(monkeypatch, gib, frame
     assert performance.cuda_batch_frames(torch.device("cuda")) == frames
     assert performance.Performance().check(torch.device("cuda")).max_batch_frames == frames
     assert performance.Performance(max_batch_frames=1000).check(torch.device("cuda")).max_batch_frames == 1000
+
+
+def test_a_failed_compile_says_how_to_render_without_it(network, tmp_path, monkeypatch):
+    """An error inside torch's compiler (as torch 2.11's CantSplit on an H100 was) reaches the user as one
+    CompileFailed naming the way out, with the compiler's error chained, not as a traceback from inductor."""
+    from voicegen.compiled import CompileFailed, FrameGraphs
+
+    class Broken:
+        def aot_compile(self, example):
+            raise IndexError("CantSplit: 512*s77 not divisible by 512*s53*s77\n(long inductor detail)")
+
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: Broken())
+    graphs = FrameGraphs(network, torch.device("cpu"), None, directory=tmp_path)
+    x = torch.zeros(2, 512, 32)
+    with pytest.raises(CompileFailed, match=r"IndexError: CantSplit.*Performance\(compile=False\).*--no-compile") as info:
+        graphs(x, x, torch.zeros(2, 256), torch.tensor([32, 32]), torch.tensor([0, 1]), torch.zeros(2))
+    assert isinstance(info.value.__cause__, IndexError) and "long inductor detail" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # nothing saved
 
 
 def test_cuda_graphs_are_checked_and_run_at_one_thread_count(network, tmp_path):

@@ -121,6 +121,10 @@ class GraphLimit(RuntimeError):
     """The inputs need a graph beyond the allowed number (see `FrameGraphs.__call__`)."""
 
 
+class CompileFailed(RuntimeError):
+    """torch.compile could not compile the frame phase here (the message says how to render without it)."""
+
+
 class FrameGraphs:
     """The frame phase of `network` as ahead-of-time compiled graphs, kept in `directory` (default: under
     `compile_cache_dir()`, by `artifact_key`). Call it like `network.render` (x, asr, style, lengths, seeds, pitch,
@@ -267,7 +271,14 @@ class FrameGraphs:
         with (dynamo_config.patch(enable_aot_compile=True, specialize_float=True),
               fx_config.patch(backed_size_oblivious=SIZE_OBLIVIOUS.get(self.device.type, False))):
             fn = torch.compile(type(self.network).render, dynamic=True, fullgraph=True)
-            graph = fn.aot_compile((args, {}))
+            try:
+                graph = fn.aot_compile((args, {}))
+            except Exception as exc:  # noqa: BLE001 - inductor's errors are many; the user needs the way out
+                first = (str(exc).strip().splitlines() or [""])[0][:300]
+                raise CompileFailed(
+                    f"compiling the frame phase failed on {self.device} with torch {torch.__version__} "
+                    f"({type(exc).__name__}: {first}); render without compiling: Performance(compile=False) "
+                    "in Python, --no-compile on the command line") from exc
         self._write(graph, (x.shape[0], x.shape[-1]))
         self.compiled += 1
         self.compile_s += time.perf_counter() - start

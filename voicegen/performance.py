@@ -59,6 +59,15 @@ def cuda_batch_frames(device: torch.device) -> int:
     return max(256, min(CUDA_BATCH_FRAMES, frames))
 
 
+def can_compile_cuda() -> bool:
+    """Whether torch.compile can generate CUDA code here: it needs Triton (not shipped for every platform)."""
+    try:
+        from torch.utils._triton import has_triton
+    except ImportError:
+        return False
+    return bool(has_triton())
+
+
 def cpu_supports_bf16() -> bool:
     """Whether oneDNN has bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -94,10 +103,11 @@ class Performance:
         """What an engine runs with when it is given no Performance. On CUDA the fast path: compiled, bfloat16,
         CUDA graphs (1,014x real time on an H100 against 53x for eager batch-1, log-mel 0.03 nats from float32;
         the first process on a machine compiles for 2-3 minutes, later ones load the compiled graphs: see
-        `Engine.warmup`). On the CPU eager float32, where compiling pays only for long jobs. `Performance()`
+        `Engine.warmup`); where torch cannot compile for CUDA (no Triton: `can_compile_cuda`), eager bfloat16
+        with CUDA graphs. On the CPU eager float32, where compiling pays only for long jobs. `Performance()`
         itself is eager float32 on any device: the path to debug with."""
         if torch.device(device).type == "cuda":
-            return cls(compile=True, dtype=torch.bfloat16, cuda_graphs=True)
+            return cls(compile=can_compile_cuda(), dtype=torch.bfloat16, cuda_graphs=True)
         return cls()
 
     def check(self, device: torch.device) -> Performance:
