@@ -256,9 +256,9 @@ class FrameGraphs:
         Sizes are symbolic (dynamic=True). backed_size_oblivious (CPU only, SIZE_OBLIVIOUS): sizes are not assumed
         to be 0 or 1 where the code does not need it, which (measured) also keeps inductor's CPU code from guarding
         its float sums on `20 * frames <= 4096`, so that short and long batches share one graph (a batch of one row
-        still gets a graph of its own). specialize_float: float constants of the model code (eps, pi, the source's amplitudes) stay
-        constants instead of graph inputs guarded against NaN through module globals, guards that do not survive
-        saving (they would reject every call of a loaded graph)."""
+        still gets a graph of its own). specialize_float: float constants of the model code (eps, pi, the
+        source's amplitudes) stay constants instead of graph inputs guarded against NaN through module globals,
+        guards that do not survive saving (they would reject every call of a loaded graph)."""
         import torch._dynamo.config as dynamo_config
         import torch.fx.experimental._config as fx_config
 
