@@ -282,8 +282,9 @@ def test_an_unusable_graph_file_is_deleted_with_a_warning(network, tmp_path):
 
 
 def test_artifact_key_names_what_compiled_code_depends_on(network, monkeypatch):
-    """The graph directory's key is stable, and changes with the dtype, the device, the torch version, our model
-    code and the parameter shapes (catches a stale graph loaded after an upgrade or a code change)."""
+    """The graph directory's key is stable, and changes with the dtype, the device, the CPU's instruction set, the
+    torch version, our model code and the parameter shapes (catches a stale graph loaded after an upgrade or a code
+    change, or AVX-512 code loaded on a CPU without it)."""
     import voicegen.compiled as compiled
 
     cpu = torch.device("cpu")
@@ -294,6 +295,9 @@ def test_artifact_key_names_what_compiled_code_depends_on(network, monkeypatch):
     small = torch.nn.Linear(2, 3)
     assert compiled.artifact_key(small, cpu, None) != compiled.artifact_key(torch.nn.Linear(2, 4), cpu, None)
     monkeypatch.setattr(compiled, "_code_digest", lambda: "other code")
+    assert key != compiled.artifact_key(network, cpu, None)
+    monkeypatch.undo()
+    monkeypatch.setattr(compiled, "_cpu_isa", lambda: "x86_64 avx2")  # a cache shared with an older CPU
     assert key != compiled.artifact_key(network, cpu, None)
     monkeypatch.undo()
     monkeypatch.setattr(torch, "__version__", "0.0.0")

@@ -90,10 +90,20 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
+def _cpu_isa() -> str:
+    """The machine and the vector instruction sets compiled CPU code may use (torch's own detection, instant):
+    code built for one does not run on a CPU without them (a cache shared between machines)."""
+    import platform
+
+    flags = [name[4:-10] for name in sorted(dir(torch.cpu)) if name.startswith("_is_") and name.endswith("_supported")
+             and getattr(torch.cpu, name)()]  # e.g. avx2, avx512, vnni, amx_tile
+    return " ".join([platform.machine(), torch.backends.cpu.get_cpu_capability(), *flags])
+
+
 def artifact_key(network: KokoroNetwork, device: torch.device, dtype: torch.dtype | None) -> str:
     """What compiled frame-phase code depends on, hashed: torch and Python versions, our model code, the network's
     parameter names, shapes and dtypes (the weights' values are graph inputs: not part of the code), the device
-    (and GPU model) and the autocast dtype."""
+    (the GPU model, or the CPU's instruction set) and the autocast dtype."""
     device = torch.device(device)
     parts = {
         "format": FORMAT,
@@ -103,6 +113,7 @@ def artifact_key(network: KokoroNetwork, device: torch.device, dtype: torch.dtyp
         "params": [[name, list(p.shape), str(p.dtype)] for name, p in network.state_dict().items()],
         "device": device.type,
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cpu": _cpu_isa() if device.type == "cpu" else None,
         "dtype": str(dtype),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
