@@ -67,26 +67,14 @@ def _lexicon(path: str | None) -> dict[str, str] | None:
     return out
 
 
-DTYPES = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
-
-
 def _performance(args: argparse.Namespace):
     """The engine's Performance: the device's default (None) with --compile/--no-compile and --dtype applied."""
-    from dataclasses import replace
-
-    import torch
-
     from .performance import Performance, resolve_device
 
     compile_, dtype = getattr(args, "compile", None), getattr(args, "dtype", None)
     if compile_ is None and dtype is None:
         return None
-    performance = Performance.default(resolve_device(getattr(args, "device", None)))
-    if compile_ is not None:
-        performance = replace(performance, compile=compile_)
-    if dtype is not None:
-        performance = replace(performance, dtype=getattr(torch, DTYPES[dtype]) if DTYPES[dtype] else None)
-    return performance
+    return Performance.default(resolve_device(getattr(args, "device", None)), compile=compile_, dtype=dtype)
 
 
 def _check_outputs(*paths: str | None) -> None:
@@ -316,6 +304,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .engine import DEFAULT_VOICE
+    from .performance import DTYPE_NAMES
     from .text.phonemize import ALPHABETS
 
     parser = argparse.ArgumentParser(prog="voicegen", description="Fast multi-speaker text-to-speech.")
@@ -341,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                        help="torch.compile the frame phase, compiled code cached under the voicegen cache "
                             "(default: on CUDA yes, on the CPU no)")
-        p.add_argument("--dtype", choices=list(DTYPES), default=None,
+        p.add_argument("--dtype", choices=list(DTYPE_NAMES), default=None,
                        help="precision of the frame phase (default: bfloat16 on CUDA, float32 on the CPU; "
                             "bfloat16 on the CPU needs AVX512-BF16/AMX)")
 

@@ -29,6 +29,9 @@ the allocator's slack)."""
 
 DTYPES = {None: None, torch.float32: None, torch.bfloat16: torch.bfloat16, torch.float16: torch.float16}
 
+DTYPE_NAMES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""The frame phase's precisions by the names the command line and the server take (float32: None)."""
+
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """The torch device to run on: `device`, or CUDA when available, else the CPU. ValueError for a device this
@@ -99,16 +102,23 @@ class Performance:
     max_turn_items: int | None = None
 
     @classmethod
-    def default(cls, device: torch.device) -> Performance:
-        """What an engine runs with when it is given no Performance. On CUDA the fast path: compiled, bfloat16,
+    def default(cls, device: torch.device, *, compile: bool | None = None, dtype: str | None = None) -> Performance:
+        """What an engine runs with when it is given no Performance, with `compile` and `dtype` (a DTYPE_NAMES
+        name) in place of the default's where given (the CLI's and the server's flags). On CUDA the fast path: compiled, bfloat16,
         CUDA graphs (1,014x real time on an H100 against 53x for eager batch-1, log-mel 0.03 nats from float32;
         the first process on a machine compiles for 2-3 minutes, later ones load the compiled graphs: see
         `Engine.warmup`); where torch cannot compile for CUDA (no Triton: `can_compile_cuda`), eager bfloat16
         with CUDA graphs. On the CPU eager float32, where compiling pays only for long jobs. `Performance()`
         itself is eager float32 on any device: the path to debug with."""
         if torch.device(device).type == "cuda":
-            return cls(compile=can_compile_cuda(), dtype=torch.bfloat16, cuda_graphs=True)
-        return cls()
+            performance = cls(compile=can_compile_cuda(), dtype=torch.bfloat16, cuda_graphs=True)
+        else:
+            performance = cls()
+        if compile is not None:
+            performance = replace(performance, compile=compile)
+        if dtype is not None:
+            performance = replace(performance, dtype=DTYPE_NAMES[dtype])
+        return performance
 
     def check(self, device: torch.device) -> Performance:
         """These options made concrete for `device` (defaults filled in); ValueError for what it cannot do."""

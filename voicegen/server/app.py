@@ -95,13 +95,8 @@ class ServerState:
             if self.engine is None:
                 device = resolve_device(cfg.device)
                 turn = cfg.max_turn_items or TURN_ITEMS.get(device.type, TURN_ITEMS["cpu"])
-                import torch
-
-                performance = replace(Performance.default(device), max_turn_items=turn)
-                if cfg.compile is not None:
-                    performance = replace(performance, compile=cfg.compile)
-                if cfg.dtype is not None:
-                    performance = replace(performance, dtype=None if cfg.dtype == "float32" else getattr(torch, cfg.dtype))
+                performance = replace(Performance.default(device, compile=cfg.compile, dtype=cfg.dtype),
+                                      max_turn_items=turn)
                 self.engine = Engine(None, device, voices=list(cfg.voice_files) or None, lexicon=cfg.lexicon,
                                      alphabet=cfg.alphabet, performance=performance)
             engine = self.engine
