@@ -68,17 +68,12 @@ def test_frame_batches_cover_every_item_once_at_a_shape_that_fits(frames, budget
 
 
 def _by_bucket(frames, budget, buckets, min_rows):
-    """The plan static shapes had before: each bucket's items on their own, rows rounded up to a power of two."""
-    order = sorted(range(len(frames)), key=lambda i: frames[i])
-    groups = {}
-    for i in order:
-        groups.setdefault(bucket_for(frames[i], buckets), []).append(i)
+    """The plan static shapes had before: each bucket's items on their own (the exact plan's groups), rows rounded
+    up to a power of two -> [(rows, frames)]."""
     plans = []
-    for bucket, group in groups.items():
-        per_batch = max(1, budget // bucket)
-        for lo in range(0, len(group), per_batch):
-            n = len(group[lo : lo + per_batch])
-            plans.append((max(min_rows, min(per_batch, round_up_pow2(n))), bucket))
+    for p in frame_batches(frames, budget, buckets, static=False):
+        bucket = bucket_for(p.frames, buckets)
+        plans.append((max(min_rows, min(max(1, budget // bucket), round_up_pow2(len(p.items)))), bucket))
     return plans
 
 
