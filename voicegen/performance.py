@@ -133,6 +133,6 @@ class Performance:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        default = cuda_batch_frames(device) if device.type == "cuda" and not self.max_batch_frames else CPU_BATCH_FRAMES
-        frames = self.max_batch_frames or default
+        frames = self.max_batch_frames or (
+            cuda_batch_frames(device) if device.type == "cuda" else CPU_BATCH_FRAMES)
         return replace(self, dtype=dtype, max_batch_frames=frames)
