@@ -10,9 +10,10 @@
 #     command="bash benchmarks/gpu_session.sh", carry=[".gpu"], timeout_s=550
 # Budget (the device gives ~15 minutes per session, start-up included): benchmark <= BENCH_S (270 s; the cold
 # compile alone took 135 s on an H100), fallback <= FALLBACK_S (170 s), profile <= PROFILE_S (60 s), tests <= TESTS_S
-# (80 s). Each step is cut at its limit and the next one still runs; what a step
-# measured is saved as it goes. At most 8 files come back: env.txt, throughput-cuda.json, throughput.log,
-# profile.log, profile.json, kernels.txt, pytest-cuda.log, and throughput-cuda-fallback.json or graphs.tar.xz.
+# (80 s), voice fitting <= FIT_S (60 s). Each step is cut at its limit and the next one still runs; what a step
+# measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
+# throughput.log (with the profile's log), profile.json, kernels.txt, pytest-cuda.log (with the fit's log),
+# voices-cuda.json, and throughput-cuda-fallback.json or graphs.tar.xz.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
@@ -39,10 +40,14 @@ if grep -q "InductorError" "$OUT/throughput.log"; then  # the compiled mode agai
 fi
 [ -d "$GRAPHS" ] && ls -laR "$GRAPHS" >> "$OUT/env.txt"
 [ -n "${GRAPHS_BACK:-}" ] && tar cf - -C "$GRAPHS" . | xz -T0 -6 > "$OUT/graphs.tar.xz"
-timeout ${PROFILE_S:-60} python3 benchmarks/gpu_profile.py --minutes 2 --out "$OUT" > "$OUT/profile.log" 2>&1
-echo "profile exit $?" >> "$OUT/profile.log"
+tail -30 "$OUT/throughput.log" > /tmp/bench-tail.txt
+timeout ${PROFILE_S:-60} python3 benchmarks/gpu_profile.py --minutes 2 --out "$OUT" > /tmp/profile.log 2>&1
+echo "profile exit $?" >> /tmp/profile.log; cat /tmp/profile.log >> "$OUT/throughput.log"  # 8 files come back at most
 timeout ${TESTS_S:-80} python3 -m pytest -q -p no:cacheprovider -m "not slow" tests/test_cuda.py \
     tests/test_compile.py::test_bf16_autocast_stays_close_to_float32 tests/test_compile.py::test_cuda_graphs_match_eager \
     tests/test_precision.py::test_reduced_precision_on_cuda_stays_within_015_nats_of_float32 > "$OUT/pytest-cuda.log" 2>&1
 echo "pytest exit $?" >> "$OUT/pytest-cuda.log"
-tail -30 "$OUT/throughput.log"; tail -3 "$OUT/profile.log"; tail -5 "$OUT/pytest-cuda.log"
+timeout ${FIT_S:-60} python3 benchmarks/voices.py --device cuda --judge 0 --asr 0 --targets jf_nezumi --train 2 \
+    --out "$OUT/voices-cuda.json" >> "$OUT/pytest-cuda.log" 2>&1  # issue 13: fitting time on the GPU (no judge there)
+echo "voices exit $?" >> "$OUT/pytest-cuda.log"
+cat /tmp/bench-tail.txt; tail -3 /tmp/profile.log; tail -8 "$OUT/pytest-cuda.log"

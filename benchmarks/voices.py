@@ -17,6 +17,7 @@ For each target voice (a built-in voice, and a blend never seen before):
 
     python benchmarks/voices.py                                  # defaults below (tens of minutes on 2 cores)
     python benchmarks/voices.py --targets jf_nezumi --steps 8 --train 1 --held 2 --asr 0   # a quick look
+    python benchmarks/voices.py --device cuda --judge 0 --asr 0 --targets jf_nezumi --train 2   # fitting time only
 
 Prints a table and writes JSON (default benchmarks/results/voices-<device>-<date>.json).
 """
@@ -72,24 +73,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--asr", type=int, default=1, help="1: Whisper WER of fitted vs true voice; 0: skip")
+    parser.add_argument("--judge", type=int, default=1,
+                        help="1: speaker similarity by the independent judge (resemblyzer); 0: fitting time and loss "
+                             "only (for a machine without the judge, e.g. the GPU bundle)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/voices-<device>-<date>.json)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from voicegen.eval.speaker import SpeakerJudge, cosine
-
     lines = [s for s in SENTENCES.read_text(encoding="utf-8").splitlines() if s.strip()]
     train, held = lines[: args.train], lines[HELD_OFFSET : HELD_OFFSET + args.held]
     engine = Engine(device=args.device)
-    judge = SpeakerJudge()
     builtins = sorted(builtin_voices())
-    t0 = time.monotonic()
-    held_audio = {v: render(engine, held, v) for v in builtins}
-    embeddings = {v: judge.embed_speaker(clips) for v, clips in held_audio.items()}
-    print(f"held-out renders of {len(builtins)} built-in voices: {time.monotonic() - t0:.0f} s", flush=True)
+    judge, held_audio, embeddings = None, {}, {}
+    if args.judge:
+        from voicegen.eval.speaker import SpeakerJudge, cosine
+
+        judge = SpeakerJudge()
+        t0 = time.monotonic()
+        held_audio = {v: render(engine, held, v) for v in builtins}
+        embeddings = {v: judge.embed_speaker(clips) for v, clips in held_audio.items()}
+        print(f"held-out renders of {len(builtins)} built-in voices: {time.monotonic() - t0:.0f} s", flush=True)
     transcriber = None
-    if args.asr:
+    if args.asr and args.judge:
         from voicegen.eval.asr import Transcriber
         from voicegen.eval.wer import corpus_word_error_rate
 
@@ -134,17 +140,6 @@ def main(argv: list[str] | None = None) -> int:
                           report=report, **rates)
         fit_s = time.monotonic() - started
         fit = report[0]
-        from voicegen.fit import align_recording, render_chunks
-
-        start_items = render_chunks(engine, plan.chunks, engine.voice_table(fit.start))
-        at_start = align_recording(recording, plan.chunks, start_items)
-        true_audio = held_audio.get(target) or render(engine, held, target)
-        true = embeddings.get(target)
-        if true is None:
-            true = judge.embed_speaker(true_audio)
-        fitted_audio = render(engine, held, voice)
-        fitted = judge.embed_speaker(fitted_audio)
-        to_builtin = {v: cosine(fitted, embeddings[v]) for v in builtins if v != target}
         row = {
             "target": target,
             "recording_s": round(len(recording) / SAMPLE_RATE, 2),
@@ -156,6 +151,24 @@ def main(argv: list[str] | None = None) -> int:
             "loss_first": round(fit.losses[0]["loss"], 4),
             "loss_last": round(fit.losses[-1]["loss"], 4),
             "losses": [{k: round(v, 4) if isinstance(v, float) else v for k, v in e.items()} for e in fit.losses],
+        }
+        if judge is None:  # timing only
+            results.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "losses"}), flush=True)
+            write(results)
+            continue
+        from voicegen.fit import align_recording, render_chunks
+
+        start_items = render_chunks(engine, plan.chunks, engine.voice_table(fit.start))
+        at_start = align_recording(recording, plan.chunks, start_items)
+        true_audio = held_audio.get(target) or render(engine, held, target)
+        true = embeddings.get(target)
+        if true is None:
+            true = judge.embed_speaker(true_audio)
+        fitted_audio = render(engine, held, voice)
+        fitted = judge.embed_speaker(fitted_audio)
+        to_builtin = {v: cosine(fitted, embeddings[v]) for v in builtins if v != target}
+        row.update({
             "similarity_start": round(cosine(embeddings[fit.start], true), 4),
             "similarity_fitted": round(cosine(fitted, true), 4),
             "similarity_fitted_to_other_builtins": {k: round(v, 4) for k, v in to_builtin.items()},
@@ -167,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             "speed": voice.speed,
             "blend": voice.provenance["blend"],
             "offset_norm": voice.provenance["offset_norm"],
-        }
+        })
         if transcriber is not None:
             hyp_fit = [transcriber(a, SAMPLE_RATE) for a in fitted_audio]
             hyp_true = [transcriber(a, SAMPLE_RATE) for a in true_audio]
@@ -184,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| target | rec. s | start | steps | fit s | loss first → last | sim. start → fitted | nearest other built-in | closer | WER fitted / true |")
     print("|---|---:|---|---:|---:|---|---|---|---|---|")
     for r in results:
+        if "similarity_fitted" not in r:
+            print(f"| {r['target']} | {r['recording_s']} | {r['start']} | {r['steps']} | {r['fit_s']:.0f} | "
+                  f"{r['loss_first']:.3f} → {r['loss_last']:.3f} | – | – | – | – |")
+            continue
         other = max(r["similarity_fitted_to_other_builtins"].items(), key=lambda kv: kv[1])
         wer = f"{r['wer_fitted']:.3f} / {r['wer_true']:.3f}" if "wer_fitted" in r else "–"
         print(f"| {r['target']} | {r['recording_s']} | {r['start']} | {r['steps']} | {r['fit_s']:.0f} | "

@@ -15,6 +15,15 @@ CPU_BATCH_FRAMES = 200
 frame phase's transient memory grows with the batch (~1.5-3 MB per frame on the C heap, fragmentation included):
 200 rather than 400 frames took ~250 MB off the peak of a long `voicegen say` at the same speed (issue 15)."""
 
+CPU_BATCH_TOKENS = 2048
+"""CPU token budget per token-phase batch: on a 2,000-character window at speed 4 (benchmarks/batch_memory.py,
+RESULTS.md 2026-11-26 fifth session) 2,048 padded tokens took the token phase's peak from +278 to +142 MB above
+its base and its time from 4.2 to 2.5 s against 8,192 (attention and padding grow faster than linearly with a
+batch's longest item, so tighter batches of items sorted by length cost less)."""
+
+CUDA_BATCH_TOKENS = 8192
+"""CUDA token budget per token-phase batch: large batches fill the device."""
+
 CUDA_BATCH_FRAMES = 16384
 """Largest CUDA frame budget per batch: large batches fill the device (on an H200, budgets of 4k to 64k frames
 rendered alike: ../shared/GPU.md), and this one fits on cards of 24 GB and more."""
@@ -89,7 +98,8 @@ class Performance:
         cuda_graphs: capture the frame phase per (rows, frames) bucket into CUDA graphs (CUDA only).
         max_batch_frames: budget of padded 40 Hz frames per frame-phase batch (memory bound); None: a default
             per device (CPU_BATCH_FRAMES; on CUDA from the device's memory, `cuda_batch_frames`).
-        max_batch_tokens: budget of padded tokens per token-phase batch.
+        max_batch_tokens: budget of padded tokens per token-phase batch; None: a default per device
+            (CPU_BATCH_TOKENS, CUDA_BATCH_TOKENS).
         max_turn_items: most chunks the worker renders per turn (None: all that are waiting). A cap keeps new,
             urgent work (a server's first sentences) from waiting behind a long backlog.
     """
@@ -98,7 +108,7 @@ class Performance:
     dtype: torch.dtype | None = None
     cuda_graphs: bool = False
     max_batch_frames: int | None = None
-    max_batch_tokens: int = 8192
+    max_batch_tokens: int | None = None
     max_turn_items: int | None = None
 
     @classmethod
@@ -135,4 +145,5 @@ class Performance:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         frames = self.max_batch_frames or (
             cuda_batch_frames(device) if device.type == "cuda" else CPU_BATCH_FRAMES)
-        return replace(self, dtype=dtype, max_batch_frames=frames)
+        tokens = self.max_batch_tokens or (CUDA_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS)
+        return replace(self, dtype=dtype, max_batch_frames=frames, max_batch_tokens=tokens)

@@ -338,17 +338,28 @@ class Renderer:
             for i in batch:  # where each item's frames start in the turn's store
                 items[i]._offset, offset = offset, offset + items[i]._frames
         store_x, store_asr = self._pack(stores)
+        del stores
         self._sync()
         self.stats.token_s += time.perf_counter() - start
+        self._release()  # the token phase's freed temporaries, before the frame phase's
         plans = frame_batches([it._frames for it in items], self.performance.max_batch_frames, self.frame_buckets,
                               static=self.static_shapes, min_rows=self._min_rows)
+        # On CUDA, queue batch k + 1 before collecting batch k: the device never waits for the host. On the CPU a
+        # launch is the computation itself, so each batch is collected and its freed pages trimmed before the next
+        # runs (otherwise two batches' heap fragments were resident at once, which set the peak of a long `say`:
+        # benchmarks/RESULTS.md, 2026-11-26 fifth session).
+        overlap = self.device.type == "cuda"
         pending = None
-        for plan in plans:  # queue batch k + 1 before collecting batch k: the device never waits for the host
+        for plan in plans:
             launched = self._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr)
             if pending is not None:
                 self._collect(*pending)
                 self._release()
             pending = launched
+            if not overlap:
+                self._collect(*pending)
+                self._release()
+                pending = None
         if pending is not None:
             self._collect(*pending)
             self._release()

@@ -30,13 +30,11 @@ def masked_instance_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = EPS) 
     """
     x = x.float()
     count = mask.sum(-1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
-    if not torch.is_grad_enabled():  # the same operations, in place: one full-size temporary instead of four
+    if not torch.is_grad_enabled():  # the same statistics with one full-size tensor (the result) instead of four
         centred = x * mask
         mean = centred.sum(-1, keepdim=True) / count
         torch.sub(x, mean, out=centred).mul_(mask)
-        square = centred * centred
-        var = square.sum(-1, keepdim=True) / count
-        del square
+        var = torch.linalg.vector_norm(centred, dim=-1, keepdim=True).square_() / count  # no squared copy
         return centred.mul_(torch.rsqrt(var + eps))
     mean = (x * mask).sum(-1, keepdim=True) / count
     centred = (x - mean) * mask

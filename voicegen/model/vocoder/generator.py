@@ -22,14 +22,24 @@ def _padding(kernel_size: int, dilation: int) -> int:
     return (kernel_size * dilation - dilation) // 2
 
 
+SNAKE_SLICES = 4
+"""Channel slices `snake` works in, eagerly without autograd."""
+
+
 def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """x + sin(alpha x)^2 / alpha, channel-wise alpha (1, C, 1). snake(0) = 0, so padding stays zero.
 
-    Without autograd, x is overwritten with the result (callers pass a fresh tensor): the same values with one
-    full-size temporary instead of four, which is most of the CPU frame phase's peak memory."""
+    Eagerly without autograd, x is overwritten with the result (callers pass a fresh tensor), SNAKE_SLICES channel
+    slices at a time: the same values with a temporary of 1/SNAKE_SLICES of x instead of four of its size (full-size
+    temporaries are most of the CPU frame phase's peak memory). Compiled, the plain formula (fused, no temporaries)."""
+    if torch.compiler.is_compiling():  # inductor fuses the formula into one kernel with no temporaries
+        return x + torch.sin(alpha * x).pow(2) / alpha
     if not torch.is_grad_enabled():
-        wave = alpha * x
-        return x.add_(wave.sin_().pow_(2).div_(alpha))
+        step = -(-x.shape[1] // SNAKE_SLICES)
+        for lo in range(0, x.shape[1], step):
+            part, a = x[:, lo : lo + step], alpha[:, lo : lo + step]
+            part.add_((a * part).sin_().pow_(2).div_(a))
+        return x
     return x + torch.sin(alpha * x).pow(2) / alpha
 
 
@@ -117,6 +127,7 @@ class Generator(nn.Module):
         har = har * stft_mask
         rate = 1
         mask = _mask(lengths, frames)
+        lean = not torch.is_grad_enabled()  # then sums and activations overwrite tensors this method owns
         for i, u in enumerate(self.upsample_rates):
             rate *= u
             x = F.leaky_relu(x, 0.1) * mask
@@ -126,9 +137,10 @@ class Generator(nn.Module):
             x = self.ups[i](x)
             if last:
                 x = F.pad(x, (1, 0), mode="reflect")  # frames * rate + 1, aligned with the STFT frames
-            x = x + x_source
+            x = x.add_(x_source) if lean else x + x_source  # x: the up-sampling's fresh output
+            del x_source
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            if torch.is_grad_enabled():
+            if not lean:
                 x = sum(block(x, s, out_mask) for block in blocks) / self.num_kernels
             else:  # the same sum, accumulated in place: one block's output alive at a time
                 total = blocks[0](x, s, out_mask)
@@ -139,7 +151,8 @@ class Generator(nn.Module):
         # float32 from conv_post on: its outputs are a log-magnitude and a phase, where bfloat16's 8-bit mantissa
         # is an audible error (alone it moved the audio 0.14 of bf16's 0.26 nats; benchmarks/RESULTS.md)
         with torch.autocast(x.device.type, enabled=False):
-            x = self.conv_post(F.leaky_relu(x.float(), 0.01) * mask)
+            x = x.float()
+            x = self.conv_post(F.leaky_relu_(x, 0.01).mul_(mask) if lean else F.leaky_relu(x, 0.01) * mask)
             audio = istft(torch.exp(x[:, :bins]), torch.sin(x[:, bins:]), mask, self.n_fft, self.hop)
         return audio[:, :samples] * _mask(lengths * self.frame_samples, samples)[:, 0]
 

@@ -1,0 +1,70 @@
+"""The frame phase's memory-lean inference paths (in place, sliced) against the plain autograd formulas: what
+rendering runs must compute what training-style code would (issue 15: these paths exist to bound peak memory)."""
+
+import torch
+
+from voicegen.model.layers import AdaIN1d, masked_instance_norm
+from voicegen.model.vocoder.generator import AdaINResBlock1, snake
+
+
+def _padded(channels=48, frames=300, valid=(300, 211)):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(len(valid), channels, frames, generator=g) * 3 + 1
+    mask = (torch.arange(frames)[None, :] < torch.tensor(valid)[:, None]).unsqueeze(1).float()
+    return x * mask, mask
+
+
+def test_snake_in_slices_equals_the_formula_bit_for_bit():
+    """Catches a slice left out or done twice (the sliced path writes x in place, SNAKE_SLICES parts)."""
+    x, _ = _padded(channels=50)  # not a multiple of the slice count
+    alpha = torch.rand(1, 50, 1) + 0.2
+    want = x + torch.sin(alpha * x).pow(2) / alpha
+    with torch.inference_mode():
+        got = snake(x.clone(), alpha)
+    assert torch.equal(got, want)
+
+
+def test_masked_instance_norm_without_autograd_equals_the_formula():
+    """Catches wrong statistics in the lean path (variance from the norm, not a squared copy): float rounding
+    only, and zero on padding."""
+    x, mask = _padded()
+    want = masked_instance_norm(x, mask)  # autograd enabled: the plain formula
+    with torch.inference_mode():
+        got = masked_instance_norm(x, mask)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert not got[1, :, 211:].any()
+
+
+def test_residual_block_without_autograd_equals_the_formula():
+    """The whole lean residual block (in-place sums, sliced snake, lean norms) against its autograd path."""
+    torch.manual_seed(0)
+    block = AdaINResBlock1(48, 7, (1, 3, 5), 16).eval()
+    for p in block.parameters():
+        p.data.normal_(0, 0.05)
+    x, mask = _padded()
+    s = torch.randn(2, 16)
+    want = block(x, s, mask).detach()
+    with torch.inference_mode():
+        got = block(x.clone(), s, mask)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    adain = AdaIN1d(16, 48)
+    with torch.inference_mode():
+        assert not adain(x, s, mask)[1, :, 211:].any()
+
+
+def test_generator_without_autograd_equals_the_formula(network):
+    """The whole generator's lean path (in-place sums and activations) against its autograd path, on a padded
+    batch of two: float rounding only, and silence past the shorter item's end."""
+    gen = network.decoder.generator
+    g = torch.Generator().manual_seed(0)
+    frames = 24
+    x = torch.randn(2, 512, frames, generator=g) * 0.1
+    s = torch.randn(2, 128, generator=g) * 0.1
+    f0 = torch.full((2, frames), 180.0)
+    lengths = torch.tensor([frames, frames - 6])
+    noise = torch.randn(2, frames * gen.frame_samples, generator=g)
+    want = gen(x, s, f0, lengths, noise).detach()
+    with torch.inference_mode():
+        got = gen(x, s, f0, lengths, noise)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert not got[1, (frames - 6) * gen.frame_samples:].any()
