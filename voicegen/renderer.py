@@ -348,20 +348,15 @@ class Renderer:
         # launch is the computation itself, so each batch is collected and its freed pages trimmed before the next
         # runs (otherwise two batches' heap fragments were resident at once, which set the peak of a long `say`:
         # benchmarks/RESULTS.md, 2026-11-26 fifth session).
-        overlap = self.device.type == "cuda"
-        pending = None
+        lag = 1 if self.device.type == "cuda" else 0  # batches left uncollected while the next one runs
+        pending: list = []
         for plan in plans:
-            launched = self._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr)
-            if pending is not None:
-                self._collect(*pending)
+            pending.append(self._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr))
+            if len(pending) > lag:
+                self._collect(*pending.pop(0))
                 self._release()
-            pending = launched
-            if not overlap:
-                self._collect(*pending)
-                self._release()
-                pending = None
-        if pending is not None:
-            self._collect(*pending)
+        for launched in pending:
+            self._collect(*launched)
             self._release()
 
     def _token_phase(self, batch: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:

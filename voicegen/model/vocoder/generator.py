@@ -32,15 +32,13 @@ def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     Eagerly without autograd, x is overwritten with the result (callers pass a fresh tensor), SNAKE_SLICES channel
     slices at a time: the same values with a temporary of 1/SNAKE_SLICES of x instead of four of its size (full-size
     temporaries are most of the CPU frame phase's peak memory). Compiled, the plain formula (fused, no temporaries)."""
-    if torch.compiler.is_compiling():  # inductor fuses the formula into one kernel with no temporaries
+    if torch.is_grad_enabled() or torch.compiler.is_compiling():  # compiled: inductor fuses it, no temporaries
         return x + torch.sin(alpha * x).pow(2) / alpha
-    if not torch.is_grad_enabled():
-        step = -(-x.shape[1] // SNAKE_SLICES)
-        for lo in range(0, x.shape[1], step):
-            part, a = x[:, lo : lo + step], alpha[:, lo : lo + step]
-            part.add_((a * part).sin_().pow_(2).div_(a))
-        return x
-    return x + torch.sin(alpha * x).pow(2) / alpha
+    step = -(-x.shape[1] // SNAKE_SLICES)
+    for lo in range(0, x.shape[1], step):
+        part, a = x[:, lo : lo + step], alpha[:, lo : lo + step]
+        part.add_((a * part).sin_().pow_(2).div_(a))
+    return x
 
 
 class AdaINResBlock1(nn.Module):
