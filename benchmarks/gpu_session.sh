@@ -10,7 +10,7 @@
 #     command="bash benchmarks/gpu_session.sh", carry=[".gpu"], timeout_s=550
 # Budget (the device gives ~15 minutes per session, start-up included): benchmark <= BENCH_S (270 s; the cold
 # compile alone took 135 s on an H100), fallback <= FALLBACK_S (170 s), profile <= PROFILE_S (60 s), tests <= TESTS_S
-# (80 s), voice fitting <= FIT_S (60 s). Each step is cut at its limit and the next one still runs; what a step
+# (80 s), voice fitting <= FIT_S (60 s; 0 skips it). CHANNELS_LAST=1 compiles the frame phase channels-last. Each step is cut at its limit and the next one still runs; what a step
 # measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
 # throughput.log (with the profile's log), profile.json, kernels.txt, pytest-cuda.log (with the fit's log),
 # voices-cuda.json, and throughput-cuda-fallback.json or graphs.tar.xz.
@@ -25,6 +25,10 @@ GRAPHS=/tmp/vgc/torch-compile/frame-phase
 if [ -d .gpu/graphs ]; then mkdir -p "$GRAPHS" && cp -r .gpu/graphs/. "$GRAPHS/"; fi
 { nvidia-smi; python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"; } \
     >> "$OUT/env.txt" 2>&1
+if [ -n "${CHANNELS_LAST:-}" ]; then  # the frame phase compiled channels-last (voicegen.compiled.CHANNELS_LAST), for an A/B
+    mkdir -p /tmp/layout && echo 'import voicegen.compiled as v; v.CHANNELS_LAST["cuda"] = True' > /tmp/layout/sitecustomize.py
+    export PYTHONPATH=/tmp/layout:$PYTHONPATH
+fi
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
 timeout ${BENCH_S:-270} python3 benchmarks/throughput.py --device cuda --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
     --out "$OUT/throughput-cuda.json" > "$OUT/throughput.log" 2>&1
@@ -47,7 +51,7 @@ timeout ${TESTS_S:-80} python3 -m pytest -q -p no:cacheprovider -m "not slow" te
     tests/test_compile.py::test_bf16_autocast_stays_close_to_float32 tests/test_compile.py::test_cuda_graphs_match_eager \
     tests/test_precision.py::test_reduced_precision_on_cuda_stays_within_015_nats_of_float32 > "$OUT/pytest-cuda.log" 2>&1
 echo "pytest exit $?" >> "$OUT/pytest-cuda.log"
-timeout ${FIT_S:-60} python3 benchmarks/voices.py --device cuda --judge 0 --asr 0 --targets jf_nezumi --train 2 \
+[ "${FIT_S:-60}" != 0 ] && timeout ${FIT_S:-60} python3 benchmarks/voices.py --device cuda --judge 0 --asr 0 --targets jf_nezumi --train 2 \
     --out "$OUT/voices-cuda.json" >> "$OUT/pytest-cuda.log" 2>&1  # issue 13: fitting time on the GPU (no judge there)
 echo "voices exit $?" >> "$OUT/pytest-cuda.log"
 cat /tmp/bench-tail.txt; tail -3 /tmp/profile.log; tail -8 "$OUT/pytest-cuda.log"

@@ -185,3 +185,33 @@ def test_the_speaker_judge_tells_voices_apart(engine):
 
     at_16k = judge.embed(resample(one, SAMPLE_RATE, 16000), 16000)
     assert cosine(at_16k, judge.embed(one, SAMPLE_RATE)) > 0.98  # the rate it is given does not matter
+
+
+def test_the_searched_parameters_live_on_the_tables_device():
+    """Fitting on a GPU: a and delta made on the CPU beside tables on the device failed in the first step (H200,
+    2026-11-26). The meta device stands in for CUDA here."""
+    from voicegen.fit.fitting import StyleSearch
+
+    search = StyleSearch(torch.zeros(510, 256, device="meta"), torch.zeros(3, 510, 256, device="meta"))
+    assert {p.device.type for p in search.parameters()} == {"meta"}
+    assert search.table().shape == (510, 256)
+
+
+def test_lstms_train_during_the_style_gradient_and_are_restored(engine):
+    """cuDNN's RNN has no backward in eval mode (the second failure on the H200): the fit runs the network's LSTMs
+    in training mode while the gradient flows, gives the same output (one layer, no dropout) and leaves the
+    shared engine's network in eval mode afterwards."""
+    from voicegen.fit.fitting import _rnn_backward
+
+    network = engine.renderer.network
+    lstms = [m for m in network.modules() if isinstance(m, torch.nn.LSTM)]
+    assert lstms and not any(m.training for m in lstms)
+    lstm = lstms[0]
+    x = torch.randn(1, 7, lstm.input_size)
+    with torch.inference_mode():
+        before = torch.nn.LSTM.forward(lstm, x)[0]
+        with _rnn_backward(network):
+            assert all(m.training for m in lstms)
+            inside = torch.nn.LSTM.forward(lstm, x)[0]
+    assert not any(m.training for m in lstms)
+    assert torch.equal(before, inside)

@@ -1,9 +1,12 @@
 """The frame phase's memory-lean inference paths (in place, sliced) against the plain autograd formulas: what
-rendering runs must compute what training-style code would (issue 15: these paths exist to bound peak memory)."""
+rendering runs must compute what training-style code would (issue 15: these paths exist to bound peak memory);
+and the 2-D form the convolutions take on CUDA against the 1-D convolution they stand for."""
+
+import pytest
 
 import torch
 
-from voicegen.model.layers import AdaIN1d, masked_instance_norm
+from voicegen.model.layers import AdaIN1d, Conv1d, ConvTranspose1d, _as_2d, masked_instance_norm
 from voicegen.model.vocoder.generator import AdaINResBlock1, snake
 
 
@@ -68,3 +71,23 @@ def test_generator_without_autograd_equals_the_formula(network):
         got = gen(x, s, f0, lengths, noise)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     assert not got[1, (frames - 6) * gen.frame_samples:].any()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Conv1d(12, 8, 3, padding=1),
+    lambda: Conv1d(12, 12, 3, dilation=5, padding=5),
+    lambda: Conv1d(12, 8, 4, stride=2, padding=1),  # the generator's strided noise convolutions
+    lambda: Conv1d(12, 8, 1, bias=False),
+    lambda: ConvTranspose1d(12, 8, 20, 10, padding=5),  # the generator's upsampling
+    lambda: ConvTranspose1d(12, 12, 3, stride=2, groups=12, padding=1, output_padding=1),  # depthwise, AdaIN blocks
+], ids=["k3", "dilated", "strided", "1x1-no-bias", "transposed", "depthwise-transposed"])
+def test_convolution_as_2d_equals_the_1d_convolution(make):
+    """What CUDA runs (`_as_2d`, a (B, C, 1, T) convolution) against nn.Conv1d/ConvTranspose1d's own forward, on
+    the CPU: a wrong stride, padding, dilation, group or output padding changes the length or the values."""
+    torch.manual_seed(0)
+    conv = make()
+    x = torch.randn(3, 12, 57)
+    want = type(conv).__mro__[1].forward(conv, x)
+    got = _as_2d(conv, x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

@@ -46,6 +46,15 @@ torch 2.11's Triton code generation failed on the frame phase traced that way (`
 512*s53*s77`, H100, 2026-11-26), and the CPU-code guard it removes does not exist."""
 
 
+CHANNELS_LAST = {"cuda": False}
+"""Devices whose graphs are compiled with inductor's layout optimization forced on (inductor's own heuristic turns it
+off for graphs with symbolic sizes): every convolution of the frame phase (2-D on CUDA: `model.layers.Conv1d`) and
+the fused kernels between them channels-last, so cuDNN gets NHWC as it wants it instead of transposing each input
+and output. Off until measured whole: on an H200 (2026-11-27, benchmarks/RESULTS.md) it took the GPU time of the
+compiled graph without CUDA graphs from 106.5 to 87.7 ms per 132 s of audio and its wall time 1.11x down, but the
+first CUDA-graphed pass took 0.70 s instead of 0.35 s and the cached warm-up 42 s instead of 22 s."""
+
+
 CUDA_GUARD_THREADS = 1
 """Torch's CPU thread count while CUDA graphs are compiled, loaded, checked and run. Compiled graphs guard on the
 thread count (torch 2.11-2.13), which says nothing about CUDA kernels: without a fixed value, a process with
@@ -103,7 +112,7 @@ def _cpu_isa() -> str:
 def artifact_key(network: KokoroNetwork, device: torch.device, dtype: torch.dtype | None) -> str:
     """What compiled frame-phase code depends on, hashed: torch and Python versions, our model code, the network's
     parameter names, shapes and dtypes (the weights' values are graph inputs: not part of the code), the device
-    (the GPU model, or the CPU's instruction set) and the autocast dtype."""
+    (the GPU model, or the CPU's instruction set), the autocast dtype and the layout (CHANNELS_LAST)."""
     device = torch.device(device)
     parts = {
         "format": FORMAT,
@@ -115,6 +124,7 @@ def artifact_key(network: KokoroNetwork, device: torch.device, dtype: torch.dtyp
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu": _cpu_isa() if device.type == "cpu" else None,
         "dtype": str(dtype),
+        "channels_last": CHANNELS_LAST.get(device.type, False),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -269,8 +279,10 @@ class FrameGraphs:
         its float sums on `20 * frames <= 4096`, so that short and long batches share one graph (a batch of one row
         still gets a graph of its own). specialize_float: float constants of the model code (eps, pi, the
         source's amplitudes) stay constants instead of graph inputs guarded against NaN through module globals,
-        guards that do not survive saving (they would reject every call of a loaded graph)."""
+        guards that do not survive saving (they would reject every call of a loaded graph). CHANNELS_LAST: the
+        convolutions and the kernels between them channels-last (off by default)."""
         import torch._dynamo.config as dynamo_config
+        import torch._inductor.config as inductor_config
         import torch.fx.experimental._config as fx_config
 
         from .progress import notice
@@ -280,7 +292,8 @@ class FrameGraphs:
                f"machine and torch version; minutes on a GPU), into {self.directory}")
         start = time.perf_counter()
         with (dynamo_config.patch(enable_aot_compile=True, specialize_float=True),
-              fx_config.patch(backed_size_oblivious=SIZE_OBLIVIOUS.get(self.device.type, False))):
+              fx_config.patch(backed_size_oblivious=SIZE_OBLIVIOUS.get(self.device.type, False)),
+              inductor_config.patch(force_layout_optimization=CHANNELS_LAST.get(self.device.type, False))):
             fn = torch.compile(type(self.network).render, dynamic=True, fullgraph=True)
             try:
                 graph = fn.aot_compile((args, {}))

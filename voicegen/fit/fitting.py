@@ -19,6 +19,7 @@ with the network's own parameters untouched:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -197,12 +198,26 @@ class StyleSearch(torch.nn.Module):
         super().__init__()
         self.register_buffer("start", start)
         self.register_buffer("directions", basis - start[None])
-        self.a = torch.nn.Parameter(torch.zeros(basis.shape[0]))
-        self.delta = torch.nn.Parameter(torch.zeros(STYLE_DIM))
+        self.a = torch.nn.Parameter(torch.zeros(basis.shape[0], device=start.device))
+        self.delta = torch.nn.Parameter(torch.zeros(STYLE_DIM, device=start.device))
 
     def table(self) -> torch.Tensor:
         """-> (510, 256)."""
         return self.start + torch.einsum("k,krs->rs", self.a, self.directions) + self.delta
+
+
+@contextlib.contextmanager
+def _rnn_backward(network: torch.nn.Module):
+    """The network's LSTMs in training mode while a style gradient flows through them: cuDNN's RNN has no backward
+    in eval mode. The LSTMs are one-layer (no dropout), so their output is the same in either mode."""
+    lstms = [m for m in network.modules() if isinstance(m, torch.nn.LSTM) and not m.training]
+    for m in lstms:
+        m.train(True)
+    try:
+        yield
+    finally:
+        for m in lstms:
+            m.train(False)
 
 
 def _batch_groups(target: Target, seconds: float) -> list[list[int]]:
@@ -370,7 +385,7 @@ def fit_voice(
         group = groups[index]
         if index == 0:
             pass_start = [p.detach().clone() for p in params]
-        with torch.enable_grad():
+        with torch.enable_grad(), _rnn_backward(network):
             loss, parts, _ = _forward(network, target, group, search.table(), noise, weights, device)
             grads = torch.autograd.grad(loss, params)  # the network's own parameters get no gradient
         for p, g in zip(params, grads):

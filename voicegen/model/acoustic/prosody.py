@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers import AdaLayerNorm, AdainResBlk1d, BiLSTM
+from ..layers import AdaLayerNorm, AdainResBlk1d, BiLSTM, Conv1d
 
 
 class DurationEncoder(nn.Module):
@@ -53,8 +53,8 @@ class ProsodyPredictor(nn.Module):
                 AdainResBlk1d(d_hid // 2, d_hid // 2, style_dim),
             ]
         )
-        self.F0_proj = nn.Conv1d(d_hid // 2, 1, 1)
-        self.N_proj = nn.Conv1d(d_hid // 2, 1, 1)
+        self.F0_proj = Conv1d(d_hid // 2, 1, 1)
+        self.N_proj = Conv1d(d_hid // 2, 1, 1)
 
     def durations(
         self, d_en: torch.Tensor, s: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor, speed: torch.Tensor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers import AdainResBlk1d, lengths_to_mask
+from ..layers import AdainResBlk1d, Conv1d, lengths_to_mask
 from .generator import Generator
 
 
@@ -22,9 +22,9 @@ class Decoder(nn.Module):
                 AdainResBlk1d(cat, dim_in, style_dim, upsample=True),
             ]
         )
-        self.F0_conv = nn.Conv1d(1, 1, 3, stride=2, padding=1)
-        self.N_conv = nn.Conv1d(1, 1, 3, stride=2, padding=1)
-        self.asr_res = nn.Sequential(nn.Conv1d(dim_in, residual, 1))
+        self.F0_conv = Conv1d(1, 1, 3, stride=2, padding=1)
+        self.N_conv = Conv1d(1, 1, 3, stride=2, padding=1)
+        self.asr_res = nn.Sequential(Conv1d(dim_in, residual, 1))
         self.generator = Generator(style_dim=style_dim, **generator)
 
     def forward(

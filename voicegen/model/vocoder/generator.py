@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...constants import SAMPLE_RATE
-from ..layers import AdaIN1d, lengths_to_mask as _mask
+from ..layers import AdaIN1d, Conv1d, ConvTranspose1d, lengths_to_mask as _mask
 from .source import SourceModuleHnNSF
 from .stft import istft, stft
 
@@ -47,10 +47,10 @@ class AdaINResBlock1(nn.Module):
     def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...], style_dim: int):
         super().__init__()
         self.convs1 = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=_padding(kernel_size, d)) for d in dilations
+            Conv1d(channels, channels, kernel_size, dilation=d, padding=_padding(kernel_size, d)) for d in dilations
         )
         self.convs2 = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel_size, padding=_padding(kernel_size, 1)) for _ in dilations
+            Conv1d(channels, channels, kernel_size, padding=_padding(kernel_size, 1)) for _ in dilations
         )
         self.adain1 = nn.ModuleList(AdaIN1d(style_dim, channels) for _ in dilations)
         self.adain2 = nn.ModuleList(AdaIN1d(style_dim, channels) for _ in dilations)
@@ -96,17 +96,17 @@ class Generator(nn.Module):
         self.noise_res = nn.ModuleList()
         for i, (u, k) in enumerate(zip(upsample_rates, upsample_kernel_sizes)):
             c_in, c_out = upsample_initial_channel // 2**i, upsample_initial_channel // 2 ** (i + 1)
-            self.ups.append(nn.ConvTranspose1d(c_in, c_out, k, u, padding=(k - u) // 2))
+            self.ups.append(ConvTranspose1d(c_in, c_out, k, u, padding=(k - u) // 2))
             for ks, ds in zip(resblock_kernel_sizes, resblock_dilation_sizes):
                 self.resblocks.append(AdaINResBlock1(c_out, ks, ds, style_dim))
             if i + 1 < len(upsample_rates):
                 stride = math.prod(upsample_rates[i + 1 :])
-                self.noise_convs.append(nn.Conv1d(n_fft + 2, c_out, stride * 2, stride, padding=(stride + 1) // 2))
+                self.noise_convs.append(Conv1d(n_fft + 2, c_out, stride * 2, stride, padding=(stride + 1) // 2))
                 self.noise_res.append(AdaINResBlock1(c_out, 7, (1, 3, 5), style_dim))
             else:
-                self.noise_convs.append(nn.Conv1d(n_fft + 2, c_out, 1))
+                self.noise_convs.append(Conv1d(n_fft + 2, c_out, 1))
                 self.noise_res.append(AdaINResBlock1(c_out, 11, (1, 3, 5), style_dim))
-        self.conv_post = nn.Conv1d(c_out, n_fft + 2, 7, 1, padding=3)
+        self.conv_post = Conv1d(c_out, n_fft + 2, 7, 1, padding=3)
 
     def forward(
         self, x: torch.Tensor, s: torch.Tensor, f0: torch.Tensor, lengths: torch.Tensor, noise: torch.Tensor | None
