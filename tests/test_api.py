@@ -1,5 +1,6 @@
 """The public API: synthesize(), voices(), Audio, the Engine's calls and its errors."""
 
+import os
 import threading
 import time
 
@@ -179,3 +180,24 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         audio_module.Audio(np.zeros(100, np.float32)).save(tmp_path / "x.wav")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc (Linux)")
+@pytest.mark.parametrize("voice", ["jf_alpha", "jf_alpha+jm_kumo:2"])
+def test_planning_in_another_thread_starts_no_openmp_pool(engine, voice):
+    """Catches torch work in `engine.plan` large enough to run as an OpenMP parallel region: that gives the
+    planning thread (a server's request threads, the podcast frontend's) an OpenMP pool of its own, and two pools in
+    one process made rendering 25-45% slower on 2 cores (benchmarks/RESULTS.md, "one OpenMP pool"). A pool shows
+    as new OS threads that live while the planning thread does."""
+    engine.plan(Request("Warm the frontend up.", voice))  # lazy loads happen once, outside the count
+    time.sleep(0.3)  # threads of earlier exited threads are gone
+    before, seen = len(os.listdir("/proc/self/task")), {}
+
+    def plan():
+        engine.plan(Request("Hello there, how are you today? Fine, thanks.", voice))
+        seen["added"] = len(os.listdir("/proc/self/task")) - before - 1  # less this thread itself
+
+    thread = threading.Thread(target=plan)
+    thread.start()
+    thread.join()
+    assert seen["added"] == 0

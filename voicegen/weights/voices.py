@@ -23,15 +23,21 @@ class VoiceError(ValueError):
 
 
 def as_voice_table(value, name: str = "voice") -> torch.Tensor:
-    """Validate and normalise a voice table: (510, 1, 256) or (510, 256) numbers -> (510, 256) float32."""
-    table = torch.as_tensor(np.asarray(value, dtype=np.float32))
-    if table.dim() == 3 and table.shape[1] == 1:
-        table = table[:, 0]
-    if table.dim() != 2 or table.shape[1] != STYLE_DIM or table.shape[0] < 1:
-        raise VoiceError(f"{name}: a voice table has shape (510, 1, 256) or (510, 256); got {tuple(table.shape)}")
-    if not torch.isfinite(table).all():
+    """Validate and normalise a voice table: (510, 1, 256) or (510, 256) numbers -> (510, 256) float32.
+
+    Checked in numpy, not torch: this runs on every request's voice lookup, often in a thread other than the
+    renderer's (a server's planning threads, the podcast frontend's), and a torch reduction over the table's
+    130,560 values is an OpenMP parallel region, which gives that thread an OpenMP pool of its own. With two pools
+    in one process, libgomp stops spinning between parallel regions, and the renderer's many small operations ran
+    25-45% slower on 2 cores (benchmarks/RESULTS.md, "one OpenMP pool")."""
+    array = np.asarray(value, dtype=np.float32)
+    if array.ndim == 3 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 2 or array.shape[1] != STYLE_DIM or array.shape[0] < 1:
+        raise VoiceError(f"{name}: a voice table has shape (510, 1, 256) or (510, 256); got {tuple(array.shape)}")
+    if not np.isfinite(array).all():
         raise VoiceError(f"{name}: the voice table holds NaN or infinite values")
-    return table.contiguous()
+    return torch.as_tensor(np.ascontiguousarray(array))
 
 
 def load_voice_file(path: str | PathLike) -> dict[str, torch.Tensor]:
@@ -168,7 +174,7 @@ class VoiceBank:
         total = sum(w for _, w in voices)
         return Voice(
             re.sub(r"[^\w.\-]", "_", voice)[:64].lstrip("_.-") or "blend",
-            sum(v.table * (w / total) for v, w in voices),
+            sum(v.table.numpy() * np.float32(w / total) for v, w in voices),  # numpy: see as_voice_table
             pitch=sum(v.pitch * w for v, w in voices) / total,
             speed=sum(v.speed * w for v, w in voices) / total,
             provenance={"method": "blend", "spec": voice},
