@@ -91,3 +91,11 @@ def test_convolution_as_2d_equals_the_1d_convolution(make):
     got = _as_2d(conv, x)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_a_convolution_without_integer_zero_padding_is_refused():
+    """`_as_2d` passes integer zero padding on; another padding mode would be silently dropped on CUDA."""
+    with pytest.raises(ValueError, match="zero padding"):
+        Conv1d(4, 4, 3, padding=1, padding_mode="reflect")
+    with pytest.raises(ValueError, match="zero padding"):
+        Conv1d(4, 4, 3, padding="same")

@@ -51,8 +51,8 @@ CHANNELS_LAST = {"cuda": False}
 off for graphs with symbolic sizes): every convolution of the frame phase (2-D on CUDA: `model.layers.Conv1d`) and
 the fused kernels between them channels-last, so cuDNN gets NHWC as it wants it instead of transposing each input
 and output. Off until measured whole: on an H200 (2026-11-27, benchmarks/RESULTS.md) it took the GPU time of the
-compiled graph without CUDA graphs from 106.5 to 87.7 ms per 132 s of audio and its wall time 1.11x down, but the
-first CUDA-graphed pass took 0.70 s instead of 0.35 s and the cached warm-up 42 s instead of 22 s."""
+compiled graph without CUDA graphs from 106.5 to 87.7 ms per 132 s of audio and its wall time from 0.158 to 0.142 s,
+but the first CUDA-graphed pass took 0.70 s instead of 0.35 s and the cached warm-up 42 s instead of 22 s."""
 
 
 CUDA_GUARD_THREADS = 1

@@ -60,8 +60,9 @@ class AdaIN1d(nn.Module):
 def _as_2d(conv: nn.Conv1d | nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
     """`conv` applied to x: (B, C, T) as a 2-D convolution over (B, C, 1, T) -> (B, C_out, T_out): the same
     arithmetic (cuDNN runs a 1-D convolution as this 2-D one anyway), in the form torch.compile's layout
-    optimization can keep channels-last end to end (it leaves 1-D convolutions alone, so every cuDNN call
-    transposed its input and output between NCHW and NHWC: 15% of the compiled path's GPU time on an H200)."""
+    optimization can keep channels-last end to end (`voicegen.compiled.CHANNELS_LAST`, off by default). It
+    leaves 1-D convolutions alone, and cuDNN then transposes each bf16 convolution's input and output between
+    NCHW and NHWC: 15% of the compiled path's GPU time on an H200."""
     weight = conv.weight.unsqueeze(2)
     stride, padding, dilation = (1, conv.stride[0]), (0, conv.padding[0]), (1, conv.dilation[0])
     if isinstance(conv, nn.ConvTranspose1d):
@@ -72,9 +73,19 @@ def _as_2d(conv: nn.Conv1d | nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tenso
     return out.squeeze(2)
 
 
+def _check_zero_padded(conv: nn.Conv1d | nn.ConvTranspose1d) -> None:
+    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise ValueError(f"{type(conv).__name__} takes integer zero padding only; got padding={conv.padding!r}, "
+                         f"padding_mode={conv.padding_mode!r}")
+
+
 class Conv1d(nn.Conv1d):
     """nn.Conv1d (same parameters and names) that runs as a 2-D convolution on CUDA (`_as_2d`), as itself on the
-    CPU. Zero padding only."""
+    CPU. Integer zero padding only."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _check_zero_padded(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C_in, T) -> (B, C_out, T_out)."""
@@ -83,7 +94,11 @@ class Conv1d(nn.Conv1d):
 
 class ConvTranspose1d(nn.ConvTranspose1d):
     """nn.ConvTranspose1d (same parameters and names) that runs as a 2-D transposed convolution on CUDA
-    (`_as_2d`), as itself on the CPU. Zero padding, no `output_size` argument."""
+    (`_as_2d`), as itself on the CPU. Integer zero padding, no `output_size` argument."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _check_zero_padded(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """x: (B, C_in, T) -> (B, C_out, T_out)."""
