@@ -357,13 +357,13 @@ def test_32_concurrent_clients_share_batches(server):
     project's 2-core machine, rendering 8 one-word sentences one at a time took 0.60-0.63 s of CPU per audio second
     and as one batch 0.64-0.67 (benchmarks/RESULTS.md, "Server"), so no batching can give 1.5x there. What
     concurrency can win on the CPU is the time a lone client leaves the renderer idle (HTTP, planning), so the CPU
-    bar is that 32 clients reach at least 0.95x the sequential rate: measured 1.13-1.16x; 0.75x while the server's
+    bar is that 32 clients reach at least 0.9x the sequential rate: measured 1.13-1.16x; 0.75x while the server's
     planning threads held OpenMP pools of their own (benchmarks/RESULTS.md, "one OpenMP pool").
     """
     import torch
 
     device = httpx.get(server.url + "/health", headers=server.auth).json()["device"]
-    bar = 1.5 if device.startswith("cuda") and torch.cuda.is_available() else 0.95
+    bar = 1.5 if device.startswith("cuda") and torch.cuda.is_available() else 0.9
     clients, per_client = 32, 2
     client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0, timeout=900)
 
