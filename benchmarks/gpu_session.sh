@@ -10,7 +10,9 @@
 #     command="bash benchmarks/gpu_session.sh", carry=[".gpu"], timeout_s=550
 # Budget (the device gives ~15 minutes per session, start-up included): benchmark <= BENCH_S (270 s; the cold
 # compile alone took 135 s on an H100), fallback <= FALLBACK_S (170 s), profile <= PROFILE_S (60 s), tests <= TESTS_S
-# (80 s), voice fitting <= FIT_S (60 s; 0 skips it). CHANNELS_LAST=1 compiles the frame phase channels-last. Each step is cut at its limit and the next one still runs; what a step
+# (80 s), voice fitting <= FIT_S (60 s; 0 skips it). For A/B runs: CHANNELS_LAST=1 compiles the frame phase
+# channels-last; GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch (default 4096). Each step is cut
+# at its limit and the next one still runs; what a step
 # measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
 # throughput.log (with the profile's log), profile.json, kernels.txt, pytest-cuda.log (with the fit's log),
 # voices-cuda.json, and throughput-cuda-fallback.json or graphs.tar.xz.
@@ -25,18 +27,19 @@ GRAPHS=/tmp/vgc/torch-compile/frame-phase
 if [ -d .gpu/graphs ]; then mkdir -p "$GRAPHS" && cp -r .gpu/graphs/. "$GRAPHS/"; fi
 { nvidia-smi; python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"; } \
     >> "$OUT/env.txt" 2>&1
-if [ -n "${CHANNELS_LAST:-}" ]; then  # the frame phase compiled channels-last (voicegen.compiled.CHANNELS_LAST), for an A/B
-    mkdir -p /tmp/layout && echo 'import voicegen.compiled as v; v.CHANNELS_LAST["cuda"] = True' > /tmp/layout/sitecustomize.py
-    export PYTHONPATH=/tmp/layout:$PYTHONPATH
-fi
+CUSTOM=/tmp/custom  # one sitecustomize.py (Python imports only the first it finds) for the A/B switches below
+mkdir -p "$CUSTOM" && : > "$CUSTOM/sitecustomize.py" && export PYTHONPATH=$CUSTOM:$PYTHONPATH
+[ -n "${CHANNELS_LAST:-}" ] && echo 'import voicegen.compiled as v; v.CHANNELS_LAST["cuda"] = True' >> "$CUSTOM/sitecustomize.py"
+[ -n "${GRAPH_MAX_FRAMES:-}" ] && echo "import voicegen.model.cuda_graphs as g; g.GRAPH_MAX_FRAMES = int($GRAPH_MAX_FRAMES)" \
+    >> "$CUSTOM/sitecustomize.py"
+cat "$CUSTOM/sitecustomize.py" >> "$OUT/env.txt"
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
 timeout ${BENCH_S:-270} python3 benchmarks/throughput.py --device cuda --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
     --out "$OUT/throughput-cuda.json" > "$OUT/throughput.log" 2>&1
 echo "benchmark exit $?" >> "$OUT/throughput.log"
 if grep -q "InductorError" "$OUT/throughput.log"; then  # the compiled mode again, traced size-obliviously, no layout optimization
-    mkdir -p /tmp/fallback && printf '%s\n' 'import torch._inductor.config as c; c.layout_optimization = False' \
-        'import voicegen.compiled as v; v.SIZE_OBLIVIOUS["cuda"] = True' > /tmp/fallback/sitecustomize.py
-    export PYTHONPATH=/tmp/fallback:$PYTHONPATH  # for the profile and the tests too
+    printf '%s\n' 'import torch._inductor.config as c; c.layout_optimization = False' \
+        'import voicegen.compiled as v; v.SIZE_OBLIVIOUS["cuda"] = True' >> "$CUSTOM/sitecustomize.py"  # profile, tests too
     timeout ${FALLBACK_S:-170} python3 benchmarks/throughput.py --device cuda \
         --minutes ${MINUTES:-10} --asr 0 --modes cuda-compiled-bf16-graphs --out "$OUT/throughput-cuda-fallback.json" \
         >> "$OUT/throughput.log" 2>&1

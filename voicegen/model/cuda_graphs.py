@@ -30,14 +30,14 @@ class GraphCache:
     tensors on the device (their values only need to be valid: every replay copies the real inputs in)."""
 
     def __init__(self, call: Callable, device: torch.device, inputs: Callable[[int, int], tuple], warmup: int = 2,
-                 max_frames: int = GRAPH_MAX_FRAMES):
+                 max_frames: int | None = None):
         if device.type != "cuda":
             raise ValueError("CUDA graphs need a CUDA device")
         self.call = call
         self.device = device
         self.inputs = inputs
         self.warmup = warmup
-        self.max_frames = max_frames
+        self.max_frames = GRAPH_MAX_FRAMES if max_frames is None else max_frames  # read now: a benchmark may set it
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, dict, torch.Tensor]] = {}
         self.pool = torch.cuda.graph_pool_handle()
 
