@@ -201,3 +201,25 @@ def test_planning_in_another_thread_starts_no_openmp_pool(engine, voice):
     thread.start()
     thread.join()
     assert seen["added"] == 0
+
+
+def test_stream_phonemizes_the_rest_only_after_the_first_chunk(engine, monkeypatch):
+    """Catches a stream whose time to first audio grows with the text: the first piece must come after at most
+    two sentences have been phonemized (the first, and the next to know whether a pause follows it), the rest
+    only when asked for; the pieces are the chunks `plan` makes, in order."""
+    frontend = engine.frontend
+    original, phonemized = frontend._pieces, []
+
+    def counting(sentence, inline):
+        phonemized.append(sentence)
+        return original(sentence, inline)
+
+    monkeypatch.setattr(frontend, "_pieces", counting)
+    text = " ".join(f"This is sentence number {i}, and it is short." for i in range(1, 9))
+    pieces = engine.stream(text, "jf_alpha", seed=3)
+    first = next(pieces)
+    assert len(phonemized) == 2
+    rest = list(pieces)
+    assert len(phonemized) == 8
+    planned = engine.plan(Request(text, "jf_alpha", seed=3))
+    assert [p.segments[0].text for p in [first, *rest]] == [c.text for c in planned.chunks]

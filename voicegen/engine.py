@@ -12,7 +12,7 @@ or alphabets can share one loaded network: `Engine(renderer=engine.renderer, lex
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 
@@ -115,6 +115,12 @@ class Engine:
     # ---------------------------------------------------------------- the ladder
     def plan(self, request: Request | str) -> Plan:
         """Text -> chunks -> renderer items, checking voice, speed and seed. ValueError if nothing is speakable."""
+        request, item = self._items_for(request)
+        chunks = self.frontend(request.text)
+        return Plan(request, chunks, [item(i, c) for i, c in enumerate(chunks)])
+
+    def _items_for(self, request: Request | str) -> tuple[Request, Callable[[int, Chunk], Item]]:
+        """The request, checked (voice, speed, pitch, seed), and a function (index, chunk) -> that chunk's Item."""
         request = request if isinstance(request, Request) else Request(request)
         if not isinstance(request.text, str):
             raise TypeError(f"text must be a str; got {type(request.text).__name__}")
@@ -122,13 +128,12 @@ class Engine:
         speed = check_speed(check_speed(request.speed) * voice.speed)
         pitch = check_pitch(check_pitch(request.pitch) + voice.pitch)
         seed = check_seed(request.seed)
-        chunks = self.frontend(request.text)
-        items = [
-            Item(c.tokens, style_for(voice.table, len(c.tokens)), speed,
-                 fresh_seed() if seed is None else derive_seed(seed, i), pitch=pitch)
-            for i, c in enumerate(chunks)
-        ]
-        return Plan(request, chunks, items)
+
+        def item(i: int, chunk: Chunk) -> Item:
+            return Item(chunk.tokens, style_for(voice.table, len(chunk.tokens)), speed,
+                        fresh_seed() if seed is None else derive_seed(seed, i), pitch=pitch)
+
+        return request, item
 
     def assemble(self, plan: Plan, trailing_pause: bool = False) -> Audio:
         """A rendered plan -> Audio with one Segment per chunk (sentence and word timings)."""
@@ -148,20 +153,31 @@ class Engine:
 
     def stream(self, text: str, voice=DEFAULT_VOICE, speed: float = 1.0, seed: int | None = None,
                pitch: float = 0.0) -> Iterator[Audio]:
-        """Speak `text` chunk by chunk: the first chunk is rendered alone (time to first audio), the rest in
-        batches; yields one Audio per chunk, each followed by its pause but the last, with times counted from the
-        start of the whole text. Joined, the pieces equal `synthesize`'s samples."""
-        plan = self.plan(Request(text, voice, speed, seed, pitch))
-        start, n = 0.0, len(plan.chunks)
-        for lo, hi in ((0, 1), (1, n)):
-            if lo >= hi:
-                continue
-            self.renderer.render(plan.items[lo:hi])
-            for k in range(lo, hi):
-                audio = self.assemble(Plan(plan.request, plan.chunks[k : k + 1], plan.items[k : k + 1]), k + 1 < n)
+        """Speak `text` chunk by chunk: the first chunk is phonemized and rendered alone (time to first audio does
+        not grow with the text: the rest is phonemized after it), the rest in batches; yields one Audio per chunk,
+        each followed by its pause but the last, with times counted from the start of the whole text. Joined, the
+        pieces equal `synthesize`'s samples."""
+        request, item = self._items_for(Request(text, voice, speed, seed, pitch))
+        chunks = self.frontend.chunks(request.text)
+        first, more = next(chunks, (None, False))
+        if first is None:
+            raise ValueError(f"nothing speakable in the text: {request.text[:80]!r}")
+
+        def rendered(batch: list[Chunk], index: int, more_after: bool, start: float):
+            """Render `batch` (chunks from number `index` on) in one call and yield its pieces -> where they end."""
+            items = [item(index + k, c) for k, c in enumerate(batch)]
+            self.renderer.render(items)
+            for k in range(len(batch)):
+                pause = k + 1 < len(batch) or more_after
+                audio = self.assemble(Plan(request, batch[k : k + 1], items[k : k + 1]), pause)
                 audio.segments = [seg.shifted(start) for seg in audio.segments]
                 start += audio.duration
                 yield audio
+            return start
+
+        start = yield from rendered([first], 0, more, 0.0)
+        if more:
+            yield from rendered([c for c, _ in chunks], 1, False, start)  # the rest is phonemized only now
 
     def warmup(self, progress=None):
         """Compile and capture the frame phase ahead of time (see `Renderer.warmup`) -> WarmupReport."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from voicegen.constants import MAX_PHONEMES
@@ -115,8 +115,18 @@ class Frontend:
 
     def __call__(self, text: str) -> list[Chunk]:
         """Text -> chunks in speaking order. Raises ValueError if nothing in it can be spoken."""
+        chunks = [chunk for chunk, _ in self.chunks(text)]
+        if not chunks:
+            raise ValueError(f"nothing speakable in the text: {text[:80]!r}")
+        return chunks
+
+    def chunks(self, text: str) -> Iterator[tuple[Chunk, bool]]:
+        """Text -> (chunk, whether more follow) for the same chunks as calling the frontend, phonemized a sentence
+        at a time as they are taken, so that a streaming caller renders the first before the rest of a long text
+        is phonemized. Each chunk comes once the next speakable one is known (a sentence of bare punctuation after
+        it lengthens its pause); yields nothing if nothing in the text can be spoken."""
         text, inline = self._extract_inline(text)
-        chunks: list[Chunk] = []
+        last: Chunk | None = None
         for sentence in split_sentences(normalize(text, self.language)):
             pieces = self._pieces(sentence.text, inline)
             groups = _pack(pieces, MAX_PHONEMES)
@@ -124,13 +134,13 @@ class Frontend:
                 pause = sentence.pause_after if k == len(groups) - 1 else _cut_pause(group)
                 chunk = _chunk(group, pause)
                 if chunk is not None:
-                    chunks.append(chunk)
-                elif chunks:  # nothing speakable (bare punctuation): keep its pause
-                    last = chunks[-1]
-                    chunks[-1] = Chunk(last.text, last.phonemes, last.words, max(last.pause_after, pause))
-        if not chunks:
-            raise ValueError(f"nothing speakable in the text: {text[:80]!r}")
-        return chunks
+                    if last is not None:
+                        yield last, True
+                    last = chunk
+                elif last is not None:  # nothing speakable (bare punctuation): keep its pause
+                    last = Chunk(last.text, last.phonemes, last.words, max(last.pause_after, pause))
+        if last is not None:
+            yield last, False
 
     # ------------------------------------------------------------------ internals
 
