@@ -12,8 +12,7 @@
 # compile alone took 135 s on an H100), fallback <= FALLBACK_S (170 s), profile <= PROFILE_S (60 s), tests <= TESTS_S
 # (80 s), voice fitting <= FIT_S (60 s; 0 skips it). For A/B runs: CHANNELS_LAST=1 compiles the frame phase
 # channels-last; GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch (default 4096). Each step is cut
-# at its limit and the next one still runs; what a step
-# measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
+# at its limit and the next one still runs; what a step measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
 # throughput.log (with the profile's log), profile.json, kernels.txt, pytest-cuda.log (with the fit's log),
 # voices-cuda.json, and throughput-cuda-fallback.json or graphs.tar.xz.
 set -uo pipefail

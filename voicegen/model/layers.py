@@ -73,36 +73,29 @@ def _as_2d(conv: nn.Conv1d | nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tenso
     return out.squeeze(2)
 
 
-def _check_zero_padded(conv: nn.Conv1d | nn.ConvTranspose1d) -> None:
-    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-        raise ValueError(f"{type(conv).__name__} takes integer zero padding only; got padding={conv.padding!r}, "
-                         f"padding_mode={conv.padding_mode!r}")
-
-
-class Conv1d(nn.Conv1d):
-    """nn.Conv1d (same parameters and names) that runs as a 2-D convolution on CUDA (`_as_2d`), as itself on the
-    CPU. Integer zero padding only."""
+class _TwoDOnCuda:
+    """Mixed into Conv1d and ConvTranspose1d: integer zero padding checked at construction (`_as_2d` passes only
+    that on), and the convolution run as `_as_2d` on CUDA, as the torch module itself on the CPU."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        _check_zero_padded(self)
+        if self.padding_mode != "zeros" or isinstance(self.padding, str):
+            raise ValueError(f"{type(self).__name__} takes integer zero padding only; got padding={self.padding!r}, "
+                             f"padding_mode={self.padding_mode!r}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C_in, T) -> (B, C_out, T_out)."""
         return _as_2d(self, x) if x.is_cuda else super().forward(x)
 
 
-class ConvTranspose1d(nn.ConvTranspose1d):
+class Conv1d(_TwoDOnCuda, nn.Conv1d):
+    """nn.Conv1d (same parameters and names) that runs as a 2-D convolution on CUDA (`_as_2d`), as itself on the
+    CPU. Integer zero padding only."""
+
+
+class ConvTranspose1d(_TwoDOnCuda, nn.ConvTranspose1d):
     """nn.ConvTranspose1d (same parameters and names) that runs as a 2-D transposed convolution on CUDA
     (`_as_2d`), as itself on the CPU. Integer zero padding, no `output_size` argument."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        _check_zero_padded(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """x: (B, C_in, T) -> (B, C_out, T_out)."""
-        return _as_2d(self, x) if x.is_cuda else super().forward(x)
 
 
 class AdaLayerNorm(nn.Module):
