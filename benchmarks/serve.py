@@ -15,6 +15,7 @@ Usage:
   python benchmarks/serve.py --device cuda --min-requests 64 --levels 1,4,16,64,256
   python benchmarks/serve.py --url http://127.0.0.1:8880 --api-key KEY   # against a running server
   python benchmarks/serve.py --batch-cost        # no server: does batching lower the CPU cost per audio second?
+  python benchmarks/serve.py --ttfa-lengths 0,1000,4000   # one client: time to first audio against input length
 Starts `python -m voicegen serve` itself unless --url is given. Writes
 benchmarks/results/serve-<device>-<date>.json and prints a table.
 """
@@ -123,6 +124,93 @@ async def run_level(url: str, key: str, clients: int, per_client: int, corpus: l
     return results
 
 
+def idle(url: str, key: str, limit: float = 600) -> None:
+    """Wait until the server has no chunk queued or rendering (/health's queue_depth)."""
+    import httpx
+
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        health = httpx.get(url + "/health", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+        if health.get("queue_depth") == 0:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"the server still had chunks queued after {limit} s")
+
+
+def ttfa_by_length(url: str, key: str, lengths: list[int], repeats: int, voice: str) -> list[dict]:
+    """One client, one request at a time: every input starts with the same first sentence, followed by corpus
+    sentences up to about `length` characters more, so the first chunk's rendering is the same work and what time to
+    first audio adds with the length is the planning of the rest. The client leaves after the first audio, and the
+    next request waits until the server is idle. Lengths alternate, `repeats` requests each."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=3600)
+    lines = [line.strip() for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    first = "She folded the letter twice and slipped it under the door."
+
+    def text(length: int, take: int) -> str:
+        """The first sentence and `length` more characters, worded apart for each take (so that no phrase of the
+        rest is in the server's phonemizer cache)."""
+        out, k = first, 0
+        while len(out) < len(first) + length:
+            line = lines[k % len(lines)]
+            out += f" In take {take} part {k}, {line[0].lower()}{line[1:]}"
+            k += 1
+        return out[:4096]
+
+    inputs = {n: [text(n, take) for take in range(repeats)] for n in lengths}
+    times: dict[int, list[float]] = {n: [] for n in lengths}
+    for take in range(repeats):
+        for n in lengths:
+            sent = time.monotonic()
+            with client.audio.speech.with_streaming_response.create(model="tts-1", voice=voice, input=inputs[n][take],
+                                                                    response_format="pcm", extra_body={"seed": 1}) as r:
+                for part in r.iter_bytes():
+                    if part:
+                        times[n].append(time.monotonic() - sent)
+                        break
+            idle(url, key)  # the client left after the first audio: wait until the server has dropped the rest
+    base = float(np.median(times[lengths[0]]))
+    planning = planning_by_length(inputs)
+    rows = [{"extra_chars": n, "input_chars": len(inputs[n][0]), "ttfa_p50_s": round(float(np.median(t)), 4),
+             "ttfa_min_s": round(min(t), 4), "vs_shortest": round(float(np.median(t)) / base, 3), **planning[n]}
+            for n, t in times.items()]
+    for row in rows:
+        log(json.dumps(row))
+    return rows
+
+
+def planning_by_length(inputs: dict[int, list[str]]) -> dict[int, dict]:
+    """In this process (this checkout's frontend, no model): seconds to plan each input whole (`Engine.plan`, what a
+    server that plans a request before queueing it waits for) and its first part (`Engine.plan_parts`), the median
+    over the takes, with the phonemizer's cache emptied before each."""
+    sys.path.insert(0, str(ROOT))
+    from voicegen import Request
+    from voicegen.engine import Engine
+    from voicegen.text.phonemize import espeak_words
+
+    engine = Engine.__new__(Engine)  # the frontend and voices only: planning needs no network
+    from voicegen.text import Frontend
+    from voicegen.weights import VoiceBank
+
+    engine.frontend, engine.voice_bank = Frontend(), VoiceBank(None)
+    out = {}
+    for n, takes in inputs.items():
+        whole, first = [], []
+        for text in takes:
+            espeak_words.cache_clear()
+            t = time.perf_counter()
+            engine.plan(Request(text, "jf_alpha", seed=1))
+            whole.append(time.perf_counter() - t)
+            espeak_words.cache_clear()
+            t = time.perf_counter()
+            next(engine.plan_parts(Request(text, "jf_alpha", seed=1)))
+            first.append(time.perf_counter() - t)
+        out[n] = {"plan_whole_s": round(float(np.median(whole)), 4),
+                  "plan_first_part_s": round(float(np.median(first)), 4)}
+    return out
+
+
 def batch_cost(repeats: int = 3) -> dict:
     """In process, no server: CPU seconds per audio second for 8 one-word sentences rendered one at a time and as
     one batch, on one thread (so that other processes' load moves wall time, not the CPU time compared)."""
@@ -171,6 +259,9 @@ def main() -> None:
     ap.add_argument("--out", help="JSON path (default benchmarks/results/serve-<device>-<date>.json)")
     ap.add_argument("--batch-cost", action="store_true",
                     help="instead: CPU time per audio second, one at a time vs one batch, in process (no server)")
+    ap.add_argument("--ttfa-lengths", help="instead: time to first audio of one client against the input's length "
+                    "(characters after the first sentence, comma-separated, e.g. 0,1000,4000)")
+    ap.add_argument("--repeats", type=int, default=7, help="requests per length for --ttfa-lengths")
     args = ap.parse_args()
     if args.batch_cost:
         result = {"date": datetime.date.today().isoformat(), "command": "python benchmarks/serve.py --batch-cost",
@@ -187,6 +278,25 @@ def main() -> None:
     else:
         proc, url = start_server(args.device, args.server_args.split())
         key = KEY
+    if args.ttfa_lengths:
+        try:
+            rows = ttfa_by_length(url, key, [int(x) for x in args.ttfa_lengths.split(",")], args.repeats, args.voice)
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(60)
+        result = {"date": datetime.date.today().isoformat(), "device": args.device,
+                  "command": "python benchmarks/serve.py " + " ".join(sys.argv[1:]),
+                  "baseline": "time to first audio of the shortest input, same run", "lengths": rows}
+        path = Path(args.out or ROOT / "benchmarks" / "results" / f"serve-ttfa-{args.device}-{result['date']}.json")
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\n{'extra chars':>11} {'input chars':>11} {'ttfa p50 s':>10} {'min s':>7} {'vs shortest':>11} "
+              f"{'plan whole s':>12} {'plan first s':>12}")
+        for r in rows:
+            print(f"{r['extra_chars']:>11} {r['input_chars']:>11} {r['ttfa_p50_s']:>10.3f} {r['ttfa_min_s']:>7.3f} "
+                  f"{r['vs_shortest']:>11.2f} {r['plan_whole_s']:>12.4f} {r['plan_first_part_s']:>12.4f}")
+        print(f"\nwrote {path}")
+        return
     corpus = texts(args.max_chars)
     rows = []
     try:

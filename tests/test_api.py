@@ -5,6 +5,7 @@ import threading
 import time
 
 import numpy as np
+import torch
 import pytest
 import soundfile as sf
 
@@ -223,3 +224,22 @@ def test_stream_phonemizes_the_rest_only_after_the_first_chunk(engine, monkeypat
     assert len(phonemized) == 8
     planned = engine.plan(Request(text, "jf_alpha", seed=3))
     assert [p.segments[0].text for p in [first, *rest]] == [c.text for c in planned.chunks]
+
+
+def test_plan_parts_are_the_plan_split_after_its_first_chunk(engine):
+    """Catches a streamed request that renders other chunks, seeds or pauses than the whole plan (the server and
+    `Engine.stream` plan in two parts), and a one-sentence text that claims more follows."""
+    text = "A first sentence. Then, a second one; and a third? Yes!"
+    whole = engine.plan(Request(text, "jf_alpha", seed=11, speed=1.1))
+    parts = list(engine.plan_parts(Request(text, "jf_alpha", seed=11, speed=1.1)))
+    assert [more for _, more in parts] == [True, False] and len(parts[0][0].items) == 1
+    chunks = [c for plan, _ in parts for c in plan.chunks]
+    items = [i for plan, _ in parts for i in plan.items]
+    assert chunks == whole.chunks
+    assert [(i.tokens, i.seed, i.speed, i.pitch) for i in items] == [(i.tokens, i.seed, i.speed, i.pitch)
+                                                                       for i in whole.items]
+    assert all(torch.equal(a.style, b.style) for a, b in zip(items, whole.items))
+    (alone, more), = engine.plan_parts("Just one.")
+    assert not more and len(alone.chunks) == 1
+    with pytest.raises(ValueError, match="nothing speakable"):
+        next(engine.plan_parts("... !"))

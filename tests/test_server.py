@@ -593,11 +593,14 @@ def test_encoders_stream_pieces_that_join_into_one_valid_file(fmt):
 
 
 def test_dispatch_queues_the_first_chunk_alone_and_releases_cancelled_ones():
-    """Catches: later chunks queued with the first (which then waits for them), wrong priorities, a queue count
+    """Catches: later chunks queued with the first (which then waits for them), the first chunk waiting for the rest
+    of the text to be planned, wrong priorities, a reservation not corrected to the planned count, a queue count
     that leaks when a job is cancelled, and a reservation past the bound."""
+    import threading
     from concurrent.futures import Future
 
     from voicegen import Audio
+    from voicegen.server import dispatch
     from voicegen.server.dispatch import FIRST, REST, Dispatcher, SpeechJob
     from voicegen.server.errors import ApiError
 
@@ -619,36 +622,60 @@ def test_dispatch_queues_the_first_chunk_alone_and_releases_cancelled_ones():
         audio = np.zeros(600, np.float32)
         durations = None
 
-    class FakePlan:
-        items = [FakeItem() for _ in range(3)]
-        chunks = [None] * 3
+    def fake_plan(n):
+        return dispatch.Plan(None, [None] * n, [FakeItem() for _ in range(n)])
 
     engine = FakeEngine()
-    dispatcher = Dispatcher(engine, max_queue=4)
-    job = SpeechJob(dispatcher, FakePlan(), deadline=time.monotonic() + 60)
-    assert [(n, p) for n, p, _ in engine.renderer.calls] == [(1, FIRST)] and dispatcher.pending == 3
+    dispatcher = Dispatcher(engine, max_queue=6)
+    go_on = threading.Event()
+
+    def rest():  # the rest of the text: 4 chunks where the estimate said 3
+        assert go_on.wait(10)
+        return fake_plan(4)
+
+    job = SpeechJob(dispatcher, fake_plan(1), deadline=time.monotonic() + 60, rest=rest, estimate=4)
+    assert [(n, p) for n, p, _ in engine.renderer.calls] == [(1, FIRST)] and dispatcher.pending == 4
     with pytest.raises(ApiError) as info:
-        SpeechJob(dispatcher, FakePlan(), deadline=time.monotonic() + 60)
+        SpeechJob(dispatcher, fake_plan(1), deadline=time.monotonic() + 60, estimate=3)
     assert info.value.status == 429 and "Retry-After" in info.value.headers
     with pytest.raises(ApiError) as info:
-        dispatcher.reserve(5)
+        dispatcher.reserve(7)
     assert info.value.status == 413
 
     async def first_then_cancel():
-        from voicegen.server import dispatch
-
         chunks = job.chunks()
         engine.renderer.calls[0][2].set_result(None)
-        dispatch.assemble_chunk = lambda plan, k, more: Audio(np.zeros(600, np.float32))
-        await chunks.__anext__()
-        assert [(n, p) for n, p, _ in engine.renderer.calls] == [(1, FIRST), (1, REST), (1, REST)]
+        await asyncio.wait_for(chunks.__anext__(), 10)  # the first chunk, while the rest is still being planned
+        assert not job._rest.done() and len(engine.renderer.calls) == 1
+        go_on.set()
+        for _ in range(200):
+            if len(engine.renderer.calls) == 5:
+                break
+            await asyncio.sleep(0.01)
+        assert [(n, p) for n, p, _ in engine.renderer.calls] == [(1, FIRST)] + [(1, REST)] * 4
+        assert dispatcher.pending == 4 and len(job.plan.items) == 5  # the first done; 4 queued, not the estimate's 3
+        engine.renderer.calls[1][2].set_result(None)
+        await asyncio.wait_for(chunks.__anext__(), 10)
         job.cancel()
 
-    from voicegen.server import dispatch
-
     saved = dispatch.assemble_chunk
+    dispatch.assemble_chunk = lambda plan, k, more: Audio(np.zeros(600, np.float32))
     try:
         asyncio.run(first_then_cancel())
     finally:
         dispatch.assemble_chunk = saved
-    assert all(f.cancelled() for _, _, f in engine.renderer.calls[1:]) and dispatcher.pending == 0
+    assert all(f.cancelled() for _, _, f in engine.renderer.calls[2:]) and dispatcher.pending == 0
+
+    # a one-chunk request gives back what its estimate reserved beyond the chunk
+    alone = SpeechJob(Dispatcher(FakeEngine(), max_queue=6), fake_plan(1), deadline=time.monotonic() + 60, estimate=3)
+    assert alone.dispatcher.pending == 1
+
+
+def test_admission_estimates_chunks_from_sentences_and_length():
+    """Catches: an estimate that ignores sentences or long unpunctuated text (the bound on the queue would then not
+    hold), or one that is zero for a short text."""
+    from voicegen.server.dispatch import CHUNK_CHARS, estimate_chunks
+
+    assert estimate_chunks("Hi") == 1
+    assert estimate_chunks('One. Two! "Three?" Four… five') == 5
+    assert estimate_chunks("word " * (CHUNK_CHARS // 5) * 3) == 4

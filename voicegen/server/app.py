@@ -11,8 +11,9 @@
 | GET /metrics | Prometheus metrics (`voicegen.server.metrics`) |
 
 The engine loads in a background thread when the app starts, so /health answers (503, "loading") meanwhile. A
-speech request is checked and planned (text -> chunks) before anything is sent, so every refusal is a proper 4xx;
-the response starts when its first chunk is rendered, and the rest follows as it renders (`dispatch`).
+speech request is checked, its first chunk planned and the request admitted on an estimate of its chunks before
+anything is sent, so every refusal is a proper 4xx; the rest of the text is planned while the first chunk renders,
+the response starts when the first chunk is rendered, and the rest follows as it renders (`dispatch`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from ..performance import Performance, resolve_device
 from ..weights.voices import VoiceError
 from . import logs
 from .config import QUEUE_ITEMS, TURN_ITEMS, ServerConfig
-from .dispatch import PODCAST, Cancelled, Dispatcher, SpeechJob, Timeout
+from .dispatch import PODCAST, Cancelled, Dispatcher, SpeechJob, Timeout, estimate_chunks
 from .encode import MEDIA_TYPES, encode, encoder
 from .errors import ApiError, bad_request
 from .metrics import Metrics
@@ -296,14 +297,13 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
             voice = state.voice_map.resolve(params.voice)
         except VoiceError as e:
             raise bad_request(str(e), "voice") from None
+        parts = state.engine.plan_parts(EngineRequest(params.input, voice, params.speed, params.seed, params.pitch))
         try:
-            plan = await run_in_threadpool(state.engine.plan,
-                                           EngineRequest(params.input, voice, params.speed, params.seed,
-                                                         params.pitch))
+            plan, more = await run_in_threadpool(next, parts)  # the first chunk only; the rest plans as it renders
         except ValueError as e:
             raise bad_request(str(e), "input") from None
-        job = SpeechJob(state.dispatcher, plan, deadline=log.arrived + cfg.timeout)
-        log.update(chunks=len(plan.items))
+        job = SpeechJob(state.dispatcher, plan, deadline=log.arrived + cfg.timeout,
+                        rest=(lambda: next(parts)[0]) if more else None, estimate=estimate_chunks(params.input))
         chunks, first = await first_chunk(request, job, log)
         return params, job, chunks, first
 
@@ -321,7 +321,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
             raise StreamAborted(error) from None
         finally:
             job.cancel()
-            log.audio_s = job.audio_seconds
+            job.record(log)
             log.finish(status, error)
 
     def failure(exc: BaseException, log: logs.RequestLog) -> ApiError | None:
@@ -375,7 +375,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         return wrapped
 
     def gone(log: logs.RequestLog, job: SpeechJob) -> Response:
-        log.audio_s = job.audio_seconds
+        job.record(log)
         log.finish(CLIENT_GONE, "client disconnected")
         return Response(status_code=CLIENT_GONE)
 
@@ -397,7 +397,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
             raise error from None
         audio = _join(pieces)
         data = await run_in_threadpool(encode, audio.samples, fmt)
-        log.audio_s = job.audio_seconds
+        job.record(log)
         log.finish(200)
         return audio, data
 

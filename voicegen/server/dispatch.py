@@ -4,24 +4,27 @@ priorities, chunks back in order as they complete, and cancellation.
 Every chunk (about a sentence) of every active request is its own job for the renderer's worker
 (`voicegen.worker.BatchWorker`), which gathers whatever is waiting into shared batches, so batches mix clients.
 Priorities put each request's first chunk ahead of everything else (time to first audio stays low under load),
-then the rest of the speech requests in arrival order, then podcasts; a request's other chunks are queued once
-its first is rendered, so the first never waits for its own followers. A turn holds at most
-`Performance.max_turn_items` chunks, so a new first sentence waits for at most one turn.
+then the rest of the speech requests in arrival order, then podcasts. A request's first chunk is planned alone and
+its other chunks are planned and queued once the first is rendered, so the first waits neither for its followers'
+phonemes nor for their rendering. A turn holds at most `Performance.max_turn_items` chunks, so a new first sentence
+waits for at most one turn.
 
-The queue is bounded in chunks (queued or rendering): a request that would overflow it is refused with 429 and a
-Retry-After estimated from the recent rendering rate; one that could never fit gets 413. A request whose client
-disconnects, or whose time runs out, cancels its chunks that have not started rendering.
+The queue is bounded in chunks (queued or rendering; a request counts as `estimate_chunks` of its text until its
+rest is planned): a request that would overflow it is refused with 429 and a Retry-After estimated from the recent
+rendering rate; one that could never fit gets 413. A request whose client disconnects, or whose time runs out,
+cancels its chunks that have not started rendering.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 
 from ..audio import Audio
 from ..engine import Engine, Plan
@@ -30,6 +33,11 @@ from .errors import ApiError
 
 FIRST, REST, PODCAST = 0, 1, 2
 """Renderer priorities (lower first): a speech request's first chunk, its other chunks, podcast chunks."""
+
+
+PLANNING_THREADS = 2
+"""Threads that plan the rest of speech requests while their first chunks render (the frontend is Python and
+espeak: more threads would mostly wait for the GIL)."""
 
 
 class Timeout(Exception):
@@ -50,6 +58,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._pending = 0
         self._done: deque[float] = deque(maxlen=256)  # completion times of recent chunks, for Retry-After
+        self._planner = ThreadPoolExecutor(PLANNING_THREADS, thread_name_prefix="voicegen-plan")
 
     @property
     def pending(self) -> int:
@@ -88,6 +97,10 @@ class Dispatcher:
         rate = len(recent) / max(now - recent[0], 1e-3)
         return int(min(60, max(1, math.ceil(self._pending / 2 / rate))))
 
+    def plan_later(self, plan: Callable[[], Plan]) -> Future:
+        """Run `plan` (the rest of a request's frontend) in one of the planning threads -> its future."""
+        return self._planner.submit(plan)
+
     def submit(self, items: Sequence[Item], priority: int) -> Future:
         """Queue reserved items for the renderer; the queue shrinks when the future is done or cancelled."""
         future = self.engine.renderer.submit(items, priority)
@@ -101,27 +114,56 @@ class Dispatcher:
                 self._done.append(time.monotonic())
 
 
+def estimate_chunks(text: str) -> int:
+    """How many chunks a text will make, for admission before it is phonemized (>= 1): its sentences, counting one
+    more for every `CHUNK_CHARS` characters of a long one. A request is admitted on this estimate and its reservation
+    corrected once the rest of it is planned."""
+    return max(1, sum(1 + len(s) // CHUNK_CHARS for s in _SENTENCE_END.split(text) if s.strip()))
+
+
+CHUNK_CHARS = 400
+"""Characters of unpunctuated text that about fill one chunk (510 phoneme symbols), for `estimate_chunks`."""
+_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+")
+
+
 class SpeechJob:
-    """One speech request in flight. Its first chunk is queued at once at priority FIRST; the others (REST, one
-    job each) once the first is rendered, so that the first chunk's turn never also renders the request's later
-    chunks and time to first audio does not grow with the text (as `Engine.stream`).
+    """One speech request in flight. Its first chunk, planned alone (`Engine.plan_parts`), is queued at once at
+    priority FIRST; the rest of the text is planned once the first chunk is rendered (in the dispatcher's planning
+    threads, while the client receives the first audio) and queued at priority REST, one job per chunk. So neither
+    phonemizing the rest nor rendering it delays the first chunk, and time to first audio does not grow with the text
+    (as `Engine.stream`); planning the rest alongside the first chunk's rendering measured no faster on the CPU,
+    where it competes for the same cores (benchmarks/RESULTS.md).
+
+    Admission reserves `estimate` chunks (`estimate_chunks`; 413 or 429 from `Dispatcher.reserve`); the reservation
+    is corrected to the real count once the rest is planned.
 
     `chunks()` yields one Audio per chunk with times counted from the start of the request, each followed by its
     pause but the last; joined they are the whole request's audio.
     """
 
-    def __init__(self, dispatcher: Dispatcher, plan: Plan, deadline: float):
+    def __init__(self, dispatcher: Dispatcher, first: Plan, deadline: float, *,
+                 rest: Callable[[], Plan] | None = None, estimate: int = 1):
         self.dispatcher = dispatcher
-        self.plan = plan
+        self.plan = first  # the first chunk's plan; the whole request's once the rest is planned
         self.deadline = deadline
         self.audio_seconds = 0.0
         self.first_audio: float | None = None  # time.monotonic() when the first chunk was rendered
         self.cancelled = False
-        dispatcher.reserve(len(plan.items))
-        self._unsubmitted = len(plan.items)
+        self._lock = threading.RLock()
+        self._more = rest is not None
+        self._rest: Future | None = None
+        self._unsubmitted = max(estimate, len(first.items))  # reserved and not yet submitted
+        dispatcher.reserve(self._unsubmitted)
         self.submitted = time.monotonic()
         self.futures: list[Future] = []
-        self._submit(plan.items[:1], FIRST)
+        self._submit(first.items, FIRST)
+        self._queued: Future = Future()  # done when every chunk is submitted (or that failed)
+        if rest is None:  # give back what the estimate reserved beyond the one chunk
+            self.dispatcher.release(self._unsubmitted)
+            self._unsubmitted = 0
+            self._queued.set_result(None)
+        else:
+            self.futures[0].add_done_callback(lambda first: self._plan_rest(first, rest))
 
     @property
     def queue_wait(self) -> float | None:
@@ -133,6 +175,11 @@ class SpeechJob:
     def tokens(self) -> int:
         return sum(len(item.tokens) for item in self.plan.items)
 
+    def record(self, log) -> None:
+        """Put the audio seconds sent and the chunks planned so far into the request's log (`logs.RequestLog`)."""
+        log.audio_s = self.audio_seconds
+        log.update(chunks=len(self.plan.items))
+
     def _submit(self, items: list[Item], priority: int) -> None:
         try:
             self.futures.append(self.dispatcher.submit(items, priority))
@@ -141,31 +188,77 @@ class SpeechJob:
             raise
         self._unsubmitted -= len(items)
 
+    def _plan_rest(self, first: Future, rest: Callable[[], Plan]) -> None:
+        """The first chunk is done: plan the rest in a planning thread (unless the job failed or was cancelled)."""
+        with self._lock:
+            if self.cancelled or first.cancelled() or first.exception() is not None:
+                _settle(self._queued, Cancelled() if self.cancelled or first.cancelled() else first.exception())
+                return
+            self._rest = self.dispatcher.plan_later(rest)
+            self._rest.add_done_callback(self._queue_rest)
+
+    def _queue_rest(self, rest: Future) -> None:
+        """The rest is planned: correct the reservation and queue it at priority REST, one job per chunk."""
+        with self._lock:
+            if self._queued.done():
+                return
+            try:
+                if self.cancelled or rest.cancelled():
+                    raise Cancelled()
+                part = rest.result()
+                extra = len(part.items) - self._unsubmitted
+                if extra > 0:
+                    self.dispatcher.reserve(extra, force=True)
+                else:
+                    self.dispatcher.release(-extra)
+                self._unsubmitted = len(part.items)
+                self.plan = Plan(self.plan.request, self.plan.chunks + part.chunks, self.plan.items + part.items)
+                for item in part.items:
+                    self._submit([item], REST)
+            except BaseException as exc:  # noqa: BLE001 - handed to chunks()
+                _settle(self._queued, exc)
+                return
+            _settle(self._queued, None)
+
     async def chunks(self):
-        n, start = len(self.plan.items), 0.0
-        for k in range(n):
+        k, start = 0, 0.0
+        while k < len(self.plan.items):
             await wait_future(self.futures[k], self.deadline)
             if k == 0:
                 self.first_audio = time.monotonic()
                 if self.cancelled:
                     raise Cancelled()
-                for item in self.plan.items[1:]:
-                    self._submit([item], REST)
-            audio = assemble_chunk(self.plan, k, k + 1 < n)
+            more = k + 1 < len(self.plan.items) or (k == 0 and self._more)
+            audio = assemble_chunk(self.plan, k, more)
             audio.segments = [seg.shifted(start) for seg in audio.segments]
             start += audio.duration
             self.audio_seconds = start
             self.plan.items[k].audio = None  # handed on; free it
             yield audio
+            if k == 0:
+                await wait_future(self._queued, self.deadline)  # the rest planned and queued
+            k += 1
 
     def cancel(self) -> None:
-        """Drop every chunk whose turn has not begun (those rendering finish and are discarded). Idempotent."""
-        self.cancelled = True
-        for future in self.futures:
-            future.cancel()
-        if self._unsubmitted:
-            self.dispatcher.release(self._unsubmitted)
-            self._unsubmitted = 0
+        """Drop every chunk whose turn has not begun (those rendering finish and are discarded) and the planning of
+        the rest if it has not begun. Idempotent."""
+        with self._lock:
+            self.cancelled = True
+            for future in self.futures:
+                future.cancel()
+            if self._rest is not None:
+                self._rest.cancel()
+            if self._unsubmitted:
+                self.dispatcher.release(self._unsubmitted)
+                self._unsubmitted = 0
+
+
+def _settle(future: Future, exc: BaseException | None) -> None:
+    """Complete `future` with `exc` or None, unless it was cancelled meanwhile (a timeout while waiting for it)."""
+    try:
+        future.set_result(None) if exc is None else future.set_exception(exc)
+    except InvalidStateError:
+        pass
 
 
 def assemble_chunk(plan: Plan, k: int, trailing_pause: bool) -> Audio:
