@@ -10,8 +10,10 @@
 #     command="bash benchmarks/gpu_session.sh", carry=[".gpu"], timeout_s=550
 # Budget (the device gives ~15 minutes per session, start-up included): benchmark <= BENCH_S (270 s; the cold
 # compile alone took 135 s on an H100), fallback <= FALLBACK_S (170 s), profile <= PROFILE_S (60 s), tests <= TESTS_S
-# (80 s), voice fitting <= FIT_S (60 s; 0 skips it). For A/B runs: CHANNELS_LAST=1 compiles the frame phase
-# channels-last; GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch (default 4096). Each step is cut
+# (80 s), voice fitting <= FIT_S (60 s; 0 skips it); first, the token phase packed vs unpacked <= TOKEN_S (60 s;
+# benchmarks/token_phase.py, no compile). For A/B runs: CHANNELS_LAST=1 compiles the frame phase
+# channels-last; GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch (default 4096); UNPACKED_BILSTM=1
+# runs the token phase's BiLSTMs without packing (voicegen.model.layers.UNPACKED_BILSTM). Each step is cut
 # at its limit and the next one still runs; what a step measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
 # throughput.log (with the profile's log), profile.json, kernels.txt, pytest-cuda.log (with the fit's log),
 # voices-cuda.json, and throughput-cuda-fallback.json or graphs.tar.xz.
@@ -31,10 +33,17 @@ mkdir -p "$CUSTOM" && : > "$CUSTOM/sitecustomize.py" && export PYTHONPATH=$CUSTO
 [ -n "${CHANNELS_LAST:-}" ] && echo 'import voicegen.compiled as v; v.CHANNELS_LAST["cuda"] = True' >> "$CUSTOM/sitecustomize.py"
 [ -n "${GRAPH_MAX_FRAMES:-}" ] && echo "import voicegen.model.cuda_graphs as g; g.GRAPH_MAX_FRAMES = int($GRAPH_MAX_FRAMES)" \
     >> "$CUSTOM/sitecustomize.py"
+[ -n "${UNPACKED_BILSTM:-}" ] && echo 'import voicegen.model.layers as l; l.UNPACKED_BILSTM["cuda"] = True' \
+    >> "$CUSTOM/sitecustomize.py"
 cat "$CUSTOM/sitecustomize.py" >> "$OUT/env.txt"
+# the token phase with packed and unpacked BiLSTMs, eager, alternating (seconds; its JSON goes into throughput.log)
+timeout ${TOKEN_S:-60} python3 benchmarks/token_phase.py --device cuda --rounds 20 --out /tmp/token-phase-cuda.json \
+    > "$OUT/throughput.log" 2>&1
+echo "token phase exit $?" >> "$OUT/throughput.log"
+cat /tmp/token-phase-cuda.json >> "$OUT/throughput.log" 2>/dev/null
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
 timeout ${BENCH_S:-270} python3 benchmarks/throughput.py --device cuda --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
-    --out "$OUT/throughput-cuda.json" > "$OUT/throughput.log" 2>&1
+    --out "$OUT/throughput-cuda.json" >> "$OUT/throughput.log" 2>&1
 echo "benchmark exit $?" >> "$OUT/throughput.log"
 if grep -q "InductorError" "$OUT/throughput.log"; then  # the compiled mode again, traced size-obliviously, no layout optimization
     printf '%s\n' 'import torch._inductor.config as c; c.layout_optimization = False' \

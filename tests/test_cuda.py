@@ -55,3 +55,16 @@ def test_source_noise_is_the_same_on_cpu_and_cuda():
     cpu = gaussian_noise(seeds, 4096)
     gpu = gaussian_noise(seeds.cuda(), 4096).cpu()
     torch.testing.assert_close(gpu, cpu, atol=1e-5, rtol=1e-5)
+
+
+def test_unpacked_bilstm_equals_the_packed_one_on_cuda(strict_float32):
+    """`voicegen.model.layers.UNPACKED_BILSTM` on the device: cuDNN's padded call over the batch twice gives what
+    its packed call gives (a backward direction that read padding would differ by ~1)."""
+    from voicegen.model.layers import BiLSTM
+
+    torch.manual_seed(0)
+    lstm = BiLSTM(64, 32).cuda().eval()
+    lengths = torch.tensor([50, 17, 3, 49])
+    x = torch.randn(4, 50, 64, device="cuda")
+    with torch.inference_mode():
+        torch.testing.assert_close(lstm.unpacked(x, lengths), lstm(x, lengths), rtol=1e-4, atol=1e-5)

@@ -99,3 +99,50 @@ def test_a_convolution_without_integer_zero_padding_is_refused():
         Conv1d(4, 4, 3, padding=1, padding_mode="reflect")
     with pytest.raises(ValueError, match="zero padding"):
         Conv1d(4, 4, 3, padding="same")
+
+
+def test_unpacked_bilstm_equals_the_packed_one_values_and_gradients():
+    """Catches an unpacked BiLSTM (`voicegen.model.layers.UNPACKED_BILSTM`) whose backward direction reads padding,
+    whose outputs are shifted by one step or not zero on padding, or whose gradients (voice fitting) differ."""
+    from voicegen.model.layers import BiLSTM
+
+    torch.manual_seed(0)
+    lstm = BiLSTM(20, 16)
+    lengths = torch.tensor([13, 7, 1, 12, 5])
+    x = torch.randn(5, 13, 20)
+    for b, n in enumerate(lengths.tolist()):
+        x[b, n:] = torch.randn(13 - n, 20) * 5  # padding that must not matter
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    packed, unpacked = lstm(xa, lengths), lstm.unpacked(xb, lengths)
+    torch.testing.assert_close(unpacked, packed, rtol=1e-5, atol=1e-6)
+    assert not unpacked[1, 7:].any() and unpacked[1, 6].abs().sum() > 0
+    weights = torch.randn_like(packed)
+    (packed * weights).sum().backward()
+    (unpacked * weights).sum().backward()
+    torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_token_phase_with_unpacked_bilstms_keeps_durations_and_features(network, monkeypatch):
+    """The network's token phase and alignment (four BiLSTMs) with the switch on, on a batch of three lengths:
+    the same durations and, to float rounding, the same frame features."""
+    from voicegen.model import layers
+
+    g = torch.Generator().manual_seed(3)
+    lengths = torch.tensor([40, 23, 9])
+    tokens = torch.zeros(3, 40, dtype=torch.long)
+    for b, n in enumerate(lengths.tolist()):
+        tokens[b, 1 : n - 1] = torch.randint(1, 170, (n - 2,), generator=g)
+    style = torch.randn(3, 256, generator=g) * 0.1
+    speed = torch.ones(3)
+
+    def run():
+        with torch.inference_mode():
+            phase = network.encode(tokens, lengths, style, speed)
+            return phase, network.align(phase, style)
+
+    phase, frames = run()
+    monkeypatch.setitem(layers.UNPACKED_BILSTM, "cpu", True)
+    phase2, frames2 = run()
+    assert torch.equal(phase2.durations, phase.durations)
+    torch.testing.assert_close(frames2.x, frames.x, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(frames2.asr, frames.asr, rtol=1e-4, atol=1e-5)

@@ -149,12 +149,19 @@ class AdainResBlk1d(nn.Module):
         return (h + shortcut) * (1 / math.sqrt(2))
 
 
+UNPACKED_BILSTM = {"cuda": False}
+"""Per device type: run `BiLSTM` over a padded batch without packing it (one call over the batch twice, left- and
+right-aligned; see `BiLSTM.unpacked`). Off by default: an A/B switch for the GPU, where a packed cuDNN LSTM call
+spent ~4 ms of host time (benchmarks/RESULTS.md, sixth session's H200 profile) and packing keeps the token phase
+out of CUDA graphs."""
+
+
 class BiLSTM(nn.LSTM):
     """A one-layer bidirectional LSTM over padded batches, exact per item.
 
-    Packing keeps the backward direction from reading padding. `lengths` must live on the CPU (the engine knows
-    them on the host), so packing costs no device synchronisation. Parameters keep nn.LSTM's names
-    (`weight_ih_l0`, `weight_ih_l0_reverse`, ...), as in Kokoro checkpoints.
+    Packing keeps the backward direction from reading padding (`unpacked` does it without packing). `lengths` must
+    live on the CPU (the engine knows them on the host), so packing costs no device synchronisation. Parameters keep
+    nn.LSTM's names (`weight_ih_l0`, `weight_ih_l0_reverse`, ...), as in Kokoro checkpoints.
     """
 
     def __init__(self, input_size: int, hidden_size: int):
@@ -165,6 +172,27 @@ class BiLSTM(nn.LSTM):
         total = x.shape[1]
         if bool((lengths == total).all()):
             return super().forward(x)[0]
+        if UNPACKED_BILSTM.get(x.device.type, False):
+            return self.unpacked(x, lengths)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = super().forward(packed)
         return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=total)[0]
+
+    def unpacked(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The same as `forward` (to float rounding) without packing: x: (B, T, C_in), lengths: (B,) int64 ->
+        (B, T, 2 * hidden), zero on padding.
+
+        One LSTM call over 2B rows: the batch as it is (padding after each item, so the forward direction reads
+        each item before its padding) and right-aligned (padding before, so the backward direction starts at each
+        item's last step); the forward outputs come from the first copy, the backward ones from the second, shifted
+        back. Twice the LSTM's arithmetic, but one call with static shapes and no host work per step (capturable in
+        a CUDA graph)."""
+        rows, total, hidden = x.shape[0], x.shape[1], self.hidden_size
+        t = torch.arange(total, device=x.device)
+        shift = (total - lengths.to(x.device))[:, None]  # (B, 1) padding steps per item
+        src = t - shift  # (B, T): right-aligned step p holds step p - shift of the item
+        right = torch.gather(x, 1, src.clamp(min=0)[..., None].expand(-1, -1, x.shape[2])) * (src >= 0)[..., None]
+        out = super().forward(torch.cat([x, right.to(x.dtype)]))[0]  # (2B, T, 2 * hidden)
+        back = torch.gather(out[rows:, :, hidden:], 1, (t + shift).clamp(max=total - 1)[..., None].expand(-1, -1, hidden))
+        valid = (t < total - shift)[..., None]  # (B, T, 1): t < length
+        return torch.cat([out[:rows, :, :hidden], back], -1) * valid
