@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +115,14 @@ def _shift_words(words: Iterable[Word], offset: float, lo: float, hi: float) -> 
     return tuple(out)
 
 
+def _after(previous: Future | None, add, *args) -> None:
+    """add(*args) once `previous` (an earlier task of the same meter on the same helper thread, so already run) has
+    succeeded: its failure is passed on instead."""
+    if previous is not None:
+        previous.result()
+    add(*args)
+
+
 class RawFrames:
     """Read-only (frames, channels) float32 view of a raw little-endian file, read only where sliced.
 
@@ -169,6 +178,7 @@ class EpisodeWriter:
         self.segments: list[Segment] = []
         self.audio: Audio | None = None
         self._meter = loudness.LoudnessMeter(sample_rate, self.channels)
+        self._metering: Future | None = None  # the meter's work in flight on the helper thread (`_measure`)
         self._peaks = loudness.PeakBounds(self.channels)  # where the true peak could be high, as turns arrive
         self._frames = 0
         self._prev: tuple[str | None, str] | None = None  # (speaker, text) of the last thing placed
@@ -181,16 +191,29 @@ class EpisodeWriter:
 
     def _write(self, frames: np.ndarray, mono: np.ndarray | None = None, gains: np.ndarray | None = None) -> None:
         """Append frames (N, C); `mono` (N,) and `gains` (C,) when frames == mono * gains (a panned turn), which the
-        meter then filters once instead of once per channel."""
+        meter then filters once instead of once per channel. The arrays are the writer's own from here on: the
+        meter may still be reading them on the helper thread (`_measure`)."""
         frames = np.ascontiguousarray(frames, dtype=np.float32)
         if not len(frames):
             return
         if mono is not None:
-            self._meter.add_panned(mono, gains)
+            self._measure(self._meter.add_panned, mono, gains, frames=len(mono))
             self._peaks.add_panned(mono, gains)
         else:
-            self._meter.add(frames)
+            self._measure(self._meter.add, frames, frames=len(frames))
             self._peaks.add(frames)
+        self._store(frames)
+
+    def _silence(self, seconds: float) -> None:
+        """Append digital silence: the meter and the peak bounds skip it without looking at zeros."""
+        n = int(round(max(0.0, seconds) * self.sample_rate))
+        if n:
+            self._measure(self._meter.add_silence, n, frames=0)
+            self._peaks.add_silence(n)
+            self._store(np.zeros((n, self.channels), np.float32))
+
+    def _store(self, frames: np.ndarray) -> None:
+        """Keep frames (N, C) float32: in memory, or appended to the temporary file."""
         if self.path is None:
             self._chunks.append(frames)
         else:
@@ -200,8 +223,28 @@ class EpisodeWriter:
             self._raw.write(frames.astype("<f4", copy=False).data)  # no bytes copy
         self._frames += len(frames)
 
-    def _silence(self, seconds: float) -> None:
-        self._write(np.zeros((int(round(max(0.0, seconds) * self.sample_rate)), self.channels), np.float32))
+    def _measure(self, add, *args, frames: int) -> None:
+        """Feed the meter (`add(*args)`, one of its add methods) with the next `frames` frames. Long pieces are
+        metered on the mixer's helper thread (`loudness.worker`, numpy/scipy only) while this thread goes on with the
+        peak bounds, the panned frames and the next turn; anything fed while metering is in flight is queued behind
+        it, so the meter sees every piece in order. `_metered` waits for it; a failure there is raised by the next
+        call or by `_metered`."""
+        pending = self._metering
+        if pending is not None and pending.done():
+            self._metering = None
+            pending.result()  # raises a failure of the metering in the background
+            pending = None
+        if loudness.on_worker() or (pending is None and frames < loudness.PARALLEL_MIN_FRAMES):
+            add(*args)
+        else:
+            self._metering = loudness.worker().submit(_after, pending, add, *args)
+
+    def _metered(self) -> loudness.LoudnessMeter:
+        """The meter, once it has every frame written so far."""
+        pending, self._metering = self._metering, None
+        if pending is not None:
+            pending.result()
+        return self._meter
 
     def _start(self) -> None:
         if self._closed:
@@ -291,8 +334,9 @@ class EpisodeWriter:
             out = source if self.path is None else None  # in memory: our own concatenation, limited in place
             if self.normalize and len(source):
                 peaks = loudness.PeakMap(source, bounds=self._peaks)  # used by the gain search and the limiter
+                meter = self._metered()
                 gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
-                                           measured_lufs=self._meter.integrated(), meter=self._meter, peaks=peaks)
+                                           measured_lufs=meter.integrated(), meter=meter, peaks=peaks)
                 blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db, peaks=peaks,
                                                  out=out)
             else:
@@ -337,6 +381,7 @@ class EpisodeWriter:
     def abort(self) -> None:
         """Stop without writing anything; temporary files are removed."""
         self._closed = True
+        self._metering = None  # metering in flight finishes on its own; its result is not needed
         self._discard_raw()
 
     def __enter__(self) -> EpisodeWriter:
