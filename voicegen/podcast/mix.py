@@ -183,16 +183,18 @@ class EpisodeWriter:
         self._frames = 0
         self._prev: tuple[str | None, str] | None = None  # (speaker, text) of the last thing placed
         self._started = self._closed = False
-        self._chunks: list[np.ndarray] = []  # in-memory mode
+        self._buffer: np.ndarray | None = None  # in-memory mode: (capacity, C), the first self._frames rows written
         self._raw = None  # file object of the temporary float32 stream
         self._raw_path: Path | None = None
 
     # ---- writing --------------------------------------------------------------------------------------
 
-    def _write(self, frames: np.ndarray, mono: np.ndarray | None = None, gains: np.ndarray | None = None) -> None:
+    def _write(self, frames: np.ndarray, mono: np.ndarray | None = None, gains: np.ndarray | None = None,
+               placed: bool = False) -> None:
         """Append frames (N, C); `mono` (N,) and `gains` (C,) when frames == mono * gains (a panned turn), which the
-        meter then filters once instead of once per channel. The arrays are the writer's own from here on: the
-        meter may still be reading them on the helper thread (`_measure`)."""
+        meter then filters once instead of once per channel; `placed` when frames are already the next rows of the
+        in-memory buffer (`_next_rows`). The arrays are the writer's own from here on: the meter may still be
+        reading them on the helper thread (`_measure`)."""
         frames = np.ascontiguousarray(frames, dtype=np.float32)
         if not len(frames):
             return
@@ -202,7 +204,7 @@ class EpisodeWriter:
         else:
             self._measure(self._meter.add, frames, frames=len(frames))
             self._peaks.add(frames)
-        self._store(frames)
+        self._store(frames, placed)
 
     def _silence(self, seconds: float) -> None:
         """Append digital silence: the meter and the peak bounds skip it without looking at zeros."""
@@ -210,12 +212,33 @@ class EpisodeWriter:
         if n:
             self._measure(self._meter.add_silence, n, frames=0)
             self._peaks.add_silence(n)
-            self._store(np.zeros((n, self.channels), np.float32))
+            if self.path is None:
+                self._next_rows(n)[...] = 0.0
+                self._frames += n
+            else:
+                self._store(np.zeros((n, self.channels), np.float32))
 
-    def _store(self, frames: np.ndarray) -> None:
-        """Keep frames (N, C) float32: in memory, or appended to the temporary file."""
+    INITIAL_FRAMES = 1 << 21
+    """Rows of the in-memory buffer at first (~87 s at 24 kHz; pages are only committed as rows are written); it
+    doubles when full."""
+
+    def _next_rows(self, n: int) -> np.ndarray:
+        """In-memory mode: the buffer's next n rows (n, C), after the frames written so far (not yet counted)."""
+        need = self._frames + n
+        if self._buffer is None or len(self._buffer) < need:
+            size = max(need, self.INITIAL_FRAMES if self._buffer is None else 2 * len(self._buffer))
+            buffer = np.empty((size, self.channels), np.float32)
+            if self._frames:
+                buffer[: self._frames] = self._buffer[: self._frames]
+            self._buffer = buffer
+        return self._buffer[self._frames : need]
+
+    def _store(self, frames: np.ndarray, placed: bool = False) -> None:
+        """Keep frames (N, C) float32: in the in-memory buffer (already there when `placed`), or appended to the
+        temporary file."""
         if self.path is None:
-            self._chunks.append(frames)
+            if not placed:
+                self._next_rows(len(frames))[...] = frames
         else:
             if self._raw is None:
                 fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".raw", dir=self.path.parent)
@@ -303,14 +326,16 @@ class EpisodeWriter:
             x = dsp.to_mono(x)  # (N,): a view when the turn is mono
         x = dsp.fade(x, self.fade, self.fade)  # our own copy from here on
         mono = gains = None
+        self._gap_before(speaker, text)
+        placed = False
         if self.channels == 1:
             x = x[:, None]
         elif x.ndim == 1:
             mono, gains = x, dsp.pan_gains(0.0 if pan is None else pan)
-            x = dsp.place(mono, gains)  # dsp.pan(mono, pan)
-        self._gap_before(speaker, text)
+            placed = self.path is None  # in memory: panned straight into the buffer
+            x = dsp.place(mono, gains, out=self._next_rows(len(mono)) if placed else None)  # dsp.pan(mono, pan)
         start = self._frames / self.sample_rate
-        self._write(x, mono, gains)
+        self._write(x, mono, gains, placed)
         end = self._frames / self.sample_rate
         shifted = _shift_words(words or (), start - offset / self.sample_rate, start, end)
         segment = Segment(text=text, start=start, end=end, speaker=speaker, voice=voice, words=shifted)
@@ -331,7 +356,7 @@ class EpisodeWriter:
                     self._silence(self.gaps.music)
                 self._write(dsp.fade(load_music(self.outro, self.sample_rate, self.channels), self.fade, self.fade))
             source = self._source()
-            out = source if self.path is None else None  # in memory: our own concatenation, limited in place
+            out = source if self.path is None else None  # in memory: our own buffer, limited in place
             if self.normalize and len(source):
                 peaks = loudness.PeakMap(source, bounds=self._peaks)  # used by the gain search and the limiter
                 meter = self._metered()
@@ -355,9 +380,10 @@ class EpisodeWriter:
         return self.segments
 
     def _source(self) -> np.ndarray:
-        """All frames written so far, (N, C): the in-memory chunks, or a RawFrames view of the temporary file."""
+        """All frames written so far, (N, C): a view of the in-memory buffer, or a RawFrames view of the temporary
+        file."""
         if self.path is None:
-            return np.concatenate(self._chunks) if self._chunks else np.zeros((0, self.channels), np.float32)
+            return self._buffer[: self._frames] if self._frames else np.zeros((0, self.channels), np.float32)
         if self._raw is None:
             return np.zeros((0, self.channels), np.float32)
         self._raw.close()
@@ -376,7 +402,7 @@ class EpisodeWriter:
             self._raw.close()
         if self._raw_path is not None:
             self._raw_path.unlink(missing_ok=True)
-        self._raw, self._raw_path, self._chunks = None, None, []
+        self._raw, self._raw_path, self._buffer = None, None, None
 
     def abort(self) -> None:
         """Stop without writing anything; temporary files are removed."""
