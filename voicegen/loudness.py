@@ -1086,6 +1086,11 @@ def solve_gain(source, sr: int, target_lufs: float = -16.0, true_peak_db: float 
     if meter is None:
         meter = _meter_of(source, sr)
     sub = meter.sub_block_energies().sum(axis=1)
+    # the stretches' K(x) (filtered on the helper thread) and the limiter's gain for the guess (here) at once: both
+    # need only the frames found above; each keeps its result in `peaks`
+    end = int(_sub_block_bounds(sr, len(sub))[-1])
+    near = len(peaks.frames) * 2 * (_limiter_reach(half) + k_weighting_settle(sr))  # most frames the stretches hold
+    in_parallel(lambda: _limiter_runs(peaks, g, ceiling, half), lambda: peaks.stretches(sr, half, end), near)
     # a first guess of the limiter's loudness loss, so that one exact pass usually confirms the gain
     guess = target_lufs - _gated_loudness(_estimated_sub_energies(sr, g, ceiling, half, peaks, sub), sr)
     if math.isfinite(guess):
