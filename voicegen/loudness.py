@@ -769,16 +769,25 @@ class PeakMap:
         blocks = np.flatnonzero(bound > threshold)
         starts = blocks * PEAK_BLOCK  # sorted first frames of the candidate blocks
         step = -(-self.block // PEAK_BLOCK) * PEAK_BLOCK  # whole peak blocks per read
-        frames, values = [], []
-        for start in np.unique(starts // step) * step:  # only the read blocks with candidates
-            stop = min(n, start + step)
-            a, b = np.searchsorted(starts, [start, stop])
-            lo, hi = max(0, start - _TP_CONTEXT), min(n, stop + _TP_CONTEXT)
-            f, v = _envelope_at(np.asarray(self.source[lo:hi]), starts[a:b] - lo, near[blocks[a:b]], threshold)
-            frames.append(f + lo)
-            values.append(v)
-        self.frames = np.concatenate(frames) if frames else np.zeros(0, np.int64)
-        self.values = np.concatenate(values) if values else np.zeros(0)
+        reads = np.unique(starts // step) * step  # only the read blocks with candidates
+
+        def scan(part: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+            found = []
+            for start in part:
+                stop = min(n, start + step)
+                a, b = np.searchsorted(starts, [start, stop])
+                lo, hi = max(0, start - _TP_CONTEXT), min(n, stop + _TP_CONTEXT)
+                f, v = _envelope_at(np.asarray(self.source[lo:hi]), starts[a:b] - lo, near[blocks[a:b]], threshold)
+                found.append((f + lo, v))
+            return found
+
+        # the read blocks in two halves, the second on the helper thread (work: frames of the candidate blocks)
+        split = len(reads) // 2
+        first, second = in_parallel(lambda: scan(reads[:split]), lambda: scan(reads[split:]),
+                                    len(starts) * PEAK_BLOCK // 2 if split else 0)
+        found = first + second
+        self.frames = np.concatenate([f for f, _ in found]) if found else np.zeros(0, np.int64)
+        self.values = np.concatenate([v for _, v in found]) if found else np.zeros(0)
         self.threshold = threshold
 
     CACHE_BYTES = 64 << 20
