@@ -799,9 +799,10 @@ class PeakMap:
         """For the loudness corrections of `_limited_sub_energies`: the stretches around the loud frames, each
         padded by the limiter's reach and the K-filter's settling time and clipped to [0, end), as
         `_Stretches` groups of at most GROUP_FRAMES frames. The K-filter runs over each stretch (one call per
-        group, its state carried on); the first `settle` frames of a stretch are its history (no limited frame
-        lies there), kept with it so that no rows are gathered. Kept for the next pass while they fit in
-        CACHE_BYTES; else a generator, refiltering on every pass (the same numbers)."""
+        group and channel, the channels on two threads, each state carried on); the first `settle` frames of a
+        stretch are its history (no limited frame lies there), kept with it so that no rows are gathered. Kept for
+        the next pass while they fit in CACHE_BYTES; else a generator, refiltering on every pass (the same
+        numbers)."""
         key = (sr, half, end, self.threshold)
         if self._stretches is not None and self._stretches[0] == key:
             return self._stretches[1]
@@ -1009,7 +1010,8 @@ def _limited_sub_energies(source, sr: int, gain: float, ceiling: float, half: in
     The settling time is where the filter's impulse response falls below 1e-6: the correction, itself a small
     part of the energy, is then exact to ~1e-6 of itself (~1e-7 LU), far inside `solve_gain`'s tolerance. The
     stretches come from every frame in `peaks` (a superset of where any of the gain passes limits), so K(x) there
-    is filtered once and kept in `peaks`; K(d) is filtered over them in one call per group.
+    is filtered once and kept in `peaks`; K(d) is filtered over them in one call per group and channel, the
+    channels on two threads (`channel_map`).
     """
     energies = gain * gain * sub
     frames, values = _limiter_runs(peaks, gain, ceiling, half)
