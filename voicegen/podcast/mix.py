@@ -2,7 +2,8 @@
 `voicegen.podcast.render` drives the engine and feeds this.
 
 `EpisodeWriter` is the one implementation. It streams unnormalized float audio to a temporary file next to
-the output (or keeps it in memory when no path is given), measures loudness as it goes, and on `close()`
+the output (or keeps it in memory when no path is given), measures loudness as it goes (on the mixer's helper
+thread, `loudness.worker`, while the calling thread pans and bounds the peaks), and on `close()`
 makes a second pass applying gain and a true-peak limiter, writing the final file atomically.
 `mix_turns` is a thin wrapper over it.
 """
@@ -356,10 +357,10 @@ class EpisodeWriter:
                     self._silence(self.gaps.music)
                 self._write(dsp.fade(load_music(self.outro, self.sample_rate, self.channels), self.fade, self.fade))
             source = self._source()
+            meter = self._metered()  # every frame metered (a failure of the metering is raised here)
             out = source if self.path is None else None  # in memory: our own buffer, limited in place
             if self.normalize and len(source):
                 peaks = loudness.PeakMap(source, bounds=self._peaks)  # used by the gain search and the limiter
-                meter = self._metered()
                 gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
                                            measured_lufs=meter.integrated(), meter=meter, peaks=peaks)
                 blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db, peaks=peaks,
