@@ -423,3 +423,55 @@ def test_peak_scan_in_two_halves_equals_one_thread(monkeypatch):
     assert len(found[0][0]) > 100
     for a, b in zip(*found):
         np.testing.assert_array_equal(a, b)
+
+
+class _Frames:
+    """An array-like source (not a numpy array): PeakMap reads it in blocks, as it reads a file."""
+
+    ndim = 2
+
+    def __init__(self, x):
+        self.x, self.shape = x, x.shape
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, index):
+        return self.x[index]
+
+
+def test_peak_scan_of_an_array_by_candidates_equals_reading_blocks(monkeypatch):
+    """PeakMap scans a numpy array a number of candidate blocks at a time, wherever they lie (one call may span
+    many frames), and the float32 estimate zeroes the windows past the ends without a padded copy; this catches a
+    chunk that drops or repeats candidates, or a window at either end estimated from the wrong samples, against
+    reading the same frames in blocks."""
+    x = np.stack([speechlike(3, seed=13), 0.8 * speechlike(3, seed=14)], axis=1) * 1.5
+    x[:3] = x[-3:] = [[0.95, -0.9]]  # loud first and last frames: windows past both ends are candidates
+    for chunk in (L.PeakMap.SCAN_CANDIDATES, 7):
+        monkeypatch.setattr(L.PeakMap, "SCAN_CANDIDATES", chunk)
+        for level in (0.2, 0.5):
+            got = L.PeakMap(x).over(level)
+            want = L.PeakMap(_Frames(x), block=4000).over(level)
+            assert len(got[0]) > 10 and got[0][0] == 0 and got[0][-1] >= len(x) - 3
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+    frames, values = L.PeakMap(x).over(0.3)
+    envelope = L._true_peak_envelope(x)
+    np.testing.assert_array_equal(frames, np.flatnonzero(envelope > 0.3))
+    np.testing.assert_array_equal(values, envelope[frames])
+
+
+def test_sparse_sliding_minimum_equals_the_full_one():
+    """The limiter's sliding minimum visits only the windows around the frames that need less than unit gain; this
+    catches a window missed or reaching past either end (low values in the first and last frames, values closer
+    together than a window, a window wider than the signal), bit for bit against the pass over every frame."""
+    rng = np.random.default_rng(15)
+    for n, count, half in [(5000, 12, 120), (300, 3, 120), (2000, 40, 7), (50, 1, 2)]:
+        r = np.ones(n)
+        lows = np.unique(np.concatenate([[0, n - 1], rng.integers(0, n, count)]))
+        r[lows] = rng.uniform(0.1, 1.0, len(lows))
+        r[lows[len(lows) // 2]] = 1.0  # a frame only at the ceiling
+        np.testing.assert_array_equal(L._smooth_ratio(r, half, lows), L._smooth_ratio(r, half))
+        width = 2 * half + 1
+        np.testing.assert_array_equal(L._sparse_sliding_min(n, lows, r[lows], min(width, n)),
+                                      L._sliding_min(r, min(width, n)))

@@ -646,6 +646,12 @@ class PeakBounds:
         return bound, near
 
 
+_BLAS_ONE_THREAD = 500_000
+"""Most multiply-adds in one matrix product of `_block_estimate`. OpenBLAS (numpy's) runs a product of more than
+524 288 (its threshold) on several threads, whose workers then spin for a while after it: on two cores they take
+one from the mixer's two threads (seen as CPU time doubled and the next mix's turns twice as slow)."""
+
+
 @lru_cache(maxsize=1)
 def _block_kernel() -> tuple[int, np.ndarray]:
     """The oversampler's inter-sample phases for a whole block of PEAK_BLOCK frames as one banded matrix:
@@ -664,15 +670,19 @@ def _block_estimate(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
     channel on its samples (no window per frame); only 24 of each column's W entries are non-zero, so the rounding
     error is that of the 24-tap sum: below 4e-6 x the largest |x| in the frame's window."""
     q0, kernel = _block_kernel()
-    width, channels = len(kernel), x.shape[1]
-    offset = q0
+    width = len(kernel)
+    idx = starts[:, None] + (q0 + np.arange(width))  # (B, W)
     if len(starts) and (starts[0] + q0 < 0 or starts[-1] + q0 + width > len(x)):  # a window reaches past an end
-        padded = np.zeros((len(x) + 2 * width, channels), np.float32)
-        padded[width : width + len(x)] = x
-        x, offset = padded, q0 + width
-    rows = x[starts[:, None] + (offset + np.arange(width))]  # (B, W, C)
+        rows = x[np.clip(idx, 0, len(x) - 1)]  # (B, W, C), zeros outside x below (no padded copy of x)
+        rows[(idx < 0) | (idx >= len(x))] = 0.0
+    else:
+        rows = x[idx]  # (B, W, C)
     rows = np.ascontiguousarray(rows.transpose(0, 2, 1), dtype=np.float32).reshape(-1, width)  # (B * C, W)
-    y = np.abs(rows @ kernel).reshape(len(starts), -1, PEAK_BLOCK)  # (B, C * 3, PEAK_BLOCK)
+    y = np.empty((len(rows), kernel.shape[1]), np.float32)
+    step = max(1, _BLAS_ONE_THREAD // kernel.size)  # rows per product: each runs on this thread alone
+    for i in range(0, len(rows), step):
+        np.matmul(rows[i : i + step], kernel, out=y[i : i + step])
+    y = np.abs(y, out=y).reshape(len(starts), -1, PEAK_BLOCK)  # (B, C * 3, PEAK_BLOCK)
     out = y[:, 0].copy()
     for k in range(1, y.shape[1]):  # elementwise: numpy's reductions over short axes are slow
         np.maximum(out, y[:, k], out=out)
@@ -716,10 +726,15 @@ class PeakMap:
     bounds: the source's `PeakBounds` if they were gathered as it was written (`EpisodeWriter` does); else they
     are found in one pass over the source. `over(level)` reads the source only in the blocks whose bound exceeds
     a little less than `level` (HEADROOM_DB lower, so the next few gain corrections need no new scan), and scans
-    again only for a lower level. block: frames read at a time.
+    again only for a lower level. block: frames read at a time (a numpy array is not read in blocks: its candidate
+    blocks are scanned SCAN_CANDIDATES at a time, wherever they lie).
     """
 
     HEADROOM_DB = 0.5
+    SCAN_CANDIDATES = 4096
+    """Candidate blocks per `_envelope_at` call when the source is a numpy array (slices are views, so a call may span
+    any number of frames; its temporaries grow with the candidates, ~2 KB each); other sources are read `block`
+    frames at a time."""
 
     def __init__(self, source, block: int | None = None, bounds: PeakBounds | None = None):
         self.source, self.block = _as_2d(source), block or BLOCK_FRAMES
@@ -768,13 +783,19 @@ class PeakMap:
         bound, near = self._block_bounds()
         blocks = np.flatnonzero(bound > threshold)
         starts = blocks * PEAK_BLOCK  # sorted first frames of the candidate blocks
-        step = -(-self.block // PEAK_BLOCK) * PEAK_BLOCK  # whole peak blocks per read
-        reads = np.unique(starts // step) * step  # only the read blocks with candidates
+        if isinstance(self.source, np.ndarray):  # slicing is free: SCAN_CANDIDATES candidate blocks at a time
+            reads = starts[:: self.SCAN_CANDIDATES]
+            ends = np.append(starts[self.SCAN_CANDIDATES :: self.SCAN_CANDIDATES], n)
+        else:
+            step = -(-self.block // PEAK_BLOCK) * PEAK_BLOCK  # whole peak blocks per read
+            reads = np.unique(starts // step) * step  # only the read blocks with candidates
+            ends = np.minimum(reads + step, n)
+        stops = dict(zip(reads.tolist(), ends.tolist()))
 
         def scan(part: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
             found = []
             for start in part:
-                stop = min(n, start + step)
+                stop = stops[int(start)]
                 a, b = np.searchsorted(starts, [start, stop])
                 lo, hi = max(0, start - _TP_CONTEXT), min(n, stop + _TP_CONTEXT)
                 f, v = _envelope_at(np.asarray(self.source[lo:hi]), starts[a:b] - lo, near[blocks[a:b]], threshold)
@@ -900,12 +921,31 @@ def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
     return (c[width:] - c[:-width]) / width
 
 
-def _smooth_ratio(r: np.ndarray, half: int) -> np.ndarray:
+def _sparse_sliding_min(n: int, rows: np.ndarray, values: np.ndarray, width: int) -> np.ndarray:
+    """`_sliding_min` of a signal of n values that are 1 except values (K,) < 1 at rows (K,): (n - width + 1,).
+    Each low value lowers the windows that hold it (K x width updates, no pass over the ones); the same numbers."""
+    m = np.ones(n - width + 1)
+    first = np.maximum(rows - (width - 1), 0)  # windows i hold row j for j - width + 1 <= i <= j
+    last = np.minimum(rows, n - width)
+    span = np.arange(width)
+    for i in range(0, len(rows), 4096):  # bounded temporaries
+        idx = first[i : i + 4096, None] + span
+        keep = idx <= last[i : i + 4096, None]
+        np.minimum.at(m, idx[keep], np.broadcast_to(values[i : i + 4096, None], idx.shape)[keep])
+    return m
+
+
+def _smooth_ratio(r: np.ndarray, half: int, lows: np.ndarray | None = None) -> np.ndarray:
     """Allowed gains r (N,) -> smooth gain (N,) <= r: the sliding minimum over +-half frames, smoothed by two
     moving averages of half+1 frames (a triangle spanning +-half). Frames outside r count as silent (ratio 1).
-    gain[n] depends on r within +-_limiter_reach(half) frames only."""
-    pad = np.ones(2 * half)
-    m = _sliding_min(np.concatenate([pad, r, pad]), 2 * half + 1)  # (N + 2*half,), centred on frames -half..N+half-1
+    gain[n] depends on r within +-_limiter_reach(half) frames only. lows: the rows of r below 1, when known (r is 1
+    everywhere else): the sliding minimum then only visits the windows around them, where they are few."""
+    width = 2 * half + 1
+    if lows is not None and len(lows) * width <= len(r):
+        m = _sparse_sliding_min(len(r) + 4 * half, lows + 2 * half, r[lows], width)  # the same, padded with ones
+    else:
+        pad = np.ones(2 * half)
+        m = _sliding_min(np.concatenate([pad, r, pad]), width)  # (N + 2*half,), centred on frames -half..N+half-1
     w = half // 2 * 2 + 1  # odd box width; two boxes span +-(w - 1)
     smooth = _moving_average(_moving_average(m, w), w)  # centred on frames -half + (w-1) ..
     offset = half - (w - 1)
@@ -934,8 +974,9 @@ def _limiter_runs(peaks: PeakMap, gain: float, ceiling: float, half: int) -> tup
     first, last = _clusters(over, 4 * reach)
     frames = _ranges(np.maximum(first - 2 * reach, 0), np.minimum(last + 2 * reach + 1, len(peaks.source)))
     r = np.ones(len(frames))
-    r[np.searchsorted(frames, over)] = ceiling / (gain * env)
-    smooth = _smooth_ratio(r, half)
+    lows = np.searchsorted(frames, over)
+    r[lows] = ceiling / (gain * env)
+    smooth = _smooth_ratio(r, half, lows)
     limited = smooth < 1.0
     peaks._runs = ((gain, ceiling, half, peaks.threshold), (frames[limited], smooth[limited]))
     return peaks._runs[1]

@@ -363,8 +363,10 @@ class EpisodeWriter:
                 peaks = loudness.PeakMap(source, bounds=self._peaks)  # used by the gain search and the limiter
                 gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
                                            measured_lufs=meter.integrated(), meter=meter, peaks=peaks)
-                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db, peaks=peaks,
-                                                 out=out)
+                # in memory: two blocks, limited at once on two threads (one hand-off); to a file: bounded blocks
+                block = -(-len(source) // 2) if out is not None else loudness.BLOCK_FRAMES
+                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db, block,
+                                                 peaks=peaks, out=out)
             else:
                 step = loudness.BLOCK_FRAMES
                 blocks = (np.clip(source[i : i + step], -1, 1, out=None if out is None else out[i : i + step])
