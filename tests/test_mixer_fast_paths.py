@@ -87,7 +87,7 @@ def test_peak_map_with_writer_bounds_finds_the_same_frames():
     writer = EpisodeWriter(None, stereo=True)
     for k in range(3):
         writer.add_turn(speechlike(1.5, seed=k), pan=(-0.3, 0.3, 0.8)[k])
-    source = np.concatenate(writer._chunks)
+    source = writer._source().copy()  # the frames written (close() limits them in place)
     for level in (0.05, 0.2, 0.5):
         got = L.PeakMap(source, bounds=writer._peaks).over(level)
         want = L.PeakMap(source).over(level)
@@ -127,7 +127,7 @@ def test_episode_writer_output_equals_the_plain_normalization_of_its_frames():
     for k in range(4):
         writer.add_turn(speechlike(2.0, seed=10 + k, clicks=10), pan=(-0.5, 0.5)[k % 2])
         writer.add_silence(0.1 * k)
-    source = np.concatenate(writer._chunks)
+    source = writer._source().copy()  # the frames written (close() limits them in place)
     writer.close()
     peaks = L.PeakMap(source)
     gain = L.solve_gain(source, SR, writer.target_lufs, writer.true_peak_db, peaks=peaks)
@@ -269,3 +269,209 @@ def test_limited_blocks_in_place_equal_a_separate_output():
     for _ in L.limited_blocks(same, SR, gain, block=5000, out=same):
         pass
     np.testing.assert_array_equal(same, want)
+
+
+def _serial(monkeypatch):
+    """No work handed to the helper thread: every `in_parallel` runs both parts on the calling thread."""
+    monkeypatch.setattr(L, "PARALLEL_MIN_FRAMES", 1 << 62)
+
+
+def _eager(monkeypatch):
+    """Everything handed to the helper thread that can be, however small."""
+    monkeypatch.setattr(L, "PARALLEL_MIN_FRAMES", 1)
+
+
+def test_threaded_gain_passes_equal_single_threaded(monkeypatch):
+    """The gain passes filter the stretches' channels and K(d) on two threads, and the guess's limiter gain beside
+    the stretches; this catches a channel's state or result swapped or lost between threads, against one thread
+    (bit for bit: each channel is the same lfilter call either way)."""
+    x = np.stack([speechlike(6, seed=7, clicks=20), 0.7 * speechlike(6, seed=8, clicks=20)], axis=1)
+    meter = L.LoudnessMeter(SR, 2)
+    meter.add(x)
+    sub = meter.sub_block_energies().sum(axis=1)
+    g, ceiling, half = L._limiter_setup(SR, -16.0 - meter.integrated() + 2.0, -1.0)
+    results = []
+    for mode in (_serial, _eager):
+        mode(monkeypatch)
+        peaks = L.PeakMap(x)
+        exact = L._limited_sub_energies(x, SR, g, ceiling, half, peaks, sub)
+        guess = L._estimated_sub_energies(SR, g, ceiling, half, peaks, sub)
+        gain = L.solve_gain(x, SR, meter=meter, peaks=L.PeakMap(x))
+        results.append((exact, guess, gain))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_k_filter_channels_on_two_threads_equal_one_call():
+    """channel_map runs half the channels on the helper thread; this catches results returned out of channel order
+    or a state mixed up, against one lfilter call over all channels (to rounding: same recursion per channel)."""
+    x = np.random.default_rng(4).standard_normal((3, 50000)) * [[0.3], [0.05], [1.0]]
+    state = np.random.default_rng(5).standard_normal((3, L.K_ORDER)) * 0.01
+    want, want_state = L.k_filter(x, SR, state)
+    got = L.channel_map(lambda c: L.k_filter(x[c], SR, state[c]), 3, x.shape[1])
+    np.testing.assert_allclose(np.stack([y for y, _ in got]), want, rtol=0, atol=1e-12 * np.abs(want).max())
+    np.testing.assert_allclose(np.stack([s for _, s in got]), want_state, rtol=0, atol=1e-12)
+
+
+def test_limited_blocks_in_pairs_equal_one_at_a_time(monkeypatch):
+    """limited_blocks computes every other block on the helper thread; this catches a block yielded out of order or
+    limited with the rows of its neighbour, in place and into a new array, against one thread."""
+    x = np.stack([speechlike(3, seed=11, clicks=20), speechlike(3, seed=12, clicks=20)], axis=1)
+    gain = -16.0 - L.integrated_loudness(x, SR) + 3.0
+    _serial(monkeypatch)
+    want = np.concatenate(list(L.limited_blocks(x, SR, gain, block=5001)))
+    _eager(monkeypatch)
+    assert len(L._limiter_runs(L.PeakMap(x), *L._limiter_setup(SR, gain, -1.0))[0]) > 100  # the limiter acts
+    np.testing.assert_array_equal(np.concatenate(list(L.limited_blocks(x, SR, gain, block=5001))), want)
+    same = x.copy()
+    for _ in L.limited_blocks(same, SR, gain, block=5001, out=same):
+        pass
+    np.testing.assert_array_equal(same, want)
+
+
+def _mix(turns, **options):
+    writer = EpisodeWriter(None, stereo=True, **options)
+    with writer:
+        writer.add_silence(0.3)  # silence first: the peak bounds' seam at the very start
+        for k, audio in enumerate(turns):
+            writer.add_turn(audio, pan=(-0.5, 0.5, None)[k % 3])
+            if k == 1:
+                writer.add_silence(0.05)
+    return writer
+
+
+def test_background_metering_and_frame_buffer_equal_the_plain_writer(monkeypatch):
+    """The writer meters turns on the helper thread (in order, behind one another), skips the zeros of silences, and
+    pans into one growing buffer; this catches a piece metered out of order or twice, a silence metered or bounded
+    differently from its zeros, or rows lost when the buffer grows, against one thread, a small buffer, and the
+    meter and bounds fed the frames themselves."""
+    turns = [speechlike(1.5 + 0.5 * k, seed=30 + k, clicks=8) for k in range(5)]
+    _serial(monkeypatch)
+    plain = _mix(turns)
+    _eager(monkeypatch)
+    monkeypatch.setattr(EpisodeWriter, "INITIAL_FRAMES", 5000)  # grows several times
+    threaded = _mix(turns)
+    np.testing.assert_array_equal(threaded.audio.samples, plain.audio.samples)
+    assert [s.start for s in threaded.segments] == [s.start for s in plain.segments]
+    # the meter and bounds of the writer against both fed the frames themselves
+    writer = EpisodeWriter(None, stereo=True, normalize=False)
+    writer.add_silence(0.3)
+    writer.add_turn(turns[0], pan=-0.5)
+    writer.add_silence(0.05)
+    writer.add_turn(turns[1], pan=0.5)
+    frames = writer._source().copy()
+    meter, bounds = L.LoudnessMeter(SR, 2), L.PeakBounds(2)
+    meter.add(frames)
+    bounds.add(frames)
+    # the writer meters mono * gains in float64, the frames are rounded to float32: energies agree to ~1e-7
+    np.testing.assert_allclose(writer._metered().sub_block_energies(), meter.sub_block_energies(), rtol=1e-6,
+                               atol=1e-12)
+    for got, want in zip(writer._peaks.bounds(), bounds.bounds()):  # from the mono samples: to float32 rounding
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+    writer.abort()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 31, 32, 33, 100, 1000])
+def test_silence_shortcuts_equal_adding_zeros(n):
+    """LoudnessMeter.add_silence and PeakBounds.add_silence skip the zeros; this catches a block maximum or a second
+    difference at the seam (before and after the silence) lost, against adding the zeros as frames."""
+    rng = np.random.default_rng(n)
+    for lead in (0, 5, 40):
+        a, b = L.PeakBounds(2), L.PeakBounds(2)
+        ma, mb = L.LoudnessMeter(SR, 2), L.LoudnessMeter(SR, 2)
+        head = rng.uniform(-0.5, 0.5, (lead, 2)).astype(np.float32)
+        tail = rng.uniform(-0.5, 0.5, (37, 2)).astype(np.float32)
+        for bound, m in ((a, ma), (b, mb)):
+            bound.add(head)
+            m.add(head)
+        a.add(np.zeros((n, 2), np.float32))
+        ma.add(np.zeros((n, 2), np.float32))
+        b.add_silence(n)
+        mb.add_silence(n)
+        for bound, m in ((a, ma), (b, mb)):
+            bound.add(tail)
+            m.add(tail)
+        for got, want in zip(b.bounds(), a.bounds()):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(mb.sub_block_energies(), ma.sub_block_energies())
+
+
+def test_background_metering_failure_is_raised_by_the_writer(monkeypatch):
+    """A failure of the meter on the helper thread must not be lost: the next write or close() raises it."""
+    _eager(monkeypatch)
+    writer = EpisodeWriter(None, stereo=True)
+
+    def broken(*args):
+        raise RuntimeError("meter failed")
+
+    monkeypatch.setattr(writer._meter, "add_panned", broken)
+    with pytest.raises(RuntimeError, match="meter failed"):
+        with writer:
+            writer.add_turn(speechlike(1.0, seed=1), pan=0.2)
+            writer.add_turn(speechlike(1.0, seed=2), pan=-0.2)
+    assert writer.audio is None
+
+
+def test_peak_scan_in_two_halves_equals_one_thread(monkeypatch):
+    """PeakMap scans the second half of its read blocks on the helper thread; this catches frames lost, repeated or
+    out of order where the halves meet, against one thread."""
+    x = np.stack([speechlike(3, seed=5), speechlike(3, seed=6)], axis=1) * 1.5
+    found = []
+    for mode in (_serial, _eager):
+        mode(monkeypatch)
+        found.append(L.PeakMap(x, block=4000).over(0.2))
+    assert len(found[0][0]) > 100
+    for a, b in zip(*found):
+        np.testing.assert_array_equal(a, b)
+
+
+class _Frames:
+    """An array-like source (not a numpy array): PeakMap reads it in blocks, as it reads a file."""
+
+    ndim = 2
+
+    def __init__(self, x):
+        self.x, self.shape = x, x.shape
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, index):
+        return self.x[index]
+
+
+def test_peak_scan_of_an_array_by_candidates_equals_reading_blocks(monkeypatch):
+    """PeakMap scans a numpy array a number of candidate blocks at a time, wherever they lie (one call may span
+    many frames), and the float32 estimate zeroes the windows past the ends without a padded copy; this catches a
+    chunk that drops or repeats candidates, or a window at either end estimated from the wrong samples, against
+    reading the same frames in blocks."""
+    x = np.stack([speechlike(3, seed=13), 0.8 * speechlike(3, seed=14)], axis=1) * 1.5
+    x[:3] = x[-3:] = [[0.95, -0.9]]  # loud first and last frames: windows past both ends are candidates
+    for chunk in (L.PeakMap.SCAN_CANDIDATES, 7):
+        monkeypatch.setattr(L.PeakMap, "SCAN_CANDIDATES", chunk)
+        for level in (0.2, 0.5):
+            got = L.PeakMap(x).over(level)
+            want = L.PeakMap(_Frames(x), block=4000).over(level)
+            assert len(got[0]) > 10 and got[0][0] == 0 and got[0][-1] >= len(x) - 3
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+    frames, values = L.PeakMap(x).over(0.3)
+    envelope = L._true_peak_envelope(x)
+    np.testing.assert_array_equal(frames, np.flatnonzero(envelope > 0.3))
+    np.testing.assert_array_equal(values, envelope[frames])
+
+
+def test_sparse_sliding_minimum_equals_the_full_one():
+    """The limiter's sliding minimum visits only the windows around the frames that need less than unit gain; this
+    catches a window missed or reaching past either end (low values in the first and last frames, values closer
+    together than a window, a window wider than the signal), bit for bit against the pass over every frame."""
+    rng = np.random.default_rng(15)
+    for n, count, half in [(5000, 12, 120), (300, 3, 120), (2000, 40, 7), (50, 1, 2)]:
+        r = np.ones(n)
+        lows = np.unique(np.concatenate([[0, n - 1], rng.integers(0, n, count)]))
+        r[lows] = rng.uniform(0.1, 1.0, len(lows))
+        r[lows[len(lows) // 2]] = 1.0  # a frame only at the ceiling
+        np.testing.assert_array_equal(L._smooth_ratio(r, half, lows), L._smooth_ratio(r, half))
+        width = 2 * half + 1
+        np.testing.assert_array_equal(L._sparse_sliding_min(n, lows, r[lows], min(width, n)),
+                                      L._sliding_min(r, min(width, n)))

@@ -141,13 +141,15 @@ def pan(mono: np.ndarray, position: float) -> np.ndarray:
     return place(mono, pan_gains(position))
 
 
-def place(mono: np.ndarray, gains: np.ndarray) -> np.ndarray:
-    """mono (N,) on C channels with constant gains (C,): (N, C) float32, equal to mono[:, None] * gains (float32).
+def place(mono: np.ndarray, gains: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """mono (N,) on C channels with constant gains (C,): (N, C) float32, equal to mono[:, None] * gains (float32);
+    written into `out` ((N, C) float32) when given.
 
     Filled one channel at a time: numpy's broadcast over a 2-wide last axis runs a loop per row (8x slower)."""
     mono = np.asarray(mono, dtype=np.float32).reshape(-1)
     gains = np.asarray(gains, dtype=np.float32).reshape(-1)
-    out = np.empty((len(mono), len(gains)), np.float32)
+    if out is None:
+        out = np.empty((len(mono), len(gains)), np.float32)
     for c, g in enumerate(gains):
         np.multiply(mono, g, out=out[:, c])
     return out

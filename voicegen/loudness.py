@@ -5,12 +5,20 @@ Everything works on blocks so an hour-long episode is measured and normalized in
 true peak per 32 frames (so `PeakMap` later looks only where the limiter could act), and `limited_blocks` yields
 the gained and true-peak-limited signal block by block from any array-like source (a numpy array or memmap).
 Arrays are (N,) mono or (N, C) with C channels of weight 1 (L/R; surround weights are not needed here).
+
+Two cores: large independent pieces of work (the channels of the K-filter and of the limiter's corrections, pairs
+of output blocks; a writer's metering, see `voicegen.podcast.mix`) run on one helper thread (`worker`) while the
+calling thread does the rest (`in_parallel`). The helper runs numpy and scipy only (their loops release the GIL),
+never torch: a thread that runs torch operations starts an OpenMP pool of its own, which slows the renderer.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import lru_cache
 
 import numpy as np
@@ -33,6 +41,69 @@ _RING_INPUT = 1e-30
 """Input while the K-filter rings out after a signal, instead of exact zeros: it keeps the filter state out of the
 subnormal range (arithmetic there is ~100x slower on x86: it made ring-outs 5x slower), and adds below 1e-50 to
 any energy."""
+
+
+PARALLEL_MIN_FRAMES = 1 << 15
+"""Smallest piece of work (in frames) handed to the helper thread: below it the hand-off (~0.1 ms on a busy 2-core
+VM) costs about what it saves."""
+
+_worker: ThreadPoolExecutor | None = None
+_worker_lock = threading.Lock()
+_on_worker = threading.local()
+
+
+def _mark_worker() -> None:
+    _on_worker.active = True
+
+
+def _forget_worker() -> None:
+    """In a forked child: the parent's helper thread does not exist there; a new one starts on first use."""
+    global _worker, _worker_lock
+    _worker, _worker_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_worker)
+
+
+def worker() -> ThreadPoolExecutor:
+    """The mixer's one helper thread (started on first use, shared by every meter and writer of the process). Its
+    tasks run in the order submitted and never wait for other tasks; numpy and scipy only, never torch."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = ThreadPoolExecutor(1, thread_name_prefix="voicegen-mixer", initializer=_mark_worker)
+        return _worker
+
+
+def on_worker() -> bool:
+    """True on the helper thread itself (whose tasks must not wait for other tasks: they would wait for ever)."""
+    return getattr(_on_worker, "active", False)
+
+
+def in_parallel(here: Callable[[], object], there: Callable[[], object], frames: int = PARALLEL_MIN_FRAMES):
+    """(here(), there()): `there` on the helper thread while `here` runs on this one, when the work is worth it
+    (`frames` >= PARALLEL_MIN_FRAMES) and this is not the helper thread; else both here, in turn."""
+    if frames < PARALLEL_MIN_FRAMES or on_worker():
+        return here(), there()
+    future: Future = worker().submit(there)
+    try:
+        first = here()
+    except BaseException:
+        wait([future])  # `there` may be using the same arrays: let it finish before the caller sees the error
+        raise
+    return first, future.result()
+
+
+def channel_map(fn: Callable[[int], object], channels: int, frames: int) -> list:
+    """[fn(0), ..., fn(channels - 1)], the second half of the channels computed on the helper thread (`in_parallel`,
+    `frames` per channel); in channel order."""
+    if channels < 2:
+        return [fn(c) for c in range(channels)]
+    split = (channels + 1) // 2
+    here, there = in_parallel(lambda: [fn(c) for c in range(split)],
+                              lambda: [fn(c) for c in range(split, channels)], frames)
+    return here + there
 
 
 def _as_2d(x):
@@ -131,6 +202,11 @@ class _KWeighting:
         """x: (C, n) -> (C, n) K-weighted (float64), continuing from the previous call."""
         y, self.state = k_filter(np.asarray(x), self.sr, self.state)
         return y
+
+
+def _squares(x: np.ndarray) -> np.ndarray:
+    """x * x, in place (x is a temporary of the caller's)."""
+    return np.multiply(x, x, out=x)
 
 
 def _sums_of_squares(z: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -235,6 +311,11 @@ class LoudnessMeter:
                 state = np.zeros_like(state)
             self._filter.state = state + gains * mono_state
             self._add_sums(sums, len(piece))
+
+    def add_silence(self, n: int) -> None:
+        """Append n frames of digital silence: the same as add(np.zeros((n, C))), without the zeros."""
+        if n > 0:
+            self._add_silence(n)
 
     def _add_silence(self, n: int) -> None:
         """n frames of digital silence: the filter rings out its state (until its response is below 1e-13, as
@@ -444,6 +525,19 @@ class _BlockMax:
         if i < n:
             self._partial, self._count = float(values[i:].max()) * scale, n - i
 
+    def push_zeros(self, n: int) -> None:
+        """Append n zeros (the same as push(np.zeros(n)), without them)."""
+        if self._count and n:
+            i = min(self.block - self._count, n)
+            n, self._count = n - i, self._count + i
+            if self._count == self.block:
+                self._done.append(np.array([self._partial], np.float32))
+                self._partial, self._count = 0.0, 0
+        if n >= self.block:
+            self._done.append(np.zeros(n // self.block, np.float32))
+        if n % self.block:
+            self._partial, self._count = 0.0, n % self.block
+
     def values(self) -> np.ndarray:
         """Maxima of every block so far, the incomplete last one included: (blocks,) float64."""
         parts = self._done + ([np.array([self._partial])] if self._count else [])
@@ -504,6 +598,17 @@ class PeakBounds:
             self._d.push(np.abs(d, out=d), top)
         self._advance(mono[-2:, None] * gains, len(mono))
 
+    def add_silence(self, n: int) -> None:
+        """Append n frames of digital silence (the same as add(np.zeros((n, C)))): only the two frames at the seam
+        are looked at."""
+        seam = min(n, 2)
+        if seam:
+            self.add(np.zeros((seam, self.channels), np.float32))
+        if n > seam:  # from here on, |x| and the second differences (centred on frames after the seam) are 0
+            self._a.push_zeros(n - seam)
+            self._d.push_zeros(n - seam)
+            self._frames += n - seam
+
     def _push_curvature(self, d: np.ndarray) -> None:
         if self._frames == 0:  # the first value is centred before the signal: |x[0]|
             self._first, d = float(d[0]), d[1:]
@@ -541,6 +646,12 @@ class PeakBounds:
         return bound, near
 
 
+_BLAS_ONE_THREAD = 500_000
+"""Most multiply-adds in one matrix product of `_block_estimate`. OpenBLAS (numpy's) runs a product of more than
+524 288 (its threshold) on several threads, whose workers then spin for a while after it: on two cores they take
+one from the mixer's two threads (seen as CPU time doubled and the next mix's turns twice as slow)."""
+
+
 @lru_cache(maxsize=1)
 def _block_kernel() -> tuple[int, np.ndarray]:
     """The oversampler's inter-sample phases for a whole block of PEAK_BLOCK frames as one banded matrix:
@@ -559,15 +670,19 @@ def _block_estimate(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
     channel on its samples (no window per frame); only 24 of each column's W entries are non-zero, so the rounding
     error is that of the 24-tap sum: below 4e-6 x the largest |x| in the frame's window."""
     q0, kernel = _block_kernel()
-    width, channels = len(kernel), x.shape[1]
-    offset = q0
+    width = len(kernel)
+    idx = starts[:, None] + (q0 + np.arange(width))  # (B, W)
     if len(starts) and (starts[0] + q0 < 0 or starts[-1] + q0 + width > len(x)):  # a window reaches past an end
-        padded = np.zeros((len(x) + 2 * width, channels), np.float32)
-        padded[width : width + len(x)] = x
-        x, offset = padded, q0 + width
-    rows = x[starts[:, None] + (offset + np.arange(width))]  # (B, W, C)
+        rows = x[np.clip(idx, 0, len(x) - 1)]  # (B, W, C), zeros outside x below (no padded copy of x)
+        rows[(idx < 0) | (idx >= len(x))] = 0.0
+    else:
+        rows = x[idx]  # (B, W, C)
     rows = np.ascontiguousarray(rows.transpose(0, 2, 1), dtype=np.float32).reshape(-1, width)  # (B * C, W)
-    y = np.abs(rows @ kernel).reshape(len(starts), -1, PEAK_BLOCK)  # (B, C * 3, PEAK_BLOCK)
+    y = np.empty((len(rows), kernel.shape[1]), np.float32)
+    step = max(1, _BLAS_ONE_THREAD // kernel.size)  # rows per product: each runs on this thread alone
+    for i in range(0, len(rows), step):
+        np.matmul(rows[i : i + step], kernel, out=y[i : i + step])
+    y = np.abs(y, out=y).reshape(len(starts), -1, PEAK_BLOCK)  # (B, C * 3, PEAK_BLOCK)
     out = y[:, 0].copy()
     for k in range(1, y.shape[1]):  # elementwise: numpy's reductions over short axes are slow
         np.maximum(out, y[:, k], out=out)
@@ -611,10 +726,15 @@ class PeakMap:
     bounds: the source's `PeakBounds` if they were gathered as it was written (`EpisodeWriter` does); else they
     are found in one pass over the source. `over(level)` reads the source only in the blocks whose bound exceeds
     a little less than `level` (HEADROOM_DB lower, so the next few gain corrections need no new scan), and scans
-    again only for a lower level. block: frames read at a time.
+    again only for a lower level. block: frames read at a time (a numpy array is not read in blocks: its candidate
+    blocks are scanned SCAN_CANDIDATES at a time, wherever they lie).
     """
 
     HEADROOM_DB = 0.5
+    SCAN_CANDIDATES = 4096
+    """Candidate blocks per `_envelope_at` call when the source is a numpy array (slices are views, so a call may span
+    any number of frames; its temporaries grow with the candidates, ~2 KB each); other sources are read `block`
+    frames at a time."""
 
     def __init__(self, source, block: int | None = None, bounds: PeakBounds | None = None):
         self.source, self.block = _as_2d(source), block or BLOCK_FRAMES
@@ -663,17 +783,32 @@ class PeakMap:
         bound, near = self._block_bounds()
         blocks = np.flatnonzero(bound > threshold)
         starts = blocks * PEAK_BLOCK  # sorted first frames of the candidate blocks
-        step = -(-self.block // PEAK_BLOCK) * PEAK_BLOCK  # whole peak blocks per read
-        frames, values = [], []
-        for start in np.unique(starts // step) * step:  # only the read blocks with candidates
-            stop = min(n, start + step)
-            a, b = np.searchsorted(starts, [start, stop])
-            lo, hi = max(0, start - _TP_CONTEXT), min(n, stop + _TP_CONTEXT)
-            f, v = _envelope_at(np.asarray(self.source[lo:hi]), starts[a:b] - lo, near[blocks[a:b]], threshold)
-            frames.append(f + lo)
-            values.append(v)
-        self.frames = np.concatenate(frames) if frames else np.zeros(0, np.int64)
-        self.values = np.concatenate(values) if values else np.zeros(0)
+        if isinstance(self.source, np.ndarray):  # slicing is free: SCAN_CANDIDATES candidate blocks at a time
+            reads = starts[:: self.SCAN_CANDIDATES]
+            ends = np.append(starts[self.SCAN_CANDIDATES :: self.SCAN_CANDIDATES], n)
+        else:
+            step = -(-self.block // PEAK_BLOCK) * PEAK_BLOCK  # whole peak blocks per read
+            reads = np.unique(starts // step) * step  # only the read blocks with candidates
+            ends = np.minimum(reads + step, n)
+        stops = dict(zip(reads.tolist(), ends.tolist()))
+
+        def scan(part: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+            found = []
+            for start in part:
+                stop = stops[int(start)]
+                a, b = np.searchsorted(starts, [start, stop])
+                lo, hi = max(0, start - _TP_CONTEXT), min(n, stop + _TP_CONTEXT)
+                f, v = _envelope_at(np.asarray(self.source[lo:hi]), starts[a:b] - lo, near[blocks[a:b]], threshold)
+                found.append((f + lo, v))
+            return found
+
+        # the read blocks in two halves, the second on the helper thread (work: frames of the candidate blocks)
+        split = len(reads) // 2
+        first, second = in_parallel(lambda: scan(reads[:split]), lambda: scan(reads[split:]),
+                                    len(starts) * PEAK_BLOCK // 2 if split else 0)
+        found = first + second
+        self.frames = np.concatenate([f for f, _ in found]) if found else np.zeros(0, np.int64)
+        self.values = np.concatenate([v for _, v in found]) if found else np.zeros(0)
         self.threshold = threshold
 
     CACHE_BYTES = 64 << 20
@@ -685,9 +820,10 @@ class PeakMap:
         """For the loudness corrections of `_limited_sub_energies`: the stretches around the loud frames, each
         padded by the limiter's reach and the K-filter's settling time and clipped to [0, end), as
         `_Stretches` groups of at most GROUP_FRAMES frames. The K-filter runs over each stretch (one call per
-        group, its state carried on); the first `settle` frames of a stretch are its history (no limited frame
-        lies there), kept with it so that no rows are gathered. Kept for the next pass while they fit in
-        CACHE_BYTES; else a generator, refiltering on every pass (the same numbers)."""
+        group and channel, the channels on two threads, each state carried on); the first `settle` frames of a
+        stretch are its history (no limited frame lies there), kept with it so that no rows are gathered. Kept for
+        the next pass while they fit in CACHE_BYTES; else a generator, refiltering on every pass (the same
+        numbers)."""
         key = (sr, half, end, self.threshold)
         if self._stretches is not None and self._stretches[0] == key:
             return self._stretches[1]
@@ -704,22 +840,23 @@ class PeakMap:
 
     def _filtered(self, sr: int, spans):
         settle, channels = k_weighting_settle(sr), self.source.shape[1]
-        state = np.zeros((K_ORDER, channels))
+        states = [np.zeros(K_ORDER)] * channels
         for group in _groups([(lo, hi, settle if lo > 0 else 0) for lo, hi in spans], self.GROUP_FRAMES):
             lo, hi, _ = np.array(group).T
             start = np.concatenate([[0], np.cumsum(hi - lo)])
-            xs = np.empty((start[-1], channels))
+            xs = np.empty((channels, start[-1]))
             for (a, b, _), r in zip(group, start):
-                xs[r : r + b - a] = self.source[a:b]
+                xs[:, r : r + b - a] = np.asarray(self.source[a:b]).T
             # exact (to 1e-6) from `settle` frames into a stretch: its history, where no frame is limited
-            kx, state = k_filter(xs, sr, state, axis=0)
+            filtered = channel_map(lambda c: k_filter(xs[c], sr, states[c]), channels, xs.shape[1])
+            kx, states = [y for y, _ in filtered], [state for _, state in filtered]
             yield _Stretches(lo, hi, xs, kx, sr)
 
 
 class _Stretches:
     """A group of `PeakMap.stretches`: source frames [lo, hi) per piece (P,), concatenated as xs, the source frames
-    (W, C) float64, and kx, their K-weighting (W, C); with each row's 100 ms sub-block, as runs (first row of each
-    run, its sub-block)."""
+    channel by channel (C, W) float64, and kx, their K-weighting: C arrays (W,) (each filtered on its own, the
+    channels on two threads); with each row's 100 ms sub-block, as runs (first row of each run, its sub-block)."""
 
     def __init__(self, lo: np.ndarray, hi: np.ndarray, xs: np.ndarray, kx: np.ndarray, sr: int):
         self.lo, self.hi, self.xs, self.kx = lo, hi, xs, kx
@@ -784,12 +921,31 @@ def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
     return (c[width:] - c[:-width]) / width
 
 
-def _smooth_ratio(r: np.ndarray, half: int) -> np.ndarray:
+def _sparse_sliding_min(n: int, rows: np.ndarray, values: np.ndarray, width: int) -> np.ndarray:
+    """`_sliding_min` of a signal of n values that are 1 except values (K,) < 1 at rows (K,): (n - width + 1,).
+    Each low value lowers the windows that hold it (K x width updates, no pass over the ones); the same numbers."""
+    m = np.ones(n - width + 1)
+    first = np.maximum(rows - (width - 1), 0)  # windows i hold row j for j - width + 1 <= i <= j
+    last = np.minimum(rows, n - width)
+    span = np.arange(width)
+    for i in range(0, len(rows), 4096):  # bounded temporaries
+        idx = first[i : i + 4096, None] + span
+        keep = idx <= last[i : i + 4096, None]
+        np.minimum.at(m, idx[keep], np.broadcast_to(values[i : i + 4096, None], idx.shape)[keep])
+    return m
+
+
+def _smooth_ratio(r: np.ndarray, half: int, lows: np.ndarray | None = None) -> np.ndarray:
     """Allowed gains r (N,) -> smooth gain (N,) <= r: the sliding minimum over +-half frames, smoothed by two
     moving averages of half+1 frames (a triangle spanning +-half). Frames outside r count as silent (ratio 1).
-    gain[n] depends on r within +-_limiter_reach(half) frames only."""
-    pad = np.ones(2 * half)
-    m = _sliding_min(np.concatenate([pad, r, pad]), 2 * half + 1)  # (N + 2*half,), centred on frames -half..N+half-1
+    gain[n] depends on r within +-_limiter_reach(half) frames only. lows: the rows of r below 1, when known (r is 1
+    everywhere else): the sliding minimum then only visits the windows around them, where they are few."""
+    width = 2 * half + 1
+    if lows is not None and len(lows) * width <= len(r):
+        m = _sparse_sliding_min(len(r) + 4 * half, lows + 2 * half, r[lows], width)  # the same, padded with ones
+    else:
+        pad = np.ones(2 * half)
+        m = _sliding_min(np.concatenate([pad, r, pad]), width)  # (N + 2*half,), centred on frames -half..N+half-1
     w = half // 2 * 2 + 1  # odd box width; two boxes span +-(w - 1)
     smooth = _moving_average(_moving_average(m, w), w)  # centred on frames -half + (w-1) ..
     offset = half - (w - 1)
@@ -818,8 +974,9 @@ def _limiter_runs(peaks: PeakMap, gain: float, ceiling: float, half: int) -> tup
     first, last = _clusters(over, 4 * reach)
     frames = _ranges(np.maximum(first - 2 * reach, 0), np.minimum(last + 2 * reach + 1, len(peaks.source)))
     r = np.ones(len(frames))
-    r[np.searchsorted(frames, over)] = ceiling / (gain * env)
-    smooth = _smooth_ratio(r, half)
+    lows = np.searchsorted(frames, over)
+    r[lows] = ceiling / (gain * env)
+    smooth = _smooth_ratio(r, half, lows)
     limited = smooth < 1.0
     peaks._runs = ((gain, ceiling, half, peaks.threshold), (frames[limited], smooth[limited]))
     return peaks._runs[1]
@@ -855,24 +1012,32 @@ def limited_blocks(source, sr: int, gain_db: float, true_peak_db: float = -1.0,
     already (`solve_gain` fills one); else one is made (one more pass over the source). out: an (N, C) float32
     array to fill, if the whole result is wanted in memory; the blocks are then views of it. out may be the source
     itself (a float32 array): it is then overwritten block by block, each block read before it is written.
-    Every sample is computed in float64 and rounded once.
+    Every sample is computed in float64 and rounded once. Blocks are computed two at a time, the second on the
+    helper thread (`in_parallel`), and yielded in order.
     """
     source = _as_2d(source)
     g, ceiling, half = _limiter_setup(sr, gain_db, true_peak_db)
     frames, values = _limiter_runs(peaks if peaks is not None else PeakMap(source), g, ceiling, half)
     step = max(1, block)
-    k = 0
-    for start in range(0, len(source), step):
+
+    def limit(start: int) -> np.ndarray:
         stop = min(len(source), start + step)
         x = np.asarray(source[start:stop])
         y = out[start:stop] if out is not None else np.empty(x.shape, np.float32)
-        j = int(np.searchsorted(frames, stop))
+        k, j = np.searchsorted(frames, [start, stop])
         rows = frames[k:j] - start
         limited = (x[rows].astype(np.float64) * g) * values[k:j, None]  # read first: y may be x itself
         np.multiply(x, np.float64(g), out=y)  # float64 product, rounded to float32 on the way out
         y[rows] = limited
-        k = j
-        yield y
+        return y
+
+    starts = range(0, len(source), step)
+    for i in range(0, len(starts), 2):
+        if i + 1 < len(starts):  # two blocks apart: they read and write disjoint rows, also in place
+            yield from in_parallel(lambda: limit(starts[i]), lambda: limit(starts[i + 1]),
+                                   min(step, len(source) - starts[i + 1]))
+        else:
+            yield limit(starts[i])
 
 
 def _limited_sub_energies(source, sr: int, gain: float, ceiling: float, half: int, peaks: PeakMap,
@@ -886,27 +1051,42 @@ def _limited_sub_energies(source, sr: int, gain: float, ceiling: float, half: in
     The settling time is where the filter's impulse response falls below 1e-6: the correction, itself a small
     part of the energy, is then exact to ~1e-6 of itself (~1e-7 LU), far inside `solve_gain`'s tolerance. The
     stretches come from every frame in `peaks` (a superset of where any of the gain passes limits), so K(x) there
-    is filtered once and kept in `peaks`; K(d) is filtered over them in one call per group.
+    is filtered once and kept in `peaks`; K(d) is filtered over them in one call per group and channel, the
+    channels on two threads (`channel_map`).
     """
     energies = gain * gain * sub
     frames, values = _limiter_runs(peaks, gain, ceiling, half)
     if not len(frames) or not len(sub):
         return energies
-    state = np.zeros((K_ORDER, peaks.source.shape[1]))
+    channels = peaks.source.shape[1]
+    states = [np.zeros(K_ORDER)] * channels
     for group in peaks.stretches(sr, half, int(_sub_block_bounds(sr, len(sub))[-1])):
         a, b = np.searchsorted(frames, [group.lo[0], group.hi[-1]])
         rows, scale = group.rows(frames[a:b]), gain * (1.0 - values[a:b])  # every limited frame lies in a piece
-        d = np.full(group.xs.shape, _RING_INPUT)  # not 0: no subnormal filter states in the long runs of d == 0
-        for c in range(d.shape[1]):  # channel by channel: numpy broadcasts over a 2-wide axis row by row
-            d[rows, c] += group.xs[rows, c] * scale
-        u, state = k_filter(d, sr, state, axis=0)  # (W, C)
-        q = np.multiply(group.kx, -2.0 * gain)
-        q += u
-        q *= u  # K(d)^2 - 2 g K(x) K(d), (W, C): summed over the rows of each run and its channels at once
-        np.add.at(energies, group.sub_blocks, np.add.reduceat(q.reshape(-1), group.runs * q.shape[1]))
+        done = channel_map(lambda c: _correction_terms(group.xs[c], group.kx[c], rows, scale, gain, sr, states[c]),
+                           channels, group.xs.shape[1])
+        states = [state for _, state in done]
+        q = done[0][0]
+        for more, _ in done[1:]:
+            q += more  # summed over channels, then over the rows of each run
+        np.add.at(energies, group.sub_blocks, np.add.reduceat(q, group.runs))
     # a sub-block of digital silence holding a stretch's history gets a cross term of the ring input (1e-30) with
     # K(x) ~ 0 there: below 1e-50 in size, but it must not turn an energy of zero negative
     return np.maximum(energies, 0.0)
+
+
+def _correction_terms(xs: np.ndarray, kx: np.ndarray, rows: np.ndarray, scale: np.ndarray, gain: float, sr: int,
+                      state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One channel of a `_Stretches` group: its frames xs (W,) and their K-weighting kx (W,), the limited rows (K,)
+    and what the limiter takes off them, scale = g (1 - gain) (K,) -> (K(d)^2 - 2 g K(x) K(d) per row (W,), the
+    filter's state after the group (K_ORDER,)), K(d) continuing from `state`."""
+    d = np.full(len(xs), _RING_INPUT)  # not 0: no subnormal filter states in the long runs of d == 0
+    d[rows] += xs[rows] * scale
+    u, state = k_filter(d, sr, state)
+    q = np.multiply(kx, -2.0 * gain)
+    q += u
+    q *= u
+    return q, state
 
 
 def _estimated_sub_energies(sr: int, gain: float, ceiling: float, half: int, peaks: PeakMap,
@@ -921,8 +1101,11 @@ def _estimated_sub_energies(sr: int, gain: float, ceiling: float, half: int, pea
         return energies
     for group in peaks.stretches(sr, half, int(_sub_block_bounds(sr, len(sub))[-1])):
         a, b = np.searchsorted(frames, [group.lo[0], group.hi[-1]])
-        kx = group.kx[group.rows(frames[a:b])]  # (K, C)
-        removed = np.einsum("kc,kc->k", kx, kx) * (gain * gain) * (1.0 - values[a:b] ** 2)
+        rows = group.rows(frames[a:b])
+        removed = _squares(group.kx[0][rows])
+        for kx in group.kx[1:]:
+            removed += _squares(kx[rows])  # (K,) summed over channels
+        removed *= (gain * gain) * (1.0 - values[a:b] ** 2)
         energies -= np.bincount((10 * frames[a:b] + 4) // sr, removed, minlength=len(sub))[: len(sub)]
     return np.maximum(energies, 0.0)  # a guess can overshoot where the limiter takes almost everything
 
@@ -955,6 +1138,11 @@ def solve_gain(source, sr: int, target_lufs: float = -16.0, true_peak_db: float 
     if meter is None:
         meter = _meter_of(source, sr)
     sub = meter.sub_block_energies().sum(axis=1)
+    # the stretches' K(x) (filtered on the helper thread) and the limiter's gain for the guess (here) at once: both
+    # need only the frames found above; each keeps its result in `peaks`
+    end = int(_sub_block_bounds(sr, len(sub))[-1])
+    near = len(peaks.frames) * 2 * (_limiter_reach(half) + k_weighting_settle(sr))  # most frames the stretches hold
+    in_parallel(lambda: _limiter_runs(peaks, g, ceiling, half), lambda: peaks.stretches(sr, half, end), near)
     # a first guess of the limiter's loudness loss, so that one exact pass usually confirms the gain
     guess = target_lufs - _gated_loudness(_estimated_sub_energies(sr, g, ceiling, half, peaks, sub), sr)
     if math.isfinite(guess):

@@ -2,7 +2,8 @@
 `voicegen.podcast.render` drives the engine and feeds this.
 
 `EpisodeWriter` is the one implementation. It streams unnormalized float audio to a temporary file next to
-the output (or keeps it in memory when no path is given), measures loudness as it goes, and on `close()`
+the output (or keeps it in memory when no path is given), measures loudness as it goes (on the mixer's helper
+thread, `loudness.worker`, while the calling thread pans and bounds the peaks), and on `close()`
 makes a second pass applying gain and a true-peak limiter, writing the final file atomically.
 `mix_turns` is a thin wrapper over it.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +116,14 @@ def _shift_words(words: Iterable[Word], offset: float, lo: float, hi: float) -> 
     return tuple(out)
 
 
+def _after(previous: Future | None, add, *args) -> None:
+    """add(*args) once `previous` (an earlier task of the same meter on the same helper thread, so already run) has
+    succeeded: its failure is passed on instead."""
+    if previous is not None:
+        previous.result()
+    add(*args)
+
+
 class RawFrames:
     """Read-only (frames, channels) float32 view of a raw little-endian file, read only where sliced.
 
@@ -169,30 +179,67 @@ class EpisodeWriter:
         self.segments: list[Segment] = []
         self.audio: Audio | None = None
         self._meter = loudness.LoudnessMeter(sample_rate, self.channels)
+        self._metering: Future | None = None  # the meter's work in flight on the helper thread (`_measure`)
         self._peaks = loudness.PeakBounds(self.channels)  # where the true peak could be high, as turns arrive
         self._frames = 0
         self._prev: tuple[str | None, str] | None = None  # (speaker, text) of the last thing placed
         self._started = self._closed = False
-        self._chunks: list[np.ndarray] = []  # in-memory mode
+        self._buffer: np.ndarray | None = None  # in-memory mode: (capacity, C), the first self._frames rows written
         self._raw = None  # file object of the temporary float32 stream
         self._raw_path: Path | None = None
 
     # ---- writing --------------------------------------------------------------------------------------
 
-    def _write(self, frames: np.ndarray, mono: np.ndarray | None = None, gains: np.ndarray | None = None) -> None:
+    def _write(self, frames: np.ndarray, mono: np.ndarray | None = None, gains: np.ndarray | None = None,
+               placed: bool = False) -> None:
         """Append frames (N, C); `mono` (N,) and `gains` (C,) when frames == mono * gains (a panned turn), which the
-        meter then filters once instead of once per channel."""
+        meter then filters once instead of once per channel; `placed` when frames are already the next rows of the
+        in-memory buffer (`_next_rows`). The arrays are the writer's own from here on: the meter may still be
+        reading them on the helper thread (`_measure`)."""
         frames = np.ascontiguousarray(frames, dtype=np.float32)
         if not len(frames):
             return
         if mono is not None:
-            self._meter.add_panned(mono, gains)
+            self._measure(self._meter.add_panned, mono, gains, frames=len(mono))
             self._peaks.add_panned(mono, gains)
         else:
-            self._meter.add(frames)
+            self._measure(self._meter.add, frames, frames=len(frames))
             self._peaks.add(frames)
+        self._store(frames, placed)
+
+    def _silence(self, seconds: float) -> None:
+        """Append digital silence: the meter and the peak bounds skip it without looking at zeros."""
+        n = int(round(max(0.0, seconds) * self.sample_rate))
+        if n:
+            self._measure(self._meter.add_silence, n, frames=0)
+            self._peaks.add_silence(n)
+            if self.path is None:
+                self._next_rows(n)[...] = 0.0
+                self._frames += n
+            else:
+                self._store(np.zeros((n, self.channels), np.float32))
+
+    INITIAL_FRAMES = 1 << 21
+    """Rows of the in-memory buffer at first (~87 s at 24 kHz; pages are only committed as rows are written); it
+    doubles when full."""
+
+    def _next_rows(self, n: int) -> np.ndarray:
+        """In-memory mode: the buffer's next n rows (n, C), after the frames written so far (not yet counted)."""
+        need = self._frames + n
+        if self._buffer is None or len(self._buffer) < need:
+            size = max(need, self.INITIAL_FRAMES if self._buffer is None else 2 * len(self._buffer))
+            buffer = np.empty((size, self.channels), np.float32)
+            if self._frames:
+                buffer[: self._frames] = self._buffer[: self._frames]
+            self._buffer = buffer
+        return self._buffer[self._frames : need]
+
+    def _store(self, frames: np.ndarray, placed: bool = False) -> None:
+        """Keep frames (N, C) float32: in the in-memory buffer (already there when `placed`), or appended to the
+        temporary file."""
         if self.path is None:
-            self._chunks.append(frames)
+            if not placed:
+                self._next_rows(len(frames))[...] = frames
         else:
             if self._raw is None:
                 fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".raw", dir=self.path.parent)
@@ -200,8 +247,28 @@ class EpisodeWriter:
             self._raw.write(frames.astype("<f4", copy=False).data)  # no bytes copy
         self._frames += len(frames)
 
-    def _silence(self, seconds: float) -> None:
-        self._write(np.zeros((int(round(max(0.0, seconds) * self.sample_rate)), self.channels), np.float32))
+    def _measure(self, add, *args, frames: int) -> None:
+        """Feed the meter (`add(*args)`, one of its add methods) with the next `frames` frames. Long pieces are
+        metered on the mixer's helper thread (`loudness.worker`, numpy/scipy only) while this thread goes on with the
+        peak bounds, the panned frames and the next turn; anything fed while metering is in flight is queued behind
+        it, so the meter sees every piece in order. `_metered` waits for it; a failure there is raised by the next
+        call or by `_metered`."""
+        pending = self._metering
+        if pending is not None and pending.done():
+            self._metering = None
+            pending.result()  # raises a failure of the metering in the background
+            pending = None
+        if loudness.on_worker() or (pending is None and frames < loudness.PARALLEL_MIN_FRAMES):
+            add(*args)
+        else:
+            self._metering = loudness.worker().submit(_after, pending, add, *args)
+
+    def _metered(self) -> loudness.LoudnessMeter:
+        """The meter, once it has every frame written so far."""
+        pending, self._metering = self._metering, None
+        if pending is not None:
+            pending.result()
+        return self._meter
 
     def _start(self) -> None:
         if self._closed:
@@ -260,14 +327,16 @@ class EpisodeWriter:
             x = dsp.to_mono(x)  # (N,): a view when the turn is mono
         x = dsp.fade(x, self.fade, self.fade)  # our own copy from here on
         mono = gains = None
+        self._gap_before(speaker, text)
+        placed = False
         if self.channels == 1:
             x = x[:, None]
         elif x.ndim == 1:
             mono, gains = x, dsp.pan_gains(0.0 if pan is None else pan)
-            x = dsp.place(mono, gains)  # dsp.pan(mono, pan)
-        self._gap_before(speaker, text)
+            placed = self.path is None  # in memory: panned straight into the buffer
+            x = dsp.place(mono, gains, out=self._next_rows(len(mono)) if placed else None)  # dsp.pan(mono, pan)
         start = self._frames / self.sample_rate
-        self._write(x, mono, gains)
+        self._write(x, mono, gains, placed)
         end = self._frames / self.sample_rate
         shifted = _shift_words(words or (), start - offset / self.sample_rate, start, end)
         segment = Segment(text=text, start=start, end=end, speaker=speaker, voice=voice, words=shifted)
@@ -288,13 +357,16 @@ class EpisodeWriter:
                     self._silence(self.gaps.music)
                 self._write(dsp.fade(load_music(self.outro, self.sample_rate, self.channels), self.fade, self.fade))
             source = self._source()
-            out = source if self.path is None else None  # in memory: our own concatenation, limited in place
+            meter = self._metered()  # every frame metered (a failure of the metering is raised here)
+            out = source if self.path is None else None  # in memory: our own buffer, limited in place
             if self.normalize and len(source):
                 peaks = loudness.PeakMap(source, bounds=self._peaks)  # used by the gain search and the limiter
                 gain = loudness.solve_gain(source, self.sample_rate, self.target_lufs, self.true_peak_db,
-                                           measured_lufs=self._meter.integrated(), meter=self._meter, peaks=peaks)
-                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db, peaks=peaks,
-                                                 out=out)
+                                           measured_lufs=meter.integrated(), meter=meter, peaks=peaks)
+                # in memory: two blocks, limited at once on two threads (one hand-off); to a file: bounded blocks
+                block = -(-len(source) // 2) if out is not None else loudness.BLOCK_FRAMES
+                blocks = loudness.limited_blocks(source, self.sample_rate, gain, self.true_peak_db, block,
+                                                 peaks=peaks, out=out)
             else:
                 step = loudness.BLOCK_FRAMES
                 blocks = (np.clip(source[i : i + step], -1, 1, out=None if out is None else out[i : i + step])
@@ -311,9 +383,10 @@ class EpisodeWriter:
         return self.segments
 
     def _source(self) -> np.ndarray:
-        """All frames written so far, (N, C): the in-memory chunks, or a RawFrames view of the temporary file."""
+        """All frames written so far, (N, C): a view of the in-memory buffer, or a RawFrames view of the temporary
+        file."""
         if self.path is None:
-            return np.concatenate(self._chunks) if self._chunks else np.zeros((0, self.channels), np.float32)
+            return self._buffer[: self._frames] if self._frames else np.zeros((0, self.channels), np.float32)
         if self._raw is None:
             return np.zeros((0, self.channels), np.float32)
         self._raw.close()
@@ -332,11 +405,12 @@ class EpisodeWriter:
             self._raw.close()
         if self._raw_path is not None:
             self._raw_path.unlink(missing_ok=True)
-        self._raw, self._raw_path, self._chunks = None, None, []
+        self._raw, self._raw_path, self._buffer = None, None, None
 
     def abort(self) -> None:
         """Stop without writing anything; temporary files are removed."""
         self._closed = True
+        self._metering = None  # metering in flight finishes on its own; its result is not needed
         self._discard_raw()
 
     def __enter__(self) -> EpisodeWriter:
