@@ -122,8 +122,11 @@ def test_unexpected_errors_are_one_line_with_status_1(tmp_path, monkeypatch, cap
 
 def _interrupt(args, delay: float, cwd: Path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # Ctrl-C's default handling in the child, even when this test runs where SIGINT is ignored (a background job
+    # of a shell without job control, e.g. `nohup ... &`): the child would inherit the ignoring and never stop
     proc = subprocess.Popen([sys.executable, "-m", "voicegen", *map(str, args)], cwd=cwd, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
