@@ -121,10 +121,10 @@ class Engine:
 
     def plan_parts(self, request: Request | str) -> Iterator[tuple[Plan, bool]]:
         """`plan` in two steps, for streaming: yields (the plan of the first chunk, whether more follow) as soon as
-        that chunk is phonemized (the text is normalized and split whole, but at most two sentences are phonemized),
-        then, when asked for the next part, (the plan of every other chunk, False). The two parts hold exactly the
-        chunks and items (seeds, pauses) that `plan` gives. Checks the request, and raises ValueError if nothing
-        is speakable, before the first part."""
+        that chunk is phonemized (the text is normalized and split whole, but only the sentences up to the next
+        speakable one are phonemized), then, when asked for the next part, (the plan of every other chunk, False).
+        The two parts hold exactly the chunks and items (seeds, pauses) that `plan` gives. Checks the request, and
+        raises ValueError if nothing is speakable, before the first part."""
         request, item = self._items_for(request)
         chunks = self.frontend.chunks(request.text)
         first, more = next(chunks, (None, False))

@@ -36,7 +36,7 @@ FIRST, REST, PODCAST = 0, 1, 2
 
 
 PLANNING_THREADS = 2
-"""Threads that plan the rest of speech requests while their first chunks render (the frontend is Python and
+"""Threads that plan the rest of speech requests once their first chunks are rendered (the frontend is Python and
 espeak: more threads would mostly wait for the GIL)."""
 
 
