@@ -12,8 +12,8 @@
 
 The engine loads in a background thread when the app starts, so /health answers (503, "loading") meanwhile. A
 speech request is checked, its first chunk planned and the request admitted on an estimate of its chunks before
-anything is sent, so every refusal is a proper 4xx; the rest of the text is planned while the first chunk renders,
-the response starts when the first chunk is rendered, and the rest follows as it renders (`dispatch`).
+anything is sent, so every refusal is a proper 4xx; the response starts when the first chunk is rendered, and the
+rest of the text, planned after it, follows as it renders (`dispatch`).
 """
 
 from __future__ import annotations
@@ -299,7 +299,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
             raise bad_request(str(e), "voice") from None
         parts = state.engine.plan_parts(EngineRequest(params.input, voice, params.speed, params.seed, params.pitch))
         try:
-            plan, more = await run_in_threadpool(next, parts)  # the first chunk only; the rest plans as it renders
+            plan, more = await run_in_threadpool(next, parts)  # the first chunk only; the job plans the rest after it
         except ValueError as e:
             raise bad_request(str(e), "input") from None
         job = SpeechJob(state.dispatcher, plan, deadline=log.arrived + cfg.timeout,
