@@ -181,30 +181,26 @@ def ttfa_by_length(url: str, key: str, lengths: list[int], repeats: int, voice: 
 
 
 def planning_by_length(inputs: dict[int, list[str]]) -> dict[int, dict]:
-    """In this process (this checkout's frontend, no model): seconds to plan each input whole (`Engine.plan`, what a
-    server that plans a request before queueing it waits for) and its first part (`Engine.plan_parts`), the median
-    over the takes, with the phonemizer's cache emptied before each."""
+    """In this process (this checkout's frontend, no model): seconds the frontend takes over each input whole (what
+    `Engine.plan` does before a server that plans a request whole can queue it) and up to its first chunk (what
+    `Engine.plan_parts` does before the first part), the median over the takes, with the phonemizer's cache emptied
+    before each. The plans' items (a style row per chunk) add microseconds and are left out."""
     sys.path.insert(0, str(ROOT))
-    from voicegen import Request
-    from voicegen.engine import Engine
+    from voicegen.text import Frontend
     from voicegen.text.phonemize import espeak_words
 
-    engine = Engine.__new__(Engine)  # the frontend and voices only: planning needs no network
-    from voicegen.text import Frontend
-    from voicegen.weights import VoiceBank
-
-    engine.frontend, engine.voice_bank = Frontend(), VoiceBank(None)
+    frontend = Frontend()
     out = {}
     for n, takes in inputs.items():
         whole, first = [], []
         for text in takes:
             espeak_words.cache_clear()
             t = time.perf_counter()
-            engine.plan(Request(text, "jf_alpha", seed=1))
+            frontend(text)
             whole.append(time.perf_counter() - t)
             espeak_words.cache_clear()
             t = time.perf_counter()
-            next(engine.plan_parts(Request(text, "jf_alpha", seed=1)))
+            next(frontend.chunks(text))
             first.append(time.perf_counter() - t)
         out[n] = {"plan_whole_s": round(float(np.median(whole)), 4),
                   "plan_first_part_s": round(float(np.median(first)), 4)}
