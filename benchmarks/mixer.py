@@ -8,12 +8,19 @@ joined by `join_pieces`, as `voicegen.podcast.render` does. What is timed is wha
 rendering: `join_pieces` per turn, `EpisodeWriter.add_turn` (trim, fade, pan, loudness metering) and `close()`
 (gain search with the true-peak limiter, the limited output), in memory (`--file`: also streamed to a WAV file).
 
+`--script`: the one-minute two-speaker script of `benchmarks/throughput.py` instead, its pieces rendered once by
+the model on the CPU (seed 0, ~20 s) and replayed to `voicegen.podcast.render.mix_script`, so that what is mixed is
+real model output with the script's own turns, pauses and pans, and what is timed is the whole mixing of an
+episode from rendered pieces: the script's per-minute figure of issue 11 without the renderer's noise around it
+(in `throughput.py` the mixer's calls are timed between renders). Figures are then per minute of the episode.
+
 "Before" and "after" run in the same invocation, alternating, each in its own child process: "after" is this
 checkout, "before" the package at `--baseline` (a git revision, exported with `git archive`).
 
 Usage:
   python benchmarks/mixer.py                      # this checkout vs main
   python benchmarks/mixer.py --baseline HEAD~3 --repeats 7 --file
+  python benchmarks/mixer.py --script --repeats 7 --rounds 2
 Writes benchmarks/results/mixer-<date>.json (or --out) and prints a table.
 """
 
@@ -63,6 +70,70 @@ def episode_turns(minutes: float = 1.0, seed: int = 0):
     return turns
 
 
+def record_script(path: Path) -> None:
+    """Render the one-minute script's pieces once (CPU, seed 0) and pickle (script, voices, rendered pieces in
+    request order) to `path`, for `time_script_mixing` to replay."""
+    import pickle
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from throughput import one_minute_script
+
+    from voicegen import Engine
+    from voicegen.podcast import render
+
+    engine = Engine(device="cpu")
+    script = render.prepare(engine, one_minute_script())
+    batches = render._EngineBatches(engine, 1.0, 0)
+    pieces = []
+
+    def recording(requests, **kwargs):
+        out = batches(requests, **kwargs)
+        pieces.extend(out)
+        return out
+
+    try:
+        render.mix_script(script, recording, voices=engine.voices)
+    finally:
+        batches.close()
+    path.write_bytes(pickle.dumps((script, list(engine.voices), pieces)))
+
+
+def time_script_mixing(repeats: int, recorded: str) -> dict:
+    """Runs in a child process with the package under test first on sys.path: `mix_script` of the recorded
+    script, its pieces replayed (no model), `repeats` times after one warm-up."""
+    import pickle
+
+    import numpy as np
+
+    from voicegen import loudness
+    from voicegen.podcast.render import mix_script
+
+    script, voices, pieces = pickle.loads(Path(recorded).read_bytes())
+
+    def mix():
+        replay = iter(pieces)
+        return mix_script(script, lambda requests, **kwargs: [next(replay) for _ in requests], voices=voices)
+
+    episode = mix()  # warm-up (filter designs, caches)
+    times, cpu_times = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        episode = mix()
+        times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
+    samples = episode.samples
+    return {
+        "speech_s": sum(len(p.samples) for p in pieces) / SR,
+        "episode_s": len(samples) / SR,
+        "times_s": times,
+        "cpu_times_s": cpu_times,
+        "file_times_s": [],
+        "lufs": loudness.integrated_loudness(samples, SR),
+        "true_peak_dbtp": loudness.true_peak_dbtp(samples, SR),
+        "checksum": float(np.abs(samples.astype(np.float64)).sum()),
+    }
+
+
 def time_mixing(repeats: int, to_file: bool) -> dict:
     """Runs in a child process with the package under test first on sys.path."""
     import numpy as np
@@ -80,6 +151,12 @@ def time_mixing(repeats: int, to_file: bool) -> dict:
             audio.append(Audio(x, SR, [Segment("text", 0.0, d, words=words)]))
         audios.append((speaker, pan, audio))
 
+    import inspect
+
+    # as voicegen.podcast.render calls it: the joined samples handed over (a baseline without `copy` copies them)
+    handover = {"copy": False} if "copy" in inspect.signature(EpisodeWriter.add_turn).parameters else {}
+
+
     stages = {"turns": [], "close": []}  # CPU seconds: join_pieces + add_turn of every turn; close()
 
     def mix(path):
@@ -87,7 +164,8 @@ def time_mixing(repeats: int, to_file: bool) -> dict:
         writer = EpisodeWriter(path, stereo=True)
         try:
             for speaker, pan, pieces in audios:
-                writer.add_turn(join_pieces(pieces, SR, fade_ends=False), speaker=speaker, text="text", pan=pan)
+                turn = join_pieces(pieces, SR, fade_ends=False)
+                writer.add_turn(turn, speaker=speaker, text="text", pan=pan, **handover)
             c1 = time.process_time()
             writer.close()
         except BaseException:
@@ -135,10 +213,12 @@ def export(rev: str, dest: Path) -> None:
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
 
 
-def child(path: Path, repeats: int, to_file: bool) -> dict:
+def child(path: Path, repeats: int, to_file: bool, recorded: Path | None = None) -> dict:
     env = dict(os.environ, PYTHONPATH=str(path))
+    call = (f"time_script_mixing({repeats}, {str(recorded)!r})" if recorded is not None
+            else f"time_mixing({repeats}, {to_file})")
     code = (f"import json, sys; sys.path.insert(0, {str(path)!r}); sys.path.insert(1, {str(ROOT / 'benchmarks')!r}); "
-            f"import mixer; print(json.dumps(mixer.time_mixing({repeats}, {to_file})))")
+            f"import mixer; print(json.dumps(mixer.{call}))")
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -149,15 +229,27 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed mixes per round")
     parser.add_argument("--rounds", type=int, default=2, help="before/after child processes, alternating")
     parser.add_argument("--file", action="store_true", help="also time streaming the episode to a WAV file")
+    parser.add_argument("--script", action="store_true",
+                        help="mix the one-minute script's pieces, rendered once by the model (figures per episode "
+                             "minute)")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.script and args.file:
+        parser.error("--file times the synthetic episode only")
 
     runs = {"before": [], "after": []}
     with tempfile.TemporaryDirectory() as tmp:
-        export(args.baseline, Path(tmp))
+        baseline = Path(tmp) / "baseline"
+        baseline.mkdir()
+        export(args.baseline, baseline)
+        recorded = None
+        if args.script:
+            recorded = Path(tmp) / "script.pickle"
+            print("rendering the one-minute script once (CPU)...", file=sys.stderr, flush=True)
+            record_script(recorded)
         for _ in range(args.rounds):
-            runs["before"].append(child(Path(tmp), args.repeats, args.file))
-            runs["after"].append(child(ROOT, args.repeats, args.file))
+            runs["before"].append(child(baseline, args.repeats, args.file, recorded))
+            runs["after"].append(child(ROOT, args.repeats, args.file, recorded))
     import numpy as np
 
     summary = {}
@@ -167,14 +259,15 @@ def main() -> int:
         turns = [t for r in rs for t in r.get("turns_cpu_s", [])]
         close = [t for r in rs for t in r.get("close_cpu_s", [])]
         file_times = [t for r in rs for t in r["file_times_s"]]
-        minutes = rs[0]["speech_s"] / 60
+        minutes = rs[0]["episode_s" if args.script else "speech_s"] / 60
         summary[name] = {
             "median_s": float(np.median(times)), "min_s": float(np.min(times)),
             "cpu_median_s": float(np.median(cpu)), "cpu_min_s": float(np.min(cpu)),
+            "per": "episode minute" if args.script else "speech minute",
             "median_ms_per_speech_minute": 1000 * float(np.median(times)) / minutes,
             "cpu_ms_per_speech_minute": 1000 * float(np.median(cpu)) / minutes,
-            "turns_cpu_ms_per_speech_minute": 1000 * float(np.median(turns)) / minutes,
-            "close_cpu_ms_per_speech_minute": 1000 * float(np.median(close)) / minutes,
+            "turns_cpu_ms_per_speech_minute": 1000 * float(np.median(turns)) / minutes if turns else None,
+            "close_cpu_ms_per_speech_minute": 1000 * float(np.median(close)) / minutes if close else None,
             "file_median_s": float(np.median(file_times)) if file_times else None,
             "speech_s": rs[0]["speech_s"], "episode_s": rs[0]["episode_s"],
             "lufs": rs[0]["lufs"], "true_peak_dbtp": rs[0]["true_peak_dbtp"], "checksum": rs[0]["checksum"],
@@ -194,20 +287,26 @@ def main() -> int:
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"mixer-{datetime.date.today()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
-    print(f"{'code':8} {'median ms':>9} {'min ms':>7} {'CPU ms':>7} {'CPU min':>7} {'CPU ms/speech min':>17} "
+    per = "episode min" if args.script else "speech min"
+
+    def cell(value, width):
+        return f"{value:{width}.1f}" if value is not None else f"{'-':>{width}}"
+
+    print(f"{'code':8} {'median ms':>9} {'min ms':>7} {'CPU ms':>7} {'ms/' + per:>15} {'CPU ms/' + per:>19} "
           f"{'turns':>6} {'close':>6} {'to file ms':>10} {'LUFS':>7} {'dBTP':>6}")
     for name, s in summary.items():
         f = "-" if s["file_median_s"] is None else f"{1000 * s['file_median_s']:.0f}"
         print(f"{name:8} {1000 * s['median_s']:9.1f} {1000 * s['min_s']:7.1f} {1000 * s['cpu_median_s']:7.1f} "
-              f"{1000 * s['cpu_min_s']:7.1f} {s['cpu_ms_per_speech_minute']:17.1f} "
-              f"{s['turns_cpu_ms_per_speech_minute']:6.1f} {s['close_cpu_ms_per_speech_minute']:6.1f} {f:>10} "
-              f"{s['lufs']:7.2f} {s['true_peak_dbtp']:6.2f}")
-    print("CPU ms per speech minute, medians: turns = join_pieces + add_turn for every turn (trim, fade, pan, "
-          "metering: overlapped with rendering in a real run), close = everything after the last turn (gain "
-          "search, limiter, output)")
-    print(f"episode: {summary['after']['speech_s']:.1f} s of speech, {summary['after']['episode_s']:.1f} s mixed, stereo "
-          f"{SR} Hz; after is {speedup:.1f}x faster than {args.baseline} in wall time, {cpu_speedup:.1f}x in CPU time "
-          f"(medians, same run); JSON: {out}")
+              f"{s['median_ms_per_speech_minute']:15.1f} {s['cpu_ms_per_speech_minute']:19.1f} "
+              f"{cell(s['turns_cpu_ms_per_speech_minute'], 6)} {cell(s['close_cpu_ms_per_speech_minute'], 6)} "
+              f"{f:>10} {s['lufs']:7.2f} {s['true_peak_dbtp']:6.2f}")
+    print(f"medians; per {per}ute: wall and CPU ms per minute of {'the episode' if args.script else 'speech'}; "
+          "turns, close: CPU ms per minute in join_pieces + add_turn for every turn (trim, fade, pan, metering) "
+          "and in close() (gain search, limiter, output)")
+    what = "the one-minute script's rendered pieces" if args.script else "a synthetic episode"
+    print(f"{what}: {summary['after']['speech_s']:.1f} s of speech, {summary['after']['episode_s']:.1f} s mixed, "
+          f"{SR} Hz; after is {speedup:.2f}x faster than {args.baseline} in wall time, {cpu_speedup:.2f}x in CPU "
+          f"time (medians, same run); JSON: {out}")
     return 0
 
 

@@ -156,22 +156,33 @@ def test_trim_from_the_ends_equals_a_full_scan():
 
 
 def test_place_and_mono_helpers_equal_their_plain_forms():
-    """dsp.place fills channels one at a time and to_mono returns a view for one channel; this catches either
-    differing from the broadcast product and the channel mean."""
+    """dsp.place fills two channels with one complex multiply (others one channel at a time), into rows of a larger
+    buffer too, and to_mono returns a view for one channel; this catches either differing from the broadcast
+    product and the channel mean."""
     mono = np.random.default_rng(1).standard_normal(1001).astype(np.float32)
-    gains = dsp.pan_gains(0.3)
-    np.testing.assert_array_equal(dsp.place(mono, gains), mono[:, None] * gains)
-    np.testing.assert_array_equal(dsp.pan(mono, 0.3), mono[:, None] * gains)
+    mono[:3] = [0.0, -0.0, 1e-40]  # zeros and a subnormal
+    for gains in (dsp.pan_gains(0.3), dsp.pan_gains(-1.0), np.array([0.5, -0.25], np.float32),
+                  np.array([0.7], np.float32), np.array([0.1, 0.2, 0.3], np.float32)):
+        want = mono[:, None] * gains
+        np.testing.assert_array_equal(dsp.place(mono, gains), want)
+        rows = np.full((len(mono) + 7, len(gains)), np.nan, np.float32)
+        dsp.place(mono, gains, out=rows[3 : 3 + len(mono)])
+        np.testing.assert_array_equal(rows[3 : 3 + len(mono)], want)
+        assert np.isnan(rows[:3]).all() and np.isnan(rows[3 + len(mono) :]).all()
+    np.testing.assert_array_equal(dsp.pan(mono, 0.3), mono[:, None] * dsp.pan_gains(0.3))
     x = np.random.default_rng(2).standard_normal((500, 2)).astype(np.float32)
     np.testing.assert_array_equal(dsp.to_mono(x), x.mean(axis=1, dtype=np.float32))
     np.testing.assert_array_equal(dsp.to_mono(x[:, :1]), x[:, 0])
 
 
-def test_join_pieces_equals_fading_and_concatenating_each_piece():
-    """join_pieces copies every piece once and fades it in place; this catches a fade applied at the wrong place
-    or a pause of the wrong length, against fading each piece and concatenating."""
+def test_join_pieces_equals_fading_and_concatenating_each_piece(monkeypatch):
+    """join_pieces copies every piece once into an uninitialized array, fades it in place and zeroes the pauses;
+    this catches a fade applied at the wrong place, a pause of the wrong length or one left unzeroed (new arrays
+    are made full of NaN here), against fading each piece and concatenating."""
     pieces = [Audio(speechlike(0.5, seed=k), SR, [Segment("x", 0.0, 0.5)]) for k in range(3)]
-    joined = join_pieces([pieces[0], Pause(0.2), pieces[1], pieces[2]], SR, fade_ends=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(np, "empty", lambda shape, dtype=float, **kw: np.full(shape, np.nan, dtype))
+        joined = join_pieces([pieces[0], Pause(0.2), pieces[1], pieces[2]], SR, fade_ends=False)
     fade = int(round(mix.FADE_S * SR))
     want = np.concatenate([dsp.fade(pieces[0].samples, 0, fade), np.zeros(int(0.2 * SR), np.float32),
                            dsp.fade(pieces[1].samples, fade, fade), dsp.fade(pieces[2].samples, fade, 0)])
@@ -475,3 +486,21 @@ def test_sparse_sliding_minimum_equals_the_full_one():
         width = 2 * half + 1
         np.testing.assert_array_equal(L._sparse_sliding_min(n, lows, r[lows], min(width, n)),
                                       L._sliding_min(r, min(width, n)))
+
+
+def test_add_turn_without_copy_fades_the_callers_samples_and_mixes_the_same():
+    """add_turn(copy=False) fades the turn in the caller's own array instead of a copy (as render does with
+    join_pieces' result); this catches the two ways mixing differently, and the default touching the caller's
+    samples."""
+    turns = [(speechlike(1.2, seed=k), -0.3 if k % 2 else 0.3) for k in range(4)]
+    outputs = []
+    for copy in (True, False):
+        given = [x.copy() for x, _ in turns]
+        writer = EpisodeWriter(None, stereo=True)
+        for x, (_, pan) in zip(given, turns):
+            writer.add_turn(x, speaker="A", text="x", pan=pan, copy=copy)
+        writer.close()
+        outputs.append(writer.audio.samples)
+        changed = [not np.array_equal(x, original) for x, (original, _) in zip(given, turns)]
+        assert changed == [not copy] * len(turns)
+    np.testing.assert_array_equal(outputs[1], outputs[0])

@@ -494,9 +494,14 @@ def _curvature_bound() -> tuple[float, float]:
 
 def _row_max(x: np.ndarray) -> np.ndarray:
     """Largest value of each row of x (R, W) of non-negative floats: (R,). Compared as integers (the bit patterns
-    of non-negative floats sort like the numbers): numpy's float maximum over short rows is 3x slower (NaN checks)."""
+    of non-negative floats sort like the numbers), by `reduceat` over the flat rows: numpy's float maximum over
+    short rows is 3x slower (NaN checks), and its reduction over a short last axis 2x slower than `reduceat`."""
     as_int = {4: np.int32, 8: np.int64}[x.dtype.itemsize]
-    return np.ascontiguousarray(x).view(as_int).max(axis=1).view(x.dtype)
+    rows, width = x.shape
+    if not rows:
+        return np.zeros(0, x.dtype)
+    flat = np.ascontiguousarray(x).view(as_int).reshape(-1)
+    return np.maximum.reduceat(flat, np.arange(0, rows * width, width)).view(x.dtype)
 
 
 class _BlockMax:

@@ -148,6 +148,20 @@ class RawFrames:
         return data.reshape(-1, self.shape[1])
 
 
+def _small_page_frames(rows: int, channels: int) -> np.ndarray:
+    """An uninitialized (rows, channels) float32 array in an anonymous memory map of its own, freed with the array.
+
+    numpy asks the kernel for transparent huge pages for arrays of 4 MB and more (madvise); where huge pages are
+    granted on request only, the first write to each 2 MB then makes the kernel find (and, in a process whose
+    memory is fragmented, such as one that has just rendered with torch, compact) 2 MB of contiguous memory while
+    the writer waits: seen as 10-30 ms of system time in one mix of a one-minute episode. A map of its own gets
+    small pages, one short fault per 4 KB as rows are written."""
+    import mmap
+
+    nbytes = max(1, rows * channels * 4)
+    return np.frombuffer(mmap.mmap(-1, nbytes), np.float32, rows * channels).reshape(rows, channels)
+
+
 class EpisodeWriter:
     """Build an episode turn by turn in bounded memory; use as a context manager.
 
@@ -228,7 +242,7 @@ class EpisodeWriter:
         need = self._frames + n
         if self._buffer is None or len(self._buffer) < need:
             size = max(need, self.INITIAL_FRAMES if self._buffer is None else 2 * len(self._buffer))
-            buffer = np.empty((size, self.channels), np.float32)
+            buffer = _small_page_frames(size, self.channels)
             if self._frames:
                 buffer[: self._frames] = self._buffer[: self._frames]
             self._buffer = buffer
@@ -298,12 +312,15 @@ class EpisodeWriter:
 
     def add_turn(self, audio: np.ndarray | Audio, *, speaker: str | None = None, text: str = "",
                  words: Sequence[Word] | None = None, voice: str | None = None,
-                 pan: float | None = None) -> Segment:
+                 pan: float | None = None, copy: bool = True) -> Segment:
         """Append one turn after the natural gap; returns its Segment in episode time.
 
         audio: (N,) or (N, C) float samples at the writer's rate, or an Audio (resampled if needed; its
         segments' words are used when `words` is None). Word times are relative to the start of `audio`.
         pan: stereo position in [-1, 1] (needs stereo=True); None centres mono speech.
+        copy: False lets the writer fade the turn's edges in `audio`'s own samples instead of in a copy (one pass
+        less), for samples the caller no longer needs, such as `join_pieces`' result; the writer may read them
+        until `close()`, so they must not change after this call either.
         """
         self._start()
         if isinstance(audio, Audio):
@@ -325,7 +342,10 @@ class EpisodeWriter:
             x, offset = _trim(x, self.sample_rate)
         if self.channels == 1 or pan is not None or x.shape[1] != 2:
             x = dsp.to_mono(x)  # (N,): a view when the turn is mono
-        x = dsp.fade(x, self.fade, self.fade)  # our own copy from here on
+        if copy and np.may_share_memory(x, audio.samples if isinstance(audio, Audio) else audio):
+            x = dsp.fade(x, self.fade, self.fade)  # our own copy from here on
+        else:  # already a new array (resampled, averaged to mono, converted), or the caller's to fade
+            x = dsp.fade_inplace(x, self.fade, self.fade)
         mono = gains = None
         self._gap_before(speaker, text)
         placed = False
@@ -480,11 +500,13 @@ def join_pieces(pieces: Sequence[Audio | Pause], sample_rate: int = SAMPLE_RATE,
             segments.extend(seg.shifted(pos / sample_rate) for seg in piece.segments)
             n = len(x)
         pos += n
-    samples = np.zeros(pos, np.float32)  # one copy of every piece, faded in place
+    samples = np.empty(pos, np.float32)  # one copy of every piece, faded in place; the pauses zeroed
     pos = 0
     for x, fade_in, fade_out in parts:
         n = x if isinstance(x, int) else len(x)
-        if not isinstance(x, int):
+        if isinstance(x, int):
+            samples[pos : pos + n] = 0.0
+        else:
             samples[pos : pos + n] = x
             dsp.fade_inplace(samples[pos : pos + n], fade_in, fade_out)
         pos += n

@@ -87,7 +87,8 @@ def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequenc
                 writer.add_silence(sum(p.seconds for p in lead))
             if spoken:
                 writer.add_turn(join_pieces(spoken, writer.sample_rate, fade_ends=False), speaker=turn.speaker,
-                                text=turn.spoken_text, voice=cast[turn.speaker], pan=script.member(turn.speaker).pan)
+                                text=turn.spoken_text, voice=cast[turn.speaker], pan=script.member(turn.speaker).pan,
+                                copy=False)  # the joined samples are ours: faded in place
             if trail:
                 writer.add_silence(sum(p.seconds for p in trail))
         if progress is not None:
