@@ -23,6 +23,7 @@ from .. import dsp, loudness
 from ..audio import Audio, Segment, Word, audio_format
 from ..constants import SAMPLE_RATE
 from ..files import atomic_write
+from ..memory import small_pages
 from .script import Pause
 
 FADE_S = 0.008
@@ -148,20 +149,6 @@ class RawFrames:
         return data.reshape(-1, self.shape[1])
 
 
-def _small_page_frames(rows: int, channels: int) -> np.ndarray:
-    """An uninitialized (rows, channels) float32 array in an anonymous memory map of its own, freed with the array.
-
-    numpy asks the kernel for transparent huge pages for arrays of 4 MB and more (madvise); where huge pages are
-    granted on request only, the first write to each 2 MB then makes the kernel find (and, in a process whose
-    memory is fragmented, such as one that has just rendered with torch, compact) 2 MB of contiguous memory while
-    the writer waits: seen as 10-30 ms of system time in one mix of a one-minute episode. A map of its own gets
-    small pages, one short fault per 4 KB as rows are written."""
-    import mmap
-
-    nbytes = max(1, rows * channels * 4)
-    return np.frombuffer(mmap.mmap(-1, nbytes), np.float32, rows * channels).reshape(rows, channels)
-
-
 class EpisodeWriter:
     """Build an episode turn by turn in bounded memory; use as a context manager.
 
@@ -242,7 +229,8 @@ class EpisodeWriter:
         need = self._frames + n
         if self._buffer is None or len(self._buffer) < need:
             size = max(need, self.INITIAL_FRAMES if self._buffer is None else 2 * len(self._buffer))
-            buffer = _small_page_frames(size, self.channels)
+            buffer = np.empty((size, self.channels), np.float32)
+            small_pages(buffer)  # no huge-page compaction stalls as rows are first written (`memory.small_pages`)
             if self._frames:
                 buffer[: self._frames] = self._buffer[: self._frames]
             self._buffer = buffer
