@@ -1,5 +1,6 @@
 """Memory that does not grow with the input: the heap pages a frame batch frees go back to the OS, and `voicegen
-say` on a long text peaks where it does on a short one (measured in child processes: ru_maxrss of each)."""
+say` on a long text peaks where it does on a short one (measured in child processes: ru_maxrss of each); and the
+mixer's large frame buffer stays off transparent huge pages."""
 
 import os
 import subprocess
@@ -76,3 +77,36 @@ def test_say_peak_memory_does_not_grow_with_the_text(tmp_path):
         peaks[chars] = peak_mb(["say", "-f", str(text), "-o", str(tmp_path / "o.flac"), "--seed", "0",
                                 "--device", "cpu", "--speed", "4"], env=EXACT_HEAP)
     assert peaks[2700] - peaks[300] < 150, peaks
+
+
+def _vm_flags(address: int) -> list[str]:
+    """The VmFlags of the mapping of this process that holds `address` (/proc/self/smaps)."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    inside = False
+    for line in lines:
+        head = line.split(" ", 1)[0]
+        if "-" in head and not line.endswith(":") and all(c in "0123456789abcdef-" for c in head):
+            lo, hi = (int(v, 16) for v in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and line.startswith("VmFlags:"):
+            return line.split()[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="Linux /proc only")
+def test_the_mixers_frame_buffer_is_kept_off_huge_pages():
+    """numpy advises transparent huge pages for arrays of 4 MB and more; the episode writer's in-memory frame buffer
+    opts out (`memory.small_pages`: huge-page faults stalled a mix for 10-30 ms after a render). This catches the
+    call dropped or advising the wrong range: the pages inside the buffer must carry the kernel's `nh` flag."""
+    import numpy as np
+
+    from voicegen.podcast.mix import EpisodeWriter
+
+    writer = EpisodeWriter(None, stereo=True)
+    writer.add_turn(np.full(4800, 0.1, np.float32), pan=0.2)
+    buffer = writer._buffer
+    assert buffer.nbytes >= 4 << 20  # large enough for numpy to have advised huge pages
+    start = buffer.__array_interface__["data"][0]
+    for address in (start + 8192, start + buffer.nbytes // 2, start + buffer.nbytes - 8192):
+        assert "nh" in _vm_flags(address)
+    writer.close()
