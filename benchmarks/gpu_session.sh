@@ -13,7 +13,8 @@
 # (80 s), voice fitting <= FIT_S (60 s; 0 skips it); first, the token phase packed vs unpacked <= TOKEN_S (60 s;
 # benchmarks/token_phase.py, no compile). For A/B runs: CHANNELS_LAST=1 compiles the frame phase
 # channels-last; GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch (default 4096); UNPACKED_BILSTM=1
-# runs the token phase's BiLSTMs without packing (voicegen.model.layers.UNPACKED_BILSTM). Each step is cut
+# runs the token phase's BiLSTMs without packing (voicegen.model.layers.UNPACKED_BILSTM); TOKEN_GRAPHS=1 (with
+# UNPACKED_BILSTM=1) also replays the token phase's encoder as CUDA graphs (layers.TOKEN_GRAPHS). Each step is cut
 # at its limit and the next one still runs; what a step measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
 # throughput.log (with the profile's log), profile.json, kernels.txt, pytest-cuda.log (with the fit's log),
 # voices-cuda.json, and throughput-cuda-fallback.json or graphs.tar.xz.
@@ -35,8 +36,11 @@ mkdir -p "$CUSTOM" && : > "$CUSTOM/sitecustomize.py" && export PYTHONPATH=$CUSTO
     >> "$CUSTOM/sitecustomize.py"
 [ -n "${UNPACKED_BILSTM:-}" ] && echo 'import voicegen.model.layers as l; l.UNPACKED_BILSTM["cuda"] = True' \
     >> "$CUSTOM/sitecustomize.py"
+[ -n "${TOKEN_GRAPHS:-}" ] && echo 'import voicegen.model.layers as l; l.TOKEN_GRAPHS["cuda"] = True' \
+    >> "$CUSTOM/sitecustomize.py"
 cat "$CUSTOM/sitecustomize.py" >> "$OUT/env.txt"
-# the token phase with packed and unpacked BiLSTMs, eager, alternating (seconds; its JSON goes into throughput.log)
+# the token phase with packed and unpacked BiLSTMs and unpacked in CUDA graphs, alternating (seconds; its JSON goes
+# into throughput.log; it sets the switches itself)
 timeout ${TOKEN_S:-60} python3 benchmarks/token_phase.py --device cuda --rounds 20 --out /tmp/token-phase-cuda.json \
     > "$OUT/throughput.log" 2>&1
 echo "token phase exit $?" >> "$OUT/throughput.log"

@@ -1,7 +1,9 @@
 """Token-phase benchmark: the one-minute script's token phase and alignment (ALBERT, text encoder, duration
 predictor, the shared BiLSTM) with the BiLSTMs packed (the default) and unpacked (`voicegen.model.layers.
-UNPACKED_BILSTM`: one call over the batch twice, left- and right-aligned), alternating in one process. No compile:
-the token phase runs eagerly in every mode, so this takes seconds even on a fresh GPU machine.
+UNPACKED_BILSTM`: one call over the batch twice, left- and right-aligned), and on CUDA also unpacked with the
+encoder replayed as CUDA graphs (`layers.TOKEN_GRAPHS`: one graph per rows x token bucket, rows padded to a power of
+two; captured in the first, uncounted round), alternating in one process. No compile: the token phase runs eagerly
+(or as graphs of eager kernels), so this takes seconds even on a fresh GPU machine.
 
 Per setting it reports the wall time of the whole token phase (device synchronized at the end) and the host
 (thread CPU) time, medians over the rounds, and the ratio to packed in the same run; and that both give the same
@@ -65,22 +67,30 @@ def main() -> int:
     ap.add_argument("--out")
     args = ap.parse_args()
     device = args.device
-    engine = Engine(device=device, performance=Performance(compile=False, cuda_graphs=False))
+    kind = torch.device(device).type
+    # CUDA graphs on for the token phase's own graphs (the frame phase does not run here)
+    engine = Engine(device=device, performance=Performance(compile=False, cuda_graphs=kind == "cuda"))
     batches = script_items(engine)
-    settings = {"packed": False, "unpacked": True}
+    settings = {"packed": (False, False), "unpacked": (True, False)}  # (UNPACKED_BILSTM, TOKEN_GRAPHS)
+    if kind == "cuda":
+        settings["graphs"] = (True, True)
     times = {name: [] for name in settings}
     results = {}
-    for r in range(args.rounds + 1):  # round 0 warms both up (allocator, cuDNN plans), not counted
-        for name, unpacked in settings.items():
-            layers.UNPACKED_BILSTM[torch.device(device).type] = unpacked
+    for r in range(args.rounds + 1):  # round 0 warms every setting up (allocator, cuDNN plans, captures): not counted
+        for name, (unpacked, graphs) in settings.items():
+            layers.UNPACKED_BILSTM[kind], layers.TOKEN_GRAPHS[kind] = unpacked, graphs
             wall, host, stores, durations = token_phase(engine, batches, device)
             if r:
                 times[name].append((wall, host))
             results[name] = (stores, durations)
-    layers.UNPACKED_BILSTM[torch.device(device).type] = False
-    (s0, d0), (s1, d1) = results["packed"], results["unpacked"]
-    same_durations = all(torch.equal(a, b) for a, b in zip(d0, d1))
-    feature_diff = max(float((a - b).abs().max()) for (xa, aa), (xb, ab) in zip(s0, s1) for a, b in ((xa, xb), (aa, ab)))
+    layers.UNPACKED_BILSTM[kind] = layers.TOKEN_GRAPHS[kind] = False
+    s0, d0 = results["packed"]
+    same_durations, feature_diff = True, 0.0
+    for name in list(settings)[1:]:
+        s1, d1 = results[name]
+        same_durations &= all(torch.equal(a, b) for a, b in zip(d0, d1))
+        feature_diff = max(feature_diff, max(float((a - b).abs().max())
+                                             for (xa, aa), (xb, ab) in zip(s0, s1) for a, b in ((xa, xb), (aa, ab))))
     rows = []
     for name, t in times.items():
         wall, host = np.median([w for w, _ in t]), np.median([h for _, h in t])
@@ -97,7 +107,8 @@ def main() -> int:
         "items": sum(len(b) for b in batches),
         "rounds": args.rounds,
         "baseline": "packed BiLSTMs, same run",
-        "same_durations": same_durations,
+        "same_durations": same_durations,  # every setting against packed
+        "token_graphs": len(engine.renderer._token_graphs.graphs) if engine.renderer._token_graphs else 0,
         "largest_feature_difference": feature_diff,
         "settings": rows,
     }

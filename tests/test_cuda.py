@@ -68,3 +68,29 @@ def test_unpacked_bilstm_equals_the_packed_one_on_cuda(strict_float32):
     x = torch.randn(4, 50, 64, device="cuda")
     with torch.inference_mode():
         torch.testing.assert_close(lstm.unpacked(x, lengths), lstm(x, lengths), rtol=1e-4, atol=1e-5)
+
+
+def test_token_phase_in_cuda_graphs_equals_the_eager_one(strict_float32, monkeypatch):
+    """`voicegen.model.layers.TOKEN_GRAPHS`: the token phase's encoder replayed as captured graphs (rows padded to a
+    power of two, BiLSTMs unpacked) gives the durations and frame features of the eager, packed token phase, for a
+    batch and again for one more batch of another size (a second graph, and the first one replayed)."""
+    from voicegen import Engine, Performance, Request
+    from voicegen.model import layers
+
+    engine = Engine(device="cuda", performance=Performance(cuda_graphs=True))
+    texts = ["A short one.", "Something a little longer, with a comma.", "Three of them, the last one the longest "
+             "of all, so that the token bucket grows."]
+    items = [item for text in texts for item in engine.plan(Request(text, seed=0)).items]
+    renderer = engine.renderer
+    with torch.inference_mode():
+        want = [renderer._token_phase(items), renderer._token_phase(items[:1])]
+        durations = [it.durations.clone() for it in items]
+        monkeypatch.setitem(layers.UNPACKED_BILSTM, "cuda", True)
+        monkeypatch.setitem(layers.TOKEN_GRAPHS, "cuda", True)
+        for _ in range(2):  # capture, then replay
+            got = [renderer._token_phase(items), renderer._token_phase(items[:1])]
+    assert renderer._token_graphs is not None and len(renderer._token_graphs.graphs) == 2
+    assert all(torch.equal(it.durations, d) for it, d in zip(items, durations))
+    for (xa, aa), (xb, ab) in zip(got, want):
+        torch.testing.assert_close(xa, xb, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(aa, ab, rtol=1e-4, atol=1e-5)

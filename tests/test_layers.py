@@ -146,3 +146,36 @@ def test_token_phase_with_unpacked_bilstms_keeps_durations_and_features(network,
     assert torch.equal(phase2.durations, phase.durations)
     torch.testing.assert_close(frames2.x, frames.x, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(frames2.asr, frames.asr, rtol=1e-4, atol=1e-5)
+
+
+def test_token_encoder_with_padded_rows_and_lengths_as_a_tensor_keeps_every_row(engine, monkeypatch):
+    """The renderer's graphed token phase (`layers.TOKEN_GRAPHS`, CUDA) runs the encoder on rows padded to a power of
+    two, with the lengths as a tensor beside the tokens and the BiLSTMs unpacked. Here the same path runs eagerly on
+    the CPU (the graph replaced by the plain call): this catches padding rows that change the batch's own rows, or
+    an encoder that still needs its lengths packed, against the unpadded batch."""
+    from voicegen.model import layers
+
+    g = torch.Generator().manual_seed(5)
+    lengths = torch.tensor([40, 23, 9])  # 3 rows -> 4
+    tokens = torch.zeros(3, 64, dtype=torch.long)
+    for b, n in enumerate(lengths.tolist()):
+        tokens[b, 1 : n - 1] = torch.randint(1, 170, (n - 2,), generator=g)
+    style = torch.randn(3, 256, generator=g) * 0.1
+    speed = torch.tensor([1.0, 0.8, 1.25])
+    renderer, network = engine.renderer, engine.renderer.network
+    monkeypatch.setitem(layers.UNPACKED_BILSTM, "cpu", True)
+    with torch.inference_mode():
+        want = network.encode(tokens, lengths, style, speed)
+        calls = []
+
+        def run(*inputs):
+            calls.append(inputs)
+            return renderer._encode_call(*inputs)
+
+        got = renderer._encode_padded(run, tokens.numpy(), lengths, style, speed)
+    (t, n, s, v), = calls
+    assert t.shape == (4, 64) and n.tolist() == [40, 23, 9, 2] and not t[3].any()
+    assert torch.equal(s[3], s[0]) and v[3] == 1.0
+    assert torch.equal(got.durations, want.durations)
+    torch.testing.assert_close(got.d, want.d, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got.t_en, want.t_en, rtol=1e-5, atol=1e-6)

@@ -42,6 +42,8 @@ from .compiled import FrameGraphs, GraphLimit, compile_cache_dir  # noqa: F401 -
 from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEED_RANGE, STYLE_DIM
 from .memory import release_free_memory
 from .model import KokoroNetwork
+from .model.layers import TOKEN_GRAPHS, UNPACKED_BILSTM
+from .model.network import TokenPhase
 from .performance import Performance, resolve_device
 from .seeds import check_seed, fresh_seed
 from .worker import BatchWorker
@@ -196,7 +198,7 @@ class Renderer:
         self._render: Callable = self.network.render
         # compiled: graphs traced ahead of time, loaded from / saved to the compile cache (voicegen.compiled)
         self._compiled = FrameGraphs(self.network, self.device, perf.dtype) if perf.compile else None
-        self._graphs = None
+        self._graphs = self._token_graphs = None
         if perf.cuda_graphs:
             from .model.cuda_graphs import GraphCache
 
@@ -369,9 +371,13 @@ class Renderer:
         tokens = np.full((len(batch), size), PAD_ID, dtype=np.int64)
         for i, it in enumerate(batch):
             tokens[i, 1 : len(it.tokens) + 1] = it.tokens
-        style = torch.stack([it.style for it in batch]).to(dev)
-        speed = torch.tensor([it.speed for it in batch], device=dev)
-        phase = self.network.encode(torch.from_numpy(tokens).to(dev), lengths, style, speed)
+        style = torch.stack([it.style for it in batch])
+        speed = torch.tensor([it.speed for it in batch])
+        if self._graphed_tokens():
+            phase = self._encode_padded(self._token_graphs.run, tokens, lengths, style, speed)
+        else:
+            phase = self.network.encode(torch.from_numpy(tokens).to(dev), lengths, style.to(dev), speed.to(dev))
+        style = style.to(dev)
         frames = self.network.align(phase, style)
         durations = phase.durations.cpu()
         counts = frames.frame_lengths.tolist()
@@ -386,6 +392,52 @@ class Renderer:
             return t.transpose(1, 2).reshape(rows * width, HIDDEN_DIM).index_select(0, index)
 
         return pack(frames.x), pack(frames.asr)
+
+    def _graphed_tokens(self) -> bool:
+        """Whether the token phase's encoder replays CUDA graphs (`layers.TOKEN_GRAPHS`, read per call so that a
+        benchmark can switch it); it needs CUDA graphs on and the BiLSTMs unpacked. The graph cache starts empty."""
+        kind = self.device.type
+        if not (self.performance.cuda_graphs and TOKEN_GRAPHS.get(kind, False) and UNPACKED_BILSTM.get(kind, False)):
+            return False
+        if self._token_graphs is None:
+            from .model.cuda_graphs import TOKEN_NAMES, GraphCache
+
+            self._token_graphs = GraphCache(self._encode_call, self.device, self._token_inputs, names=TOKEN_NAMES,
+                                            max_frames=1 << 62)  # every (rows, token bucket) is captured
+        return True
+
+    def _encode_call(self, tokens, lengths, style, speed) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`KokoroNetwork.encode` with every input on the device, as a tuple (what a graph captures)."""
+        phase = self.network.encode(tokens, lengths, style, speed)
+        return phase.durations, phase.d, phase.t_en
+
+    def _token_inputs(self, rows: int, size: int) -> tuple[torch.Tensor, ...]:
+        """Valid token-phase inputs of one shape, laid out as `_encode_padded` makes them: rows of two wrapping
+        pads (length 2), a zero style, speed 1."""
+        tokens = np.full((rows, size), PAD_ID, dtype=np.int64)
+        return self._token_rows(tokens, torch.full((rows,), 2), torch.zeros(rows, STYLE_DIM), torch.ones(rows))
+
+    def _token_rows(self, tokens: np.ndarray, lengths: torch.Tensor, style: torch.Tensor, speed: torch.Tensor):
+        dev = self.device
+        return (torch.from_numpy(tokens).to(dev), lengths.to(dev), style.to(dev, torch.float32).contiguous(),
+                speed.to(dev, torch.float32))
+
+    def _encode_padded(self, run: Callable, tokens: np.ndarray, lengths: torch.Tensor, style: torch.Tensor,
+                       speed: torch.Tensor) -> TokenPhase:
+        """The encoder over the batch with its rows padded to a power of two (so that a few graphs serve every
+        batch size): padding rows hold only the two wrapping pads (length 2), the first row's style and speed 1;
+        `run(tokens, lengths, style, speed)` (the graph cache's, on the device) -> (durations, d, t_en); the
+        batch's own rows are returned. tokens: (B, T) int64; lengths, style (B, 256), speed: on the CPU."""
+        rows = len(tokens)
+        padded = 1 << (rows - 1).bit_length()
+        if padded > rows:
+            extra = padded - rows
+            tokens = np.concatenate([tokens, np.full((extra, tokens.shape[1]), PAD_ID, dtype=np.int64)])
+            lengths = torch.cat([lengths, torch.full((extra,), 2, dtype=lengths.dtype)])
+            style = torch.cat([style, style[:1].expand(extra, -1)])
+            speed = torch.cat([speed, torch.ones(extra, dtype=speed.dtype)])
+        durations, d, t_en = run(*self._token_rows(tokens, lengths, style, speed))
+        return TokenPhase(durations[:rows], d[:rows], t_en[:rows])
 
     def _pack(self, stores: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         """One feature store per turn: the batches' packed frames in order, plus a zero row that padding reads."""

@@ -1,4 +1,5 @@
-"""CUDA-graph capture of the frame phase, one graph per (batch rows, frames) bucket up to GRAPH_MAX_FRAMES.
+"""CUDA-graph capture of the frame phase, one graph per (batch rows, frames) bucket up to GRAPH_MAX_FRAMES (and,
+behind `voicegen.model.layers.TOKEN_GRAPHS`, of the token phase's encoder per (rows, token bucket)).
 
 A captured graph replays every kernel of the frame phase with one launch, which removes the per-kernel CPU
 overhead that dominates small batches on a fast GPU. The callable captured is whatever the renderer runs (compiled
@@ -15,6 +16,8 @@ from collections.abc import Callable
 import torch
 
 NAMES = ("x", "asr", "style", "lengths", "seeds", "pitch")
+TOKEN_NAMES = ("tokens", "lengths", "style", "speed")
+"""The token phase's inputs (`KokoroNetwork.encode` with lengths on the device): tokens (rows, size)."""
 
 GRAPH_MAX_FRAMES = 4096
 """Largest batch (rows x frames) that is captured. A graph saves the CPU's kernel launches (~700 per call, a few
@@ -25,29 +28,33 @@ on an H100 with every bucket shape captured) and their output buffers are not he
 
 
 class GraphCache:
-    """One captured CUDA graph of `call` (KokoroNetwork.render's signature: x, asr, style, lengths, seeds, pitch)
-    per (rows, frames) shape; all graphs share one memory pool. `inputs(rows, frames)` -> the six static input
-    tensors on the device (their values only need to be valid: every replay copies the real inputs in)."""
+    """One captured CUDA graph of `call` per input shape (rows, size); all graphs share one memory pool.
+
+    By default `call` has KokoroNetwork.render's signature (x, asr, style, lengths, seeds, pitch) and the shape is
+    (rows, frames); `names` gives another signature (the token phase's: `TOKEN_NAMES`), whose first input's shape is
+    then (rows, size). `inputs(rows, size)` -> the static input tensors on the device, one per name (their values
+    only need to be valid: every replay copies the real inputs in). `call` returns a tensor or a tuple of tensors."""
 
     def __init__(self, call: Callable, device: torch.device, inputs: Callable[[int, int], tuple], warmup: int = 2,
-                 max_frames: int | None = None):
+                 max_frames: int | None = None, names: tuple[str, ...] = NAMES):
         if device.type != "cuda":
             raise ValueError("CUDA graphs need a CUDA device")
         self.call = call
         self.device = device
         self.inputs = inputs
         self.warmup = warmup
+        self.names = names
         self.max_frames = GRAPH_MAX_FRAMES if max_frames is None else max_frames  # read now: a benchmark may set it
-        self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, dict, torch.Tensor]] = {}
+        self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, dict, object]] = {}
         self.pool = torch.cuda.graph_pool_handle()
 
-    def _run(self, static: dict) -> torch.Tensor:
-        return self.call(*(static[name] for name in NAMES))
+    def _run(self, static: dict):
+        return self.call(*(static[name] for name in self.names))
 
     def capture(self, rows: int, frames: int) -> None:
         """Warm up and capture the graph for one shape (also done lazily by `run`)."""
         dev = self.device
-        static = dict(zip(NAMES, self.inputs(rows, frames)))
+        static = dict(zip(self.names, self.inputs(rows, frames)))
         stream = torch.cuda.Stream(dev)
         stream.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(stream):
@@ -63,16 +70,16 @@ class GraphCache:
         """Whether a batch of this shape runs as a captured graph (see GRAPH_MAX_FRAMES)."""
         return rows * frames <= self.max_frames
 
-    def run(self, x, asr, style, lengths, seeds, pitch) -> torch.Tensor:
-        """Same contract as KokoroNetwork.render (seeds and pitch required); returns a fresh tensor. Shapes that
-        `captures` refuses run the callable directly."""
-        key = (x.shape[0], x.shape[-1])
+    def run(self, *inputs):
+        """Same contract as `call` (for the frame phase: KokoroNetwork.render with seeds and pitch required);
+        returns fresh tensors. Shapes that `captures` refuses run the callable directly."""
+        key = (inputs[0].shape[0], inputs[0].shape[-1])
         if not self.captures(*key):
-            return self.call(x, asr, style, lengths, seeds, pitch)
+            return self.call(*inputs)
         if key not in self.graphs:
             self.capture(*key)
         graph, static, out = self.graphs[key]
-        for name, value in zip(NAMES, (x, asr, style, lengths, seeds, pitch)):
+        for name, value in zip(self.names, inputs):
             static[name].copy_(value)
         graph.replay()
-        return out.clone()
+        return tuple(t.clone() for t in out) if isinstance(out, tuple) else out.clone()

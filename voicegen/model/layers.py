@@ -155,6 +155,12 @@ right-aligned; see `BiLSTM.unpacked`). Off by default: an A/B switch for the GPU
 spent ~4 ms of host time (benchmarks/RESULTS.md, sixth session's H200 profile) and packing keeps the token phase
 out of CUDA graphs."""
 
+TOKEN_GRAPHS = {"cuda": False}
+"""Per device type (CUDA only): with CUDA graphs on (`Performance.cuda_graphs`) and `UNPACKED_BILSTM` on, the
+renderer replays the token phase's encoder (`KokoroNetwork.encode`: ALBERT, duration predictor, text encoder) as one
+captured graph per (rows, token bucket), rows padded to a power of two. Off by default: an A/B switch for the next
+GPU session (`benchmarks/token_phase.py`); the alignment after it stays eager (its size is the frame count)."""
+
 
 class BiLSTM(nn.LSTM):
     """A one-layer bidirectional LSTM over padded batches, exact per item.
@@ -168,11 +174,12 @@ class BiLSTM(nn.LSTM):
         super().__init__(input_size, hidden_size, 1, batch_first=True, bidirectional=True)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """x: (B, T, C_in), lengths: (B,) int64 on CPU -> (B, T, 2 * hidden), zero on padding."""
+        """x: (B, T, C_in), lengths: (B,) int64 on CPU (or on x's device when unpacked) -> (B, T, 2 * hidden),
+        zero on padding."""
         total = x.shape[1]
-        if bool((lengths == total).all()):
+        if lengths.device.type == "cpu" and bool((lengths == total).all()):
             return super().forward(x)[0]
-        if UNPACKED_BILSTM.get(x.device.type, False):
+        if UNPACKED_BILSTM.get(x.device.type, False):  # lengths may live on the device: nothing is read back
             return self.unpacked(x, lengths)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = super().forward(packed)

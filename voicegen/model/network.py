@@ -84,11 +84,12 @@ class KokoroNetwork(nn.Module):
         speed: torch.Tensor,
         durations: torch.Tensor | None = None,
     ) -> TokenPhase:
-        """tokens: (B, T) int64 with the wrapping zeros, padded with 0; lengths: (B,) int64 on CPU (wrapping
-        zeros included); style: (B, 256); speed: (B,); durations: (B, T) frames per token to use instead of the
-        predicted ones (0 on padding) -> TokenPhase."""
+        """tokens: (B, T) int64 with the wrapping zeros, padded with 0; lengths: (B,) int64 (wrapping zeros
+        included) on the CPU, or on tokens' device when the BiLSTMs run unpacked (`layers.UNPACKED_BILSTM`: then
+        nothing here reads the device, so the call can be captured in a CUDA graph); style: (B, 256); speed: (B,);
+        durations: (B, T) frames per token to use instead of the predicted ones (0 on padding) -> TokenPhase."""
         device = tokens.device
-        valid = (torch.arange(tokens.shape[1])[None, :] < lengths[:, None]).to(device)  # (B, T) bool
+        valid = (torch.arange(tokens.shape[1], device=lengths.device)[None, :] < lengths[:, None]).to(device)
         mask = valid[..., None].float()  # (B, T, 1)
         bert = self.bert(tokens, valid)  # (B, T, 768)
         d_en = self.bert_encoder(bert) * mask  # (B, T, 512)
