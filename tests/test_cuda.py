@@ -90,6 +90,8 @@ def test_token_phase_in_cuda_graphs_equals_the_eager_one(strict_float32, monkeyp
         for _ in range(2):  # capture, then replay
             got = [renderer._token_phase(items), renderer._token_phase(items[:1])]
     assert renderer._token_graphs is not None and len(renderer._token_graphs.graphs) == 2
+    shapes = renderer._token_graph_shapes()  # what warm-up captures: powers of two within both limits
+    assert (1, 32) in shapes and all(rows & (rows - 1) == 0 and rows * size <= 2048 for rows, size in shapes)
     assert all(torch.equal(it.durations, d) for it, d in zip(items, durations))
     for (xa, aa), (xb, ab) in zip(got, want):
         torch.testing.assert_close(xa, xb, rtol=1e-4, atol=1e-5)

@@ -130,7 +130,8 @@ class WarmupReport:
     where the compiled graphs came from: `graphs_loaded` from files in `cache_dir` (`load_s` seconds; `load_failures`
     names files that could not be used, deleted and compiled again), `graphs_compiled` traced and compiled now
     (`compile_s` seconds, then saved there). `shapes_run` are the shapes executed: a shape accepted by a compiled
-    graph that has already run is skipped. `cache_hits` / `cache_misses`: inductor FX-graph cache traffic."""
+    graph that has already run is skipped. `cache_hits` / `cache_misses`: inductor FX-graph cache traffic. `token_graphs_captured`: the token phase's
+    CUDA graphs (`voicegen.model.layers.TOKEN_GRAPHS`)."""
 
     seconds: float
     shapes: list[tuple[int, int]]
@@ -145,6 +146,7 @@ class WarmupReport:
     load_s: float = 0.0
     compile_s: float = 0.0
     load_failures: list[str] = field(default_factory=list)
+    token_graphs_captured: int = 0
 
     def __str__(self) -> str:
         n = len(self.shapes)
@@ -156,6 +158,8 @@ class WarmupReport:
                 parts.append(f"{len(self.load_failures)} unusable graph file(s) deleted")
         if self.graphs_captured:
             parts.append(f"{self.graphs_captured} CUDA graphs captured")
+        if self.token_graphs_captured:
+            parts.append(f"{self.token_graphs_captured} token-phase CUDA graphs captured")
         return ", ".join(parts)
 
 
@@ -244,8 +248,9 @@ class Renderer:
         every (rows, frames) bucket the batch budget allows). Compiled graphs saved by an earlier process are
         loaded first, and each runs once, at the first shape it accepts (its first call's one-time costs, and
         proof that it works); later shapes that a graph which has run accepts are skipped, unless they are
-        captured as CUDA graphs (shapes up to `GRAPH_MAX_FRAMES`; larger batches run uncaptured). progress(done,
-        total) after each shape."""
+        captured as CUDA graphs (shapes up to `GRAPH_MAX_FRAMES`; larger batches run uncaptured). With
+        `layers.TOKEN_GRAPHS` on, the token phase's graphs are captured too (every power-of-two row count and token
+        bucket up to `TOKEN_GRAPH_MAX_TOKENS`). progress(done, total) after each frame-phase shape."""
         from torch._dynamo.utils import counters
 
         shapes = self._warmup_shapes()
@@ -267,6 +272,12 @@ class Renderer:
                 run.append((rows, frames))
             if progress is not None:
                 progress(k + 1, len(shapes))
+        token_graphs0 = len(self._token_graphs.graphs) if self._token_graphs is not None else 0
+        if self._graphed_tokens():  # the token phase's graphs too (`layers.TOKEN_GRAPHS`), so no request captures one
+            for rows, size in self._token_graph_shapes():
+                if (rows, size) not in self._token_graphs.graphs:
+                    with torch.inference_mode():
+                        self._token_graphs.capture(rows, size)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return WarmupReport(
@@ -283,6 +294,7 @@ class Renderer:
             load_s=load.seconds if load is not None else 0.0,
             compile_s=(compiled.compile_s - compiled0[1]) if compiled is not None else 0.0,
             load_failures=load.failed if load is not None else [],
+            token_graphs_captured=(len(self._token_graphs.graphs) - token_graphs0) if self._token_graphs else 0,
         )
 
     def close(self) -> None:
@@ -373,8 +385,10 @@ class Renderer:
             tokens[i, 1 : len(it.tokens) + 1] = it.tokens
         style = torch.stack([it.style for it in batch])
         speed = torch.tensor([it.speed for it in batch])
-        if self._graphed_tokens():
+        if self._graphed_tokens() and self._token_graphs.captures(1 << (len(batch) - 1).bit_length(), size):
             phase = self._encode_padded(self._token_graphs.run, tokens, lengths, style, speed)
+        elif self._graphed_tokens():  # too large to capture: the same encoder, unpadded, launched directly
+            phase = TokenPhase(*self._encode_call(*self._token_rows(tokens, lengths, style, speed)))
         else:
             phase = self.network.encode(torch.from_numpy(tokens).to(dev), lengths, style.to(dev), speed.to(dev))
         style = style.to(dev)
@@ -400,11 +414,18 @@ class Renderer:
         if not (self.performance.cuda_graphs and TOKEN_GRAPHS.get(kind, False) and UNPACKED_BILSTM.get(kind, False)):
             return False
         if self._token_graphs is None:
-            from .model.cuda_graphs import TOKEN_NAMES, GraphCache
+            from .model.cuda_graphs import TOKEN_GRAPH_MAX_TOKENS, TOKEN_NAMES, GraphCache
 
             self._token_graphs = GraphCache(self._encode_call, self.device, self._token_inputs, names=TOKEN_NAMES,
-                                            max_frames=1 << 62)  # every (rows, token bucket) is captured
+                                            max_frames=TOKEN_GRAPH_MAX_TOKENS)  # its limit counts tokens here
         return True
+
+    def _token_graph_shapes(self) -> list[tuple[int, int]]:
+        """Every (rows, token bucket) a token batch is replayed at: rows a power of two, within the capture limit
+        and the token budget."""
+        budget = self.performance.max_batch_tokens
+        return [(rows, size) for size in TOKEN_BUCKETS for rows in (1 << k for k in range(20))
+                if rows * size <= budget and self._token_graphs.captures(rows, size)]
 
     def _encode_call(self, tokens, lengths, style, speed) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`KokoroNetwork.encode` with every input on the device, as a tuple (what a graph captures)."""

@@ -19,6 +19,10 @@ NAMES = ("x", "asr", "style", "lengths", "seeds", "pitch")
 TOKEN_NAMES = ("tokens", "lengths", "style", "speed")
 """The token phase's inputs (`KokoroNetwork.encode` with lengths on the device): tokens (rows, size)."""
 
+TOKEN_GRAPH_MAX_TOKENS = 2048
+"""Largest token batch (rows, padded to a power of two, x token bucket) whose encoder is captured: as for frames,
+launches matter while the device's work per call is short; larger batches run the encoder directly, unpadded."""
+
 GRAPH_MAX_FRAMES = 4096
 """Largest batch (rows x frames) that is captured. A graph saves the CPU's kernel launches (~700 per call, a few
 milliseconds), which matter only while the GPU's work per call is as short: a batch of 4096 frames is ~100 s of
