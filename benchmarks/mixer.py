@@ -1,4 +1,5 @@
-"""Mixer benchmark: the time to mix and loudness-normalize a one-minute two-speaker episode, no model involved.
+"""Mixer benchmark: the time to mix and loudness-normalize a one-minute two-speaker episode (no model in what is
+timed).
 
 The episode is synthetic but speech-like: turns of 2-7 s alternating between two speakers panned left and right,
 each a voiced buzz (a 100-240 Hz fundamental with harmonics and a gliding pitch) under a 3-5 Hz syllable
@@ -11,8 +12,9 @@ rendering: `join_pieces` per turn, `EpisodeWriter.add_turn` (trim, fade, pan, lo
 `--script`: the one-minute two-speaker script of `benchmarks/throughput.py` instead, its pieces rendered once by
 the model on the CPU (seed 0, ~20 s) and replayed to `voicegen.podcast.render.mix_script`, so that what is mixed is
 real model output with the script's own turns, pauses and pans, and what is timed is the whole mixing of an
-episode from rendered pieces: the script's per-minute figure of issue 11 without the renderer's noise around it
-(in `throughput.py` the mixer's calls are timed between renders). Figures are then per minute of the episode.
+episode from rendered pieces: the script's per-minute figure of issue 11 in a process that has not just rendered
+(in `throughput.py` the mixer's calls are timed inside the renders, in the engine's own process, where its first
+writes to fresh memory cost more: benchmarks/RESULTS.md, eighth session). Figures are then per minute of the episode.
 
 "Before" and "after" run in the same invocation, alternating, each in its own child process: "after" is this
 checkout, "before" the package at `--baseline` (a git revision, exported with `git archive`).

@@ -130,8 +130,8 @@ class WarmupReport:
     where the compiled graphs came from: `graphs_loaded` from files in `cache_dir` (`load_s` seconds; `load_failures`
     names files that could not be used, deleted and compiled again), `graphs_compiled` traced and compiled now
     (`compile_s` seconds, then saved there). `shapes_run` are the shapes executed: a shape accepted by a compiled
-    graph that has already run is skipped. `cache_hits` / `cache_misses`: inductor FX-graph cache traffic. `token_graphs_captured`: the token phase's
-    CUDA graphs (`voicegen.model.layers.TOKEN_GRAPHS`)."""
+    graph that has already run is skipped. `cache_hits` / `cache_misses`: inductor FX-graph cache traffic.
+    `token_graphs_captured`: the token phase's CUDA graphs (`voicegen.model.layers.TOKEN_GRAPHS`)."""
 
     seconds: float
     shapes: list[tuple[int, int]]
@@ -385,9 +385,10 @@ class Renderer:
             tokens[i, 1 : len(it.tokens) + 1] = it.tokens
         style = torch.stack([it.style for it in batch])
         speed = torch.tensor([it.speed for it in batch])
-        if self._graphed_tokens() and self._token_graphs.captures(1 << (len(batch) - 1).bit_length(), size):
+        graphed = self._graphed_tokens()
+        if graphed and self._token_graphs.captures(1 << (len(batch) - 1).bit_length(), size):
             phase = self._encode_padded(self._token_graphs.run, tokens, lengths, style, speed)
-        elif self._graphed_tokens():  # too large to capture: the same encoder, unpadded, launched directly
+        elif graphed:  # too large to capture: the same encoder, unpadded, launched directly
             phase = TokenPhase(*self._encode_call(*self._token_rows(tokens, lengths, style, speed)))
         else:
             phase = self.network.encode(torch.from_numpy(tokens).to(dev), lengths, style.to(dev), speed.to(dev))
