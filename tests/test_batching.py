@@ -184,6 +184,9 @@ def test_a_waiting_caller_renders_in_its_own_thread_and_takes_other_jobs_along()
     worker = BatchWorker(render)
     worker.run(["a"])
     assert threads == [threading.current_thread()] and seen == [["a"]]
+    waiting = worker._enqueue(["b"], 0)  # another caller's job, queued before this caller's turn starts
+    worker.run(["c"])
+    assert threads[1] is threading.current_thread() and seen[1] == ["b", "c"] and waiting.done()
     worker.close(5)
 
 

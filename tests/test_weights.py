@@ -84,6 +84,11 @@ def test_cache_round_trip_and_rebuild_after_corruption(tmp_path, monkeypatch, co
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated: must be rebuilt, not crash
     again, _ = load_state()
     torch.testing.assert_close(again["decoder.generator.conv_post.weight"], converted["decoder.generator.conv_post.weight"])
+    # both calls above built the cache and returned what they built; this one reads the rebuilt file back
+    from_file, _ = load_state()
+    assert from_file.keys() == converted.keys()
+    for key, value in converted.items():
+        torch.testing.assert_close(from_file[key], value, rtol=0, atol=0)
     meta = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert meta["config"]["hidden_dim"] == 512
 
