@@ -388,11 +388,13 @@ class Renderer:
         graphed = self._graphed_tokens()
         if graphed and self._token_graphs.captures(1 << (len(batch) - 1).bit_length(), size):
             phase = self._encode_padded(self._token_graphs.run, tokens, lengths, style, speed)
+            style = style.to(dev)
         elif graphed:  # too large to capture: the same encoder, unpadded, launched directly
-            phase = TokenPhase(*self._encode_call(*self._token_rows(tokens, lengths, style, speed)))
+            inputs = self._token_rows(tokens, lengths, style, speed)
+            phase, style = TokenPhase(*self._encode_call(*inputs)), inputs[2]
         else:
-            phase = self.network.encode(torch.from_numpy(tokens).to(dev), lengths, style.to(dev), speed.to(dev))
-        style = style.to(dev)
+            style = style.to(dev)
+            phase = self.network.encode(torch.from_numpy(tokens).to(dev), lengths, style, speed.to(dev))
         frames = self.network.align(phase, style)
         durations = phase.durations.cpu()
         counts = frames.frame_lengths.tolist()
