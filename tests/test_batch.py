@@ -142,7 +142,7 @@ def test_same_seed_same_audio_different_seed_different_audio(engine, voice_table
     assert np.abs(a - c).max() > 1e-3
 
 
-# Items whose frame counts (78, 66, 71, 68 frames) share one frame bucket (48, 80], so with a budget of 4096 frames
+# Items whose frame counts (78, 66, 71, 68 frames) share one frame bucket (64, 96], so with a budget of 4096 frames
 # they render as one padded frame batch on the CPU too (the default budget, 200, rarely groups items).
 SHARED = [(16, "jf_alpha", 1.0), (14, "jm_kumo", 1.0), (16, "jf_nezumi", 1.15), (12, "jf_tebukuro", 0.9)]
 SHARED_TOKENS = [50, 83, 54, 156, 57, 16, 65, 86, 54, 16, 43, 55, 83, 61, 156, 62]
@@ -201,8 +201,8 @@ def test_static_shapes_on_the_cpu_with_bucket_rows_and_an_empty_row(
         stats = _delta(wide_renderer, items)
     finally:
         wide_renderer.static_shapes = False
-    assert stats["shapes"] == {(4, 80)}  # 3 items -> 4 rows (one empty), 78 frames -> the 80-frame bucket
-    assert stats["frame_batches"] == 1 and stats["padded_frames"] == 4 * 80
+    assert stats["shapes"] == {(4, 96)}  # 3 items -> 4 rows (one empty), 78 frames -> the 96-frame bucket
+    assert stats["frame_batches"] == 1 and stats["padded_frames"] == 4 * 96
     for it, ref in zip(items, exact):
         assert it.durations.tolist() == ref.durations.tolist() and np.isfinite(it.audio).all()
         assert_batch_invariant(it.audio, ref.audio)

@@ -23,9 +23,15 @@ from voicegen.worker import BatchWorker, WorkerClosed
 
 
 def test_frame_buckets_grow_by_sqrt2_in_multiples_of_16():
+    """Every bucket is 32 sqrt(2)^k rounded up to a multiple of 16 (catches float drift that rounded the powers of
+    two up by 16: 80 for 64, ..., 8208 for 8192, and padding up to 40%), so padding stays under ~30%."""
     buckets = frame_buckets()
-    assert buckets[0] == 32 and buckets[-1] >= 8192
+    assert buckets[0] == 32 and buckets[-1] == 8192
     assert all(b % 16 == 0 for b in buckets)
+    for k, b in enumerate(buckets):
+        exact = 32 * 2 ** (k / 2)
+        assert exact <= b < exact + 16, (k, b)
+    assert {64, 128, 256, 512, 1024, 2048, 4096} <= set(buckets)
     assert all(1.3 < b / a < 1.45 for a, b in zip(buckets[5:], buckets[6:]))  # small ones: rounding to 16 dominates
     assert all(b > a for a, b in zip(buckets, buckets[1:]))
     assert bucket_for(33, buckets) == buckets[1] and bucket_for(32, buckets) == 32

@@ -34,14 +34,18 @@ OVERSIZE_MULTIPLE = 256
 
 
 def frame_buckets(largest: int = 8192, smallest: int = 32) -> tuple[int, ...]:
-    """Frame-phase pad sizes: `smallest`, then x sqrt(2) steps rounded up to multiples of 16, up to `largest`."""
-    sizes, size = [], float(smallest)
+    """Frame-phase pad sizes: smallest x sqrt(2)^k for k = 0, 1, ..., each rounded up to a multiple of 16, until one
+    reaches `largest`. The even steps are computed as exact powers of two (repeated float products of sqrt(2) came
+    out a hair above them, 64.00000000000001, and rounded up to the next multiple of 16: buckets 80, 144, 272, ...,
+    8208 instead of 64, 128, 256, ..., 8192, up to 40% padding where 30% was meant)."""
+    sizes, k = [], 0
     while True:
+        size = smallest * 2 ** (k // 2) * (FRAME_BUCKET_STEP if k % 2 else 1)
         rounded = int(-(-size // FRAME_BUCKET_MULTIPLE) * FRAME_BUCKET_MULTIPLE)
         sizes.append(rounded)
         if rounded >= largest:
             return tuple(sizes)
-        size *= FRAME_BUCKET_STEP
+        k += 1
 
 
 def bucket_for(size: int, buckets: Sequence[int]) -> int:
