@@ -4,7 +4,8 @@
 Every failure is one line on stderr: `voicegen: error: ...` with exit status 2 for bad input or an unusable path
 (checked before any rendering), `voicegen: interrupted` with 130 for Ctrl-C, and `voicegen: internal error: ...`
 with 1 for a bug (VOICEGEN_DEBUG=1 shows its traceback). No output file is left behind in any of these cases.
-Progress goes to stderr, only on a terminal or with --progress; stdout is never written to but by `voices`.
+Progress goes to stderr, only on a terminal or with --progress; stdout is written to only by the reports of
+`voices`, `voice show` and `warmup`.
 """
 
 from __future__ import annotations
@@ -326,10 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
         shown.add_argument("-q", "--quiet", dest="progress", action="store_const", const=False,
                            help="no progress (default: progress only when stderr is a terminal)")
 
-    def speed_options(p: argparse.ArgumentParser) -> None:
+    def speed_options(p: argparse.ArgumentParser, compile_default: str = "on CUDA yes, on the CPU no") -> None:
         p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                        help="torch.compile the frame phase, compiled code cached under the voicegen cache "
-                            "(default: on CUDA yes, on the CPU no)")
+                            f"(default: {compile_default})")
         p.add_argument("--dtype", choices=list(DTYPE_NAMES), default=None,
                        help="precision of the frame phase (default: bfloat16 on CUDA, float32 on the CPU; "
                             "bfloat16 on the CPU needs AVX512-BF16/AMX)")
@@ -377,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(run=cmd_voice_show)
     warm = sub.add_parser("warmup", help="compile and capture the frame phase ahead of time, and report what it did")
     warm.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    speed_options(warm)
+    speed_options(warm, compile_default="yes: warming up is compiling ahead of time")
     warm.set_defaults(run=cmd_warmup, compile=True)
 
     pod = sub.add_parser("podcast", help="render a multi-speaker script into an episode")
@@ -399,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     srv.add_argument("--api-key", default=None,
                      help="require 'Authorization: Bearer KEY' on every request (default: $VOICEGEN_API_KEY if set)")
-    srv.add_argument("--voice-file", action="append", help="extra voices (.npy/.npz/.pt); repeatable")
+    srv.add_argument("--voice-file", action="append", help="extra voices (.voice/.npy/.npz/.pt); repeatable")
     srv.add_argument("--voice-map", action="append", metavar="NAME=VOICE",
                      help="map a voice name (e.g. OpenAI's alloy) to a voice or blend; repeatable")
     srv.add_argument("--lexicon", help="file of 'word phonemes' lines overriding pronunciations")

@@ -172,8 +172,9 @@ class Engine:
         """Speak `text` chunk by chunk: the first chunk is phonemized and rendered alone (`plan_parts`: the rest is
         phonemized after it, so time to first audio grows with the text only by normalizing and splitting it, ~6 us
         a character on a 2-core CPU), the rest in batches; yields one Audio per chunk, each followed by its pause
-        but the last, with times counted from the start of the whole text. Joined, the pieces equal `synthesize`'s
-        samples."""
+        but the last, with times counted from the start of the whole text. Joined, the pieces have `synthesize`'s
+        chunks, durations and word times, and, with a seed, its samples to the tolerance between batch compositions
+        (the first chunk renders alone; README, "Determinism")."""
         parts = self.plan_parts(Request(text, voice, speed, seed, pitch))
 
         def rendered(plan: Plan, more_after: bool, start: float):

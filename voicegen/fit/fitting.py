@@ -324,7 +324,11 @@ def fit_voice(
         steps: at most this many optimization steps (each renders up to `batch_seconds` of the recording
             forward and backward); it stops earlier when the loss has not fallen by `tolerance` (relative) for
             `patience` steps, but not before the realignment.
+        weights: the objective's term weights (`Weights`; default: its defaults).
+        batch_seconds, tolerance, patience: see `steps`.
         engine: the engine whose network, frontend and voices are used (default: the shared one for `device`).
+        device: where to fit when no `engine` is given (default: CUDA if available, else the CPU).
+        seed: seeds the source noise drawn for the optimization steps' renderings.
         progress: called as progress(step, steps, loss) after each step.
         realign: align the recording again after a third of the steps, with the voice found so far (nearer
             the recording than the start, so its phoneme boundaries come out closer).

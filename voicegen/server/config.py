@@ -25,7 +25,7 @@ class ServerConfig:
     Attributes:
         device: "cpu", "cuda", ... (default: CUDA if available).
         api_key: when set, every request needs `Authorization: Bearer <api_key>`.
-        voice_files: extra voice files (.npy/.npz/.pt) for the engine.
+        voice_files: extra voice files (.voice/.npy/.npz/.pt) for the engine.
         voice_map: {alias: voice} added to / overriding OpenAI's voice names (see `voicegen.server.voices`).
         lexicon, alphabet: the frontend's pronunciation overrides and phoneme alphabet.
         compile: torch.compile the frame phase (slower start, faster rendering; compiled code is cached); None:

@@ -1,6 +1,6 @@
 """The text frontend: written text -> chunks of model phonemes with word spans and pauses.
 
-``Frontend(text)`` normalizes, splits into sentences, phonemizes every word in context, and packs each
+``Frontend()(text)`` normalizes, splits into sentences, phonemizes every word in context, and packs each
 sentence into chunks of at most ``MAX_PHONEMES`` symbols, cutting long sentences at clause punctuation
 first and between words second (a single enormous word is cut inside, so nothing ever fails).
 
