@@ -24,7 +24,7 @@ from voicegen.worker import BatchWorker, WorkerClosed
 
 def test_frame_buckets_grow_by_sqrt2_in_multiples_of_16():
     """Every bucket is 32 sqrt(2)^k rounded up to a multiple of 16 (catches float drift that rounded the powers of
-    two up by 16: 80 for 64, ..., 8208 for 8192, and padding up to 40%), so padding stays under ~30%."""
+    two up by 16: 80 for 64, ..., 8208 for 8192, steps of up to x1.67 where x1.41 was meant)."""
     buckets = frame_buckets()
     assert buckets[0] == 32 and buckets[-1] == 8192
     assert all(b % 16 == 0 for b in buckets)

@@ -37,7 +37,7 @@ def frame_buckets(largest: int = 8192, smallest: int = 32) -> tuple[int, ...]:
     """Frame-phase pad sizes: smallest x sqrt(2)^k for k = 0, 1, ..., each rounded up to a multiple of 16, until one
     reaches `largest`. The even steps are computed as exact powers of two (repeated float products of sqrt(2) came
     out a hair above them, 64.00000000000001, and rounded up to the next multiple of 16: buckets 80, 144, 272, ...,
-    8208 instead of 64, 128, 256, ..., 8192, up to 40% padding where 30% was meant)."""
+    8208 instead of 64, 128, 256, ..., 8192, steps of up to x1.67 where x1.41 was meant)."""
     sizes, k = [], 0
     while True:
         size = smallest * 2 ** (k // 2) * (FRAME_BUCKET_STEP if k % 2 else 1)
