@@ -1,11 +1,12 @@
-"""Padding of the static-shape frame plan (what CUDA graphs replay): padded frames over valid frames for the
-throughput benchmark's corpus, at a frame budget, with this checkout's frame buckets. No GPU needed: the items'
-frame counts come from the token phase on the CPU (durations are the same on any device up to rounding), then only
-the planner runs.
+"""Frame-phase padding: how many frames the batch planner makes the device compute per frame of audio, on the
+throughput benchmark's corpus (benchmarks/throughput.py), at static shapes (CUDA graphs) and at exact sizes.
 
-Usage:
-  python benchmarks/padding.py --minutes 11.8 --budget 16384     # the CUDA benchmark's corpus and budget
-Prints the buckets, batches, shapes and padding; writes benchmarks/results/padding-<date>.json (or --out).
+A batch computes every row of its shape, empty or not, so padded frames / valid frames - 1 is the compute thrown
+away (on a GPU whose frame phase is busy, throughput scales with it). The items' frame counts come from the token
+phase, run once on the CPU (durations do not depend on the device beyond rounding).
+
+Usage: python benchmarks/padding.py [--minutes 10] [--out JSON]
+Prints a table and writes benchmarks/results/padding-<date>.json.
 """
 
 from __future__ import annotations
@@ -19,48 +20,46 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from throughput import build_corpus, chunks_of  # noqa: E402
 
-from voicegen import Engine, Performance  # noqa: E402
-from voicegen.batching import frame_batches, frame_buckets, token_batches  # noqa: E402
+from voicegen import Engine  # noqa: E402
+from voicegen.batching import frame_batches, frame_buckets  # noqa: E402
+
+
+def frame_counts(minutes: float) -> list[int]:
+    engine = Engine(device="cpu")
+    items = [item for item, _ in chunks_of(engine, build_corpus(minutes))]
+    with torch.inference_mode():
+        for lo in range(0, len(items), 16):
+            engine.renderer._token_phase(items[lo : lo + 16])
+    return [item._frames for item in items]
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=11.8)
-    ap.add_argument("--budget", type=int, default=16384, help="frames per batch (CUDA's on a 24 GB+ card: 16384)")
-    ap.add_argument("--min-rows", type=int, default=2, help="2: the compiled path's setting")
-    ap.add_argument("--out")
-    args = ap.parse_args()
-    engine = Engine(device="cpu", performance=Performance())
-    items = [item for item, _ in chunks_of(engine, build_corpus(args.minutes))]
-    renderer = engine.renderer
-    with torch.inference_mode():
-        for batch in token_batches([len(it.tokens) for it in items], renderer.performance.max_batch_tokens):
-            renderer._token_phase([items[i] for i in batch])  # sets each item's frame count
-    counts = [it._frames for it in items]
-    buckets = frame_buckets()
-    plans = frame_batches(counts, args.budget, buckets, static=True, min_rows=args.min_rows)
-    valid = sum(counts)
-    padded = sum(p.rows * p.frames for p in plans)
-    shapes = sorted({(p.rows, p.frames) for p in plans})
-    out = {
-        "date": datetime.date.today().isoformat(),
-        "command": "python benchmarks/padding.py " + " ".join(sys.argv[1:]),
-        "buckets": list(buckets),
-        "items": len(counts), "valid_frames": valid, "padded_frames": padded,
-        "padding_overhead": round(padded / valid - 1, 4),
-        "batches": len(plans), "shapes": shapes, "budget": args.budget, "min_rows": args.min_rows,
-    }
-    path = Path(args.out or ROOT / "benchmarks" / "results" / f"padding-{out['date']}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"buckets {buckets}")
-    print(f"{len(counts)} items, {valid} valid frames; static plan at {args.budget} frames: {len(plans)} batches, "
-          f"{len(shapes)} shapes, padded {padded} (+{100 * out['padding_overhead']:.1f}%); JSON: {path}")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    frames = frame_counts(args.minutes)
+    valid = sum(frames)
+    rows = []
+    for static, min_rows, budgets in ((True, 2, (16384, 11520, 5632)), (False, 1, (16384, 200))):
+        for budget in budgets:
+            plans = frame_batches(frames, budget, frame_buckets(), static=static, min_rows=min_rows)
+            padded = sum(p.padded_frames for p in plans)
+            rows.append({"static": static, "budget": budget, "batches": len(plans), "padded_frames": padded,
+                         "padding_overhead": padded / valid - 1,
+                         "shapes": [[p.rows, p.frames, len(p.items)] for p in plans]})
+            print(f"{'static' if static else 'exact':6} budget {budget:6}: {len(plans):4} batches, padding "
+                  f"{padded / valid - 1:6.1%}", flush=True)
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"padding-{datetime.date.today()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                               "items": len(frames), "valid_frames": valid, "plans": rows}, indent=1))
+    print(f"{len(frames)} items, {valid} frames of audio; JSON: {out}")
     return 0
 
 

@@ -99,7 +99,7 @@ STATIC_BATCH_OVERHEAD = 1024
 device that a small batch leaves partly idle. It stops `frame_batches` from trading all padding for many tiny
 batches; on the throughput corpus (135 chunks, 16384-frame budget) it planned 7 batches with 26% padding where
 grouping by bucket planned 8 with 65%; with the exact power-of-two buckets, on today's 155-chunk corpus, 5 batches
-with 28.8% (`benchmarks/padding.py`; benchmarks/RESULTS.md, eighth session)."""
+with 28.8% (7 with 25.1% before them; `benchmarks/padding.py`, benchmarks/RESULTS.md, eighth session)."""
 
 
 def static_rows(bucket: int, max_frames: int, min_rows: int = 1) -> list[int]:
