@@ -152,6 +152,36 @@ def test_bad_seed_is_refused():
         synthesize("Hello.", seed=1.5)
 
 
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"device": "tpu"}, ValueError, r"unknown device 'tpu'; use 'cpu' or 'cuda'"),
+    ({"device": 5}, TypeError, r"device must be a str .*; got int"),
+    ({"voice": 5}, TypeError, r"voice must be a name, a blend .*; got int"),
+    ({"voice": {"jf_alpha": 1}}, TypeError, r"voice must be .*; got dict"),
+    ({"voices": ["A"]}, TypeError, r"voices must be a mapping \{speaker: voice\}; got list"),
+    ({"voices": "jf_alpha"}, TypeError, r"voices must be a mapping .*; got str"),
+])
+def test_arguments_of_the_wrong_kind_get_a_clear_error(kwargs, error, message):
+    """Found by probing the API with bad input: a device torch does not know raised torch's own RuntimeError, a
+    number for the device 'Cannot access accelerator', a list of voices an AttributeError from deep in the
+    script path, a string of voices was read letter by letter ('unknown speaker j'), a number for the voice a
+    message about tensor shapes."""
+    text = "A: Hello.\nB: Hi." if "voices" in kwargs else "Hello."
+    with pytest.raises(error, match=message):
+        synthesize(text, **kwargs)
+
+
+def test_a_voice_file_path_may_be_a_path_object(tmp_path):
+    """os.PathLike voices are read like their str (a Path was taken for a table and refused by its shape)."""
+    from pathlib import Path
+
+    engine = voicegen.get_engine("cpu")
+    voice = engine.voice_bank.voice("jf_alpha")
+    path = tmp_path / "copy.voice"
+    voice.save(path)
+    assert isinstance(path, Path)
+    np.testing.assert_array_equal(engine.voice_table(path).numpy(), engine.voice_table(str(path)).numpy())
+
+
 @pytest.mark.parametrize("ext", [".wav", ".flac", ".ogg"])
 def test_save_writes_a_readable_file(tmp_path, ext):
     audio = synthesize("Saving to disk.", seed=0)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
 from .audio import Audio
 from .engine import DEFAULT_VOICE, Engine
+from .performance import resolve_device
 from .weights import Voice
 
 _engines: dict[str, Engine] = {}
@@ -16,8 +17,11 @@ _lock = threading.Lock()
 
 
 def get_engine(device: str | torch.device | None = None) -> Engine:
-    """The shared engine for `device` (built on first use, then reused: weights load once)."""
-    key = str(torch.device(device)) if device is not None else "default"
+    """The shared engine for `device` (built on first use, then reused: weights load once). TypeError for a device
+    that is not a str or torch.device, ValueError for one this torch cannot use (`resolve_device`)."""
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', or a torch.device; got {type(device).__name__}")
+    key = str(resolve_device(device)) if device is not None else "default"
     with _lock:
         if key not in _engines:
             _engines[key] = Engine(device=device)
@@ -68,6 +72,8 @@ def synthesize(
     """
     from .podcast import Script
 
+    if voices is not None and not isinstance(voices, Mapping):
+        raise TypeError(f"voices must be a mapping {{speaker: voice}}; got {type(voices).__name__}")
     engine = get_engine(device)
     if isinstance(text, Script) or voices is not None:
         from .podcast.render import render_script

@@ -208,7 +208,9 @@ def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = N
     """The script with `voices` ({speaker: voice}) overriding its cast header, checked before anything renders:
     every speaker has a voice the engine knows, every cast speed times `speed` (and the voice's own speed) is a
     valid speed, and every speaker's pitch plus `pitch` (and the voice's own pitch) a valid pitch.
-    ValueError names the speaker and what is wrong."""
+    ValueError names the speaker and what is wrong; TypeError if `voices` is not a mapping."""
+    if voices is not None and not isinstance(voices, Mapping):
+        raise TypeError(f"voices must be a mapping {{speaker: voice}}; got {type(voices).__name__}")
     if voices:
         unknown = [name for name in voices if name not in script.speakers]
         if unknown:

@@ -57,7 +57,7 @@ def load_voice_file(path: str | PathLike) -> dict[str, torch.Tensor]:
         if isinstance(obj, dict):
             return {k: as_voice_table(v, f"{path}:{k}") for k, v in obj.items()}
         return {path.stem: as_voice_table(obj, str(path))}
-    raise VoiceError(f"{path}: voice files are .npy, .npz or .pt; got {suffix or 'no extension'!r}")
+    raise VoiceError(f"{path}: voice files are .voice, .npy, .npz or .pt; got {suffix or 'no extension'!r}")
 
 
 def builtin_voices() -> dict[str, torch.Tensor]:
@@ -96,7 +96,7 @@ def parse_blend(spec: str) -> list[tuple[str, float]]:
         except ValueError:
             raise VoiceError(f"bad blend weight {weight!r} in voice {spec!r}; write 'name:2+other:1'") from None
         if not np.isfinite(w) or w <= 0:
-            raise VoiceError(f"blend weights must be positive; got {weight!r} in {spec!r}")
+            raise VoiceError(f"blend weights must be positive finite numbers; got {weight!r} in {spec!r}")
         parts.append((name, w))
     return parts
 
@@ -157,12 +157,18 @@ class VoiceBank:
         return name in self._tables or name in self._voices or name in self._files
 
     def voice(self, voice):
-        """A `Voice` (table, pitch and speed defaults) for a name, a voice file path, a blend, or a table.
-        VoiceError lists the known voices when a name is unknown."""
+        """A `Voice` (table, pitch and speed defaults) for a name, a voice file path (str or os.PathLike), a blend,
+        or a table (array, tensor or nested lists). VoiceError lists the known voices when a name is unknown;
+        TypeError for anything else (a number, None, a dict, ...)."""
         from .voice_file import Voice, is_voice_path
 
         if isinstance(voice, Voice):
             return voice
+        if isinstance(voice, PathLike):
+            voice = str(voice)
+        if not isinstance(voice, (str, np.ndarray, torch.Tensor, list, tuple)):
+            raise TypeError(f"voice must be a name, a blend such as 'jf_alpha+jm_kumo', a voice file path or a "
+                            f"(510, 256) voice table; got {type(voice).__name__}")
         if not isinstance(voice, str):
             return Voice("custom", as_voice_table(voice))
         if "+" not in voice and ":" not in voice and is_voice_path(voice):
