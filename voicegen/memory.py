@@ -20,6 +20,7 @@ its docstring; the mixer's frame buffer uses it).
 from __future__ import annotations
 
 import ctypes
+import mmap
 import sys
 
 _trim = _madvise = None
@@ -33,7 +34,7 @@ if sys.platform.startswith("linux"):
     except (OSError, AttributeError):  # not glibc
         _trim = _madvise = None
 _MADV_NOHUGEPAGE = 15
-_PAGE = 4096
+_PAGE = mmap.PAGESIZE
 
 
 def release_free_memory() -> bool:

@@ -34,6 +34,7 @@ from .batching import (
     bucket_for,
     frame_batches,
     frame_buckets,
+    round_up_pow2,
     static_rows,
     token_batches,
 )
@@ -386,7 +387,7 @@ class Renderer:
         style = torch.stack([it.style for it in batch])
         speed = torch.tensor([it.speed for it in batch])
         graphed = self._graphed_tokens()
-        if graphed and self._token_graphs.captures(1 << (len(batch) - 1).bit_length(), size):
+        if graphed and self._token_graphs.captures(round_up_pow2(len(batch)), size):
             phase = self._encode_padded(self._token_graphs.run, tokens, lengths, style, speed)
             style = style.to(dev)
         elif graphed:  # too large to capture: the same encoder, unpadded, launched directly
@@ -453,7 +454,7 @@ class Renderer:
         `run(tokens, lengths, style, speed)` (the graph cache's, on the device) -> (durations, d, t_en); the
         batch's own rows are returned. tokens: (B, T) int64; lengths, style (B, 256), speed: on the CPU."""
         rows = len(tokens)
-        padded = 1 << (rows - 1).bit_length()
+        padded = round_up_pow2(rows)
         if padded > rows:
             extra = padded - rows
             tokens = np.concatenate([tokens, np.full((extra, tokens.shape[1]), PAD_ID, dtype=np.int64)])
