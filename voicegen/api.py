@@ -17,10 +17,8 @@ _lock = threading.Lock()
 
 
 def get_engine(device: str | torch.device | None = None) -> Engine:
-    """The shared engine for `device` (built on first use, then reused: weights load once). TypeError for a device
-    that is not a str or torch.device, ValueError for one this torch cannot use (`resolve_device`)."""
-    if device is not None and not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', or a torch.device; got {type(device).__name__}")
+    """The shared engine for `device` (built on first use, then reused: weights load once). TypeError or ValueError
+    for a device this torch cannot use (`resolve_device`)."""
     key = str(resolve_device(device)) if device is not None else "default"
     with _lock:
         if key not in _engines:
@@ -72,8 +70,6 @@ def synthesize(
     """
     from .podcast import Script
 
-    if voices is not None and not isinstance(voices, Mapping):
-        raise TypeError(f"voices must be a mapping {{speaker: voice}}; got {type(voices).__name__}")
     engine = get_engine(device)
     if isinstance(text, Script) or voices is not None:
         from .podcast.render import render_script

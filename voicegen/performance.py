@@ -44,9 +44,12 @@ DTYPE_NAMES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.flo
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """The torch device to run on: `device`, or CUDA when available, else the CPU. ValueError for a device this
-    torch build cannot use (e.g. "cuda" on a CPU-only build), naming what is available."""
+    torch build cannot use (e.g. "cuda" on a CPU-only build), naming what is available; TypeError for a device that
+    is neither a str nor a torch.device (torch reads an int as a CUDA index)."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', or a torch.device; got {type(device).__name__}")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
