@@ -13,6 +13,11 @@ this measures how far. Run it twice, at the full instruction set and held to AVX
 With `--profile`, it also renders two sentences with the default engine under torch.profiler and reports which
 share of the CPU time the convolutions take (oneDNN's `mkldnn_convolution`), the matrix products and the rest.
 
+Since the ninth session also the way the default CPU engine runs the long ones: through the FFT
+(`voicegen.model.fft_conv.fft_conv1d`, blocks of 64 samples at 256 channels and 128 at 128), and how much faster
+than conv1d that is (`fft_vs_conv1d`; 3-tap kernels are measured too, though the engine runs them directly).
+(`--profile` counts oneDNN's convolutions only, so with the FFT default it no longer sees the long ones.)
+
 Shapes: two rows of the generator's two stages (256 channels at 4,000 frames; 128 channels at 24,000), each
 kernel size of its residual blocks (3, 7, 11) at a dilation it uses. Per shape: median milliseconds of each way
 (after two warm-up calls), GFLOP/s (2 x multiply-adds), and the largest difference between the two outputs.
@@ -25,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +38,9 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from voicegen.model.fft_conv import BLOCK, NARROW_BLOCK, NARROW_CHANNELS, fft_conv1d, kernel_spectrum  # noqa: E402
 SHAPES = [(256, 4000, 3, 1), (256, 4000, 7, 3), (256, 4000, 11, 5),
           (128, 24000, 3, 1), (128, 24000, 7, 3), (128, 24000, 11, 5)]
 ENV = ("FBGEMM_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
@@ -51,11 +60,8 @@ def median_s(fn, repeats: int) -> float:
 def profile_shares() -> dict:
     """Self CPU time of the default engine's second rendering of two sentences (the first warms up), by kind of
     operator: {"total_ms", "convolutions", "matrix_products", "rest"} (shares of the total)."""
-    import sys
-
     from torch.profiler import ProfilerActivity, profile
 
-    sys.path.insert(0, str(ROOT))
     from voicegen import Engine
 
     engine = Engine(device="cpu")
@@ -101,18 +107,28 @@ def main() -> int:
                 out.add_(torch.matmul(taps[j], xp[:, :, j * dilation : j * dilation + frames]))
             return out
 
+        spectrum = kernel_spectrum(w, NARROW_BLOCK if channels <= NARROW_CHANNELS else BLOCK)
+
+        def fft():  # what the default CPU engine runs (voicegen.model.fft_conv)
+            return fft_conv1d(x, spectrum, b, kernel, dilation)
+
         with torch.inference_mode():
             difference = float((conv() - per_tap()).abs().max())
+            fft_difference = float((conv() - fft()).abs().max())
             t_conv, t_tap = median_s(conv, args.repeats), median_s(per_tap, args.repeats)
+            t_fft = median_s(fft, args.repeats)
         flops = 2 * 2 * channels * channels * kernel * frames
         rows.append({"channels": channels, "frames": frames, "kernel": kernel, "dilation": dilation,
                      "conv1d_ms": round(1e3 * t_conv, 3), "per_tap_ms": round(1e3 * t_tap, 3),
                      "conv1d_gflops": round(flops / t_conv / 1e9, 1), "per_tap_gflops": round(flops / t_tap / 1e9, 1),
-                     "per_tap_vs_conv1d": round(t_conv / t_tap, 3), "largest_difference": difference})
+                     "per_tap_vs_conv1d": round(t_conv / t_tap, 3), "largest_difference": difference,
+                     "fft_ms": round(1e3 * t_fft, 3), "fft_vs_conv1d": round(t_conv / t_fft, 3),
+                     "fft_largest_difference": fft_difference})
         r = rows[-1]
         print(f"C{channels:<4} T{frames:<6} k{kernel:<3} d{dilation}: conv1d {r['conv1d_ms']:8.2f} ms "
               f"({r['conv1d_gflops']:5.0f} GFLOP/s)  per tap {r['per_tap_ms']:8.2f} ms ({r['per_tap_gflops']:5.0f})  "
-              f"x{r['per_tap_vs_conv1d']:.2f}  diff {difference:.1e}")
+              f"x{r['per_tap_vs_conv1d']:.2f}  diff {difference:.1e}  fft {r['fft_ms']:8.2f} ms "
+              f"x{r['fft_vs_conv1d']:.2f}  diff {fft_difference:.1e}")
     shares = profile_shares() if args.profile else None
     out = {
         "date": datetime.date.today().isoformat(),

@@ -6,7 +6,8 @@ Modes (each a fresh engine; CUDA-only modes are skipped on the CPU). Compiled co
 which (compile_cache_hits/misses).
   onnx-b1          onnxruntime on the int8 file, one sentence at a time (its only mode; CPU)
   b1-eager         our network, eager float32, one sentence at a time: the Kokoro-like baseline
-  batched-eager    the engine's bucketed batches, eager float32
+  batched-eager    the engine's bucketed batches, eager float32, direct convolutions (`Performance()`)
+  batched-fft      the same with the vocoder's long convolutions through the FFT (`fft_convs`): the CPU default
   batched-compiled the same, frame phase under torch.compile
   batched-bf16     eager, bfloat16 convolutions (CPU: needs AMX/AVX512-BF16)
   batched-compiled-bf16   compiled and bfloat16
@@ -57,7 +58,7 @@ from voicegen.renderer import Item  # noqa: E402
 DATA = ROOT / "benchmarks" / "data"
 VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
 WORDS_PER_SECOND = 2.6  # rough speaking rate, to size the corpus before rendering it
-CPU_MODES = ["onnx-b1", "b1-eager", "batched-eager", "batched-bf16", "batched-compiled", "batched-compiled-bf16"]
+CPU_MODES = ["onnx-b1", "b1-eager", "batched-eager", "batched-fft", "batched-bf16", "batched-compiled", "batched-compiled-bf16"]
 CUDA_MODES = ["b1-eager", "batched-eager", "batched-bf16", "cuda-bf16-graphs", "cuda-compiled-bf16-graphs"]
 
 
@@ -112,6 +113,7 @@ def engine_for(mode: str, device: str) -> Engine:
         compile="compiled" in mode,
         dtype=torch.bfloat16 if "bf16" in mode else None,
         cuda_graphs="graphs" in mode,
+        fft_convs="fft" in mode,
     )
     return Engine(device=device, performance=performance)
 

@@ -69,8 +69,8 @@ def test_cuda_options_are_refused_on_cpu():
 
 def test_the_default_is_the_fast_path_on_cuda_and_eager_on_the_cpu(monkeypatch):
     """Issue 14: with no Performance given, CUDA gets compile + bfloat16 + CUDA graphs (without Triton, where torch
-    cannot compile for CUDA, the same uncompiled); the CPU eager float32; Performance() itself stays eager float32
-    everywhere (the debugging path)."""
+    cannot compile for CUDA, the same uncompiled); the CPU eager float32 with the long convolutions through the FFT;
+    Performance() itself stays eager float32 with direct convolutions everywhere (the debugging path)."""
     from voicegen import Performance, performance
 
     cuda = torch.device("cuda")
@@ -78,8 +78,8 @@ def test_the_default_is_the_fast_path_on_cuda_and_eager_on_the_cpu(monkeypatch):
     assert Performance.default(cuda) == Performance(compile=True, dtype=torch.bfloat16, cuda_graphs=True)
     monkeypatch.setattr(performance, "can_compile_cuda", lambda: False)
     assert Performance.default(cuda) == Performance(compile=False, dtype=torch.bfloat16, cuda_graphs=True)
-    assert Performance.default(torch.device("cpu")) == Performance()
-    assert Performance().compile is False and Performance().dtype is None and Performance().cuda_graphs is False
+    assert Performance.default(torch.device("cpu")) == Performance(fft_convs=True)
+    assert not (Performance().compile or Performance().dtype or Performance().cuda_graphs or Performance().fft_convs)
 
 
 @pytest.mark.parametrize("gib, frames", [(80, 16384), (24, 16384), (16, 11520), (8, 5632), (1, 512)])
@@ -172,8 +172,9 @@ def test_cli_speed_flags_override_the_device_default():
         return _performance(build_parser().parse_args(["say", "hi", "-o", "x.wav", "--device", "cpu", *argv]))
 
     assert perf() is None
-    assert perf("--compile") == Performance(compile=True)
-    assert perf("--no-compile", "--dtype", "float32") == Performance()
+    # the CPU default (fft_convs) stays; it resolves off where compile or a reduced dtype takes over (Performance.check)
+    assert perf("--compile") == Performance(compile=True, fft_convs=True)
+    assert perf("--no-compile", "--dtype", "float32") == Performance(fft_convs=True)
 
 
 @pytest.mark.slow

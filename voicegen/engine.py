@@ -69,7 +69,8 @@ class Engine:
         alphabet: how the frontend turns espeak's IPA into model symbols: "espeak" (the default, clearest for
             the built-in voices) or "misaki" (the alphabet of Kokoro's English voices).
         performance: compile, reduced precision, CUDA graphs, batch budgets (`voicegen.Performance`; default
-            `Performance.default(device)`: compiled bfloat16 with CUDA graphs on CUDA, eager float32 on the CPU).
+            `Performance.default(device)`: compiled bfloat16 with CUDA graphs on CUDA; on the CPU eager float32, the
+            long convolutions through the FFT).
         renderer: an existing engine's `renderer` to share (its network, device and performance); then
             `weights`, `device` and `performance` must be left out.
     """

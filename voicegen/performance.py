@@ -99,6 +99,10 @@ class Performance:
             float32: the F0/N predictor and conv_post (<1% of the compute), and the harmonic source and inverse
             STFT. None (or torch.float32): float32.
         cuda_graphs: capture the frame phase per (rows, frames) bucket into CUDA graphs (CUDA only).
+        fft_convs: run the vocoder's long convolutions (7 and 11 taps) as products of spectra
+            (`voicegen.model.fft_conv`): the same output to float32 rounding, those convolutions 1.4-3.5x faster,
+            for 465 MB of kernel spectra. CPU only; it applies to the eager float32 path (with `compile` or a
+            reduced `dtype` it is turned off: those keep the direct convolutions).
         max_batch_frames: budget of padded 40 Hz frames per frame-phase batch (memory bound); None: a default
             per device (CPU_BATCH_FRAMES; on CUDA from the device's memory, `cuda_batch_frames`).
         max_batch_tokens: budget of padded tokens per token-phase batch; None: a default per device
@@ -110,6 +114,7 @@ class Performance:
     compile: bool = False
     dtype: torch.dtype | None = None
     cuda_graphs: bool = False
+    fft_convs: bool = False
     max_batch_frames: int | None = None
     max_batch_tokens: int | None = None
     max_turn_items: int | None = None
@@ -121,12 +126,13 @@ class Performance:
         CUDA graphs (1,014x real time on an H100 against 53x for eager batch-1, log-mel 0.03 nats from float32;
         the first process on a machine compiles for 2-3 minutes, later ones load the compiled graphs: see
         `Engine.warmup`); where torch cannot compile for CUDA (no Triton: `can_compile_cuda`), eager bfloat16
-        with CUDA graphs. On the CPU eager float32, where compiling pays only for long jobs. `Performance()`
-        itself is eager float32 on any device: the path to debug with."""
+        with CUDA graphs. On the CPU eager float32 with the long convolutions through the FFT (`fft_convs`),
+        where compiling pays only for long jobs. `Performance()` itself is eager float32 with direct convolutions
+        on any device: the path to debug with."""
         if torch.device(device).type == "cuda":
             performance = cls(compile=can_compile_cuda(), dtype=torch.bfloat16, cuda_graphs=True)
         else:
-            performance = cls()
+            performance = cls(fft_convs=True)
         if compile is not None:
             performance = replace(performance, compile=compile)
         if dtype is not None:
@@ -140,6 +146,8 @@ class Performance:
         dtype = DTYPES[self.dtype]
         if self.cuda_graphs and device.type != "cuda":
             raise ValueError("cuda_graphs needs a CUDA device")
+        if self.fft_convs and device.type != "cpu":
+            raise ValueError("fft_convs is for the CPU (on CUDA, cuDNN chooses the convolution algorithm)")
         if dtype is not None and device.type == "cpu" and not (dtype == torch.bfloat16 and cpu_supports_bf16()):
             raise ValueError("on the CPU, reduced precision needs bfloat16 support (AVX512-BF16 or AMX); use dtype=None")
         for name in ("max_batch_frames", "max_batch_tokens", "max_turn_items"):
@@ -149,4 +157,5 @@ class Performance:
         frames = self.max_batch_frames or (
             cuda_batch_frames(device) if device.type == "cuda" else CPU_BATCH_FRAMES)
         tokens = self.max_batch_tokens or (CUDA_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS)
-        return replace(self, dtype=dtype, max_batch_frames=frames, max_batch_tokens=tokens)
+        fft = self.fft_convs and not self.compile and dtype is None  # the direct convolutions there
+        return replace(self, dtype=dtype, fft_convs=fft, max_batch_frames=frames, max_batch_tokens=tokens)

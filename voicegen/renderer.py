@@ -43,6 +43,7 @@ from .compiled import FrameGraphs, GraphLimit, compile_cache_dir  # noqa: F401 -
 from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEED_RANGE, STYLE_DIM
 from .memory import release_free_memory
 from .model import KokoroNetwork
+from .model.fft_conv import SpectralConvs
 from .model.layers import TOKEN_GRAPHS, UNPACKED_BILSTM
 from .model.network import TokenPhase
 from .performance import Performance, resolve_device
@@ -173,7 +174,8 @@ class Renderer:
             `.pth` or our `.safetensors` file; or an already loaded `KokoroNetwork` (moved to `device`).
         device: "cpu", "cuda", ... (default: CUDA if available, else the CPU).
         performance: compile, reduced precision, CUDA graphs and batch budgets (`voicegen.Performance`; None:
-            `Performance.default(device)`, the compiled bfloat16 path with CUDA graphs on CUDA, eager on the CPU).
+            `Performance.default(device)`, the compiled bfloat16 path with CUDA graphs on CUDA; on the CPU eager
+            float32, the long convolutions through the FFT).
 
     `static_shapes`: whether frame batches run at bucket shapes (frames a bucket, rows from
     `voicegen.batching.static_rows`, the last batch's spare rows empty) rather than their exact size. On for CUDA
@@ -203,6 +205,8 @@ class Renderer:
         self._render: Callable = self.network.render
         # compiled: graphs traced ahead of time, loaded from / saved to the compile cache (voicegen.compiled)
         self._compiled = FrameGraphs(self.network, self.device, perf.dtype) if perf.compile else None
+        # float32 eager on the CPU: the long convolutions through the FFT (voicegen.model.fft_conv)
+        self._spectra = SpectralConvs(self.network) if perf.fft_convs else None
         self._graphs = self._token_graphs = None
         if perf.cuda_graphs:
             from .model.cuda_graphs import GraphCache
@@ -556,6 +560,9 @@ class Renderer:
         dtype = self.performance.dtype
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             if self._compiled is None:
+                if self._spectra is not None:
+                    with self._spectra.active():
+                        return self._render(x, asr, style, lengths, seeds, pitch)
                 return self._render(x, asr, style, lengths, seeds, pitch)
             try:
                 return self._compiled(x, asr, style, lengths, seeds, pitch, max_graphs=RECOMPILE_LIMIT)

@@ -2,7 +2,8 @@
 
 Read it top to bottom: `layers` (masked building blocks), `acoustic/` (phoneme encoder, prosody predictor,
 text encoder), `vocoder/` (decoder, harmonic source, generator, STFT), `network` (the three phases the engine
-batches), `cuda_graphs` (replaying the frame phase on a GPU).
+batches), `fft_conv` (the vocoder's long convolutions through the FFT, for the CPU), `cuda_graphs` (replaying the
+frame phase on a GPU).
 """
 
 from .network import FramePhase, KokoroNetwork, NetworkConfig, TokenPhase

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fft_conv import active_spectrum, fft_conv1d
+
 EPS = 1e-5
 
 
@@ -90,7 +92,15 @@ class _TwoDOnCuda:
 
 class Conv1d(_TwoDOnCuda, nn.Conv1d):
     """nn.Conv1d (same parameters and names) that runs as a 2-D convolution on CUDA (`_as_2d`), as itself on the
-    CPU. Integer zero padding only."""
+    CPU, or through the FFT where a `fft_conv.SpectralConvs` holding it is active (float32 CPU inference). Integer
+    zero padding only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, T) -> (B, C_out, T_out)."""
+        spectrum = None if x.is_cuda else active_spectrum(self, x)
+        if spectrum is not None:
+            return fft_conv1d(x, spectrum, self.bias, self.kernel_size[0], self.dilation[0])
+        return super().forward(x)
 
 
 class ConvTranspose1d(_TwoDOnCuda, nn.ConvTranspose1d):
