@@ -94,12 +94,15 @@ def fft_conv1d(
         # [b, c, m, r] = part[b, c, m * dilation + r]: phase r is an undilated sequence; its blocks overlap by K - 1
         part = part.view(rows, channels, -1, dilation).unfold(2, block, step)  # (B, C_in, n, d, N)
         spectra = torch.fft.rfft(part.permute(4, 0, 2, 3, 1), dim=0)  # (bins, B, n, d, C_in)
-        product = torch.bmm(spectra.reshape(bins, rows * n * dilation, channels), spectrum)  # (bins, M, C_out)
+        # one gathering copy (bins outermost): bmm would otherwise copy each bin's matrix on its own, ~20% slower
+        spectra = spectra.reshape(bins, rows * n * dilation, channels).contiguous()
+        product = torch.bmm(spectra, spectrum)  # (bins, M, C_out)
         if bias is not None:
             product[0] += bias * block  # a constant: the inverse FFT divides the zero-frequency bin by N
-        y = torch.fft.irfft(product, n=block, dim=0)[:step]  # (step, B * n * d, C_out)
-        # [i, b, k, r, o] is output sample ((j + k) * step + i) * dilation + r of item b, channel o
-        y = y.view(step, rows, n, dilation, out_channels).permute(1, 4, 2, 0, 3)  # (B, C_out, n, step, d)
+        # bins innermost before the inverse transform: 25% faster than transforming over the outer dimension
+        y = torch.fft.irfft(product.permute(1, 2, 0).contiguous(), n=block, dim=-1)  # (B * n * d, C_out, N)
+        # [b, k, r, o, i] is output sample ((j + k) * step + i) * dilation + r of item b, channel o (i < step)
+        y = y.view(rows, n, dilation, out_channels, block)[..., :step].permute(0, 3, 1, 4, 2)  # (B, C_out, n, step, d)
         out[:, :, j : j + n].unflatten(-1, (step, dilation)).copy_(y)
     return out.view(rows, out_channels, -1)[..., :frames]
 
