@@ -170,6 +170,16 @@ def test_arguments_of_the_wrong_kind_get_a_clear_error(kwargs, error, message):
         synthesize(text, **kwargs)
 
 
+def test_a_voice_with_a_script_is_refused_not_ignored():
+    """A script's voices come from `voices` and its cast: `voice=` beside them was silently ignored."""
+    from voicegen.podcast import Script
+
+    with pytest.raises(ValueError, match=r"voice='jf_alpha' is for plain text; .*voices=\{speaker: voice\}"):
+        synthesize("A: Hello.\nB: Hi.", voice="jf_alpha", voices={"A": "jf_nezumi"})
+    with pytest.raises(ValueError, match="is for plain text"):
+        synthesize(Script.parse("A: Hello."), voice="jf_alpha")
+
+
 def test_a_voice_file_path_may_be_a_path_object(tmp_path):
     """os.PathLike voices are read like their str (a Path was taken for a table and refused by its shape)."""
     from pathlib import Path

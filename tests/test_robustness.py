@@ -450,3 +450,17 @@ def test_non_finite_samples_are_never_written(tmp_path):
     with pytest.raises(ValueError, match="NaN or infinite"):
         Audio(samples).save(tmp_path / "x.wav")
     assert outputs(tmp_path) == []
+
+
+def test_a_json_script_that_is_not_json_gets_the_json_error(tmp_path, monkeypatch, capsys):
+    """Found by probing: `show.json` holding broken JSON (here a missing bracket) was parsed as the text format
+    and refused for a 'Speaker: text' line it never meant to have. By name or by content, JSON gets JSON's error."""
+    from voicegen import cli
+
+    monkeypatch.setattr(cli, "_engine", lambda args: pytest.fail("the engine was built for a bad script"))
+    script = tmp_path / "show.json"
+    script.write_text('  "turns": [{"speaker": "Host", "text": "Hello."}]}', encoding="utf-8")
+    assert cli.main(["podcast", str(script), "-o", str(tmp_path / "ep.wav")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("voicegen: error:") and "invalid JSON" in err, err
+    assert not (tmp_path / "ep.wav").exists()

@@ -57,7 +57,8 @@ def synthesize(
     Args:
         text: a string; or a podcast script (`voicegen.podcast.Script`, or script text when `voices` is given).
         voice: voice name, voice file ("host.voice") or blend ("jf_alpha+jf_nezumi") for plain text; None:
-            jf_gongitsune (among the clearest). An empty name is an error, as in the CLI.
+            jf_gongitsune (among the clearest). An empty name is an error, as in the CLI, and so is a voice given
+            with a script (a script's voices come from `voices` and its cast).
         speed: 0.25 to 4.0, 1.0 is normal.
         seed: an integer makes the output reproducible (README, "Determinism": bit for bit for the same batch
             composition on the same machine; within a stated tolerance across batches).
@@ -70,8 +71,12 @@ def synthesize(
     """
     from .podcast import Script
 
+    is_script = isinstance(text, Script) or voices is not None
+    if is_script and voice is not None:
+        raise ValueError(f"voice={voice!r} is for plain text; a script's speakers get their voices from "
+                         "voices={speaker: voice} or the script's cast, and the rest are cast automatically")
     engine = get_engine(device)
-    if isinstance(text, Script) or voices is not None:
+    if is_script:
         from .podcast.render import render_script
 
         script = text if isinstance(text, Script) else Script.parse(text)

@@ -100,7 +100,7 @@ class Performance:
             STFT. None (or torch.float32): float32.
         cuda_graphs: capture the frame phase per (rows, frames) bucket into CUDA graphs (CUDA only).
         fft_convs: run the vocoder's long convolutions (7 and 11 taps) as products of spectra
-            (`voicegen.model.fft_conv`): the same output to float32 rounding, those convolutions 1.4-3.5x faster,
+            (`voicegen.model.fft_conv`): the same output to float32 rounding, those convolutions 1.2-3.0x faster,
             for 465 MB of kernel spectra. CPU only; it applies to the eager float32 path (with `compile` or a
             reduced `dtype` it is turned off: those keep the direct convolutions).
         max_batch_frames: budget of padded 40 Hz frames per frame-phase batch (memory bound); None: a default

@@ -12,8 +12,8 @@ How, per convolution: the input (zeros outside it) is cut into overlapping block
 phase), each block's real FFT is taken, every frequency bin's (blocks x C_in) @ (C_in x C_out) complex product runs
 as one `torch.bmm` over bins, and the inverse FFT's first N - K + 1 samples of each block are the output; a chunk of
 blocks at a time (CHUNK_ROWS), so that the temporaries stay small. The bias is added in the zero-frequency bin.
-Per convolution that measured 1.4-3.5x faster than oneDNN's direct one held to AVX2 (1.0-2.4x at AVX-512), and
-the CPU engine 1.3x faster at AVX2 (benchmarks/RESULTS.md).
+For 7 and 11 taps that measured 1.8-3.0x faster than oneDNN's direct convolution held to AVX2 (1.2-1.9x at
+AVX-512), and the CPU engine 1.41x faster at AVX2 (1.25x at AVX-512; benchmarks/RESULTS.md, ninth session).
 
 Exact to float32 rounding: tests compare with `F.conv1d` (largest difference ~1e-6 of the output's range). The
 cost is memory: every spectrum is (N/2 + 1) x C_in x C_out complex numbers, 17 MB for a 256-channel convolution at
