@@ -15,7 +15,7 @@ blocks at a time (CHUNK_ROWS), so that the temporaries stay small. The bias is a
 For 7 and 11 taps that measured 1.8-3.0x faster than oneDNN's direct convolution held to AVX2 (1.2-1.9x at
 AVX-512), and the CPU engine 1.41x faster at AVX2 (1.25x at AVX-512; benchmarks/RESULTS.md, ninth session).
 
-Exact to float32 rounding: tests compare with `F.conv1d` (largest difference ~1e-6 of the output's range). The
+Exact to float32 rounding: tests compare with `F.conv1d` (within 1e-5 of the output's range; ~1e-6 measured). The
 cost is memory: every spectrum is (N/2 + 1) x C_in x C_out complex numbers, 17 MB for a 256-channel convolution at
 N = 64 and 8.6 MB for a 128-channel one at N = 128 (`block_for`); the vocoder's 36 long convolutions: 465 MB, held
 by the renderer that uses them (`SpectralConvs.nbytes`).
@@ -40,11 +40,12 @@ BLOCK = 64
 """Samples per FFT block for convolutions wider than NARROW_CHANNELS (the 256-channel stage: 17 MB per spectrum)."""
 
 NARROW_CHANNELS, NARROW_BLOCK = 128, 128
-"""Convolutions of at most NARROW_CHANNELS in and out use blocks of NARROW_BLOCK: 5-15% faster per convolution
-than 64 (fewer bins per output sample), for 8.6 MB per 128-channel spectrum instead of 4.3."""
+"""Convolutions of at most NARROW_CHANNELS in and out use blocks of NARROW_BLOCK: 3-13% faster per convolution
+than 64 (fewer bins per output sample; the engine 2-4% faster), for 8.6 MB per 128-channel spectrum instead of 4.3."""
 
 MIN_TAPS = 7
-"""Kernels this long and longer run through the FFT; 3 taps are faster directly (measured 0.6-0.75x through it)."""
+"""Kernels this long and longer run through the FFT. 3 taps stay direct: at 256 channels they measured 0.7x through
+it; at 128 channels, undilated, 1.3-1.4x (benchmarks/conv_kernels.py), the dilated ones not measured yet."""
 
 MIN_CHANNELS = 64
 """Input and output channels at least this many: a narrow convolution (conv_post's 22 outputs) costs too little for
