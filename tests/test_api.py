@@ -154,6 +154,7 @@ def test_bad_seed_is_refused():
 
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"device": "tpu"}, ValueError, r"unknown device 'tpu'; use 'cpu' or 'cuda'"),
+    ({"device": "cpu:5"}, ValueError, r"device 'cpu:5': the CPU is one device .*; use 'cpu'"),
     ({"device": 5}, TypeError, r"device must be a str .*; got int"),
     ({"voice": 5}, TypeError, r"voice must be a name, a blend .*; got int"),
     ({"voice": {"jf_alpha": 1}}, TypeError, r"voice must be .*; got dict"),

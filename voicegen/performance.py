@@ -44,8 +44,9 @@ DTYPE_NAMES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.flo
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """The torch device to run on: `device`, or CUDA when available, else the CPU. ValueError for a device this
-    torch build cannot use (e.g. "cuda" on a CPU-only build), naming what is available; TypeError for a device that
-    is neither a str nor a torch.device (torch reads an int as a CUDA index)."""
+    torch build cannot use (e.g. "cuda" on a CPU-only build), naming what is available, or a CPU index other than 0
+    ("cpu:0" is "cpu"); TypeError for a device that is neither a str nor a torch.device (torch reads an int as a CUDA
+    index)."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(device, (str, torch.device)):
@@ -63,6 +64,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             raise ValueError(f"device {device!r} is not available: {torch.cuda.device_count()} CUDA device(s)")
     elif dev.type != "cpu":
         raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
+    elif dev.index not in (None, 0):  # torch accepts and ignores it; tensors then compare unequal to "cpu"
+        raise ValueError(f"device {device!r}: the CPU is one device (its threads are torch.set_num_threads); use 'cpu'")
+    else:
+        dev = torch.device("cpu")
     return dev
 
 
