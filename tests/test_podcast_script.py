@@ -81,6 +81,14 @@ def test_parse_errors_name_the_line(text, message):
         Script.parse(text)
 
 
+def test_from_str_reads_either_form_and_json_by_name():
+    json_text = '  [{"speaker": "A", "text": "Hi."}]'
+    assert Script.from_str(json_text) == Script.from_json(json_text) == Script.parse("A: Hi.")
+    assert Script.from_str("A: Hi.") == Script.parse("A: Hi.")
+    with pytest.raises(ValueError, match="invalid JSON"):  # a .json file that is not JSON: JSON's error
+        Script.from_str('"turns": []}', as_json=True)
+
+
 def test_json_forms_and_errors():
     s = Script.from_json('[{"speaker": "A", "text": "Hi."}, {"speaker": "B", "text": "Hello."}]')
     assert s.speakers == ["A", "B"] and s.cast == {}

@@ -254,9 +254,7 @@ def cmd_podcast(args: argparse.Namespace) -> int:
         cast[speaker.strip()] = voice.strip()
     _check_outputs(args.output, args.srt, args.vtt, args.transcript)
     text = read_text_file(args.script, "script")
-    # JSON by content, or by name: a .json file that is not JSON gets the JSON parser's error, not the text format's
-    is_json = text.lstrip().startswith(("[", "{")) or Path(args.script).suffix.lower() == ".json"
-    script = Script.from_json(text) if is_json else Script.parse(text)
+    script = Script.from_str(text, as_json=Path(args.script).suffix.lower() == ".json")
     require_turns(script)  # before the weights load (render_episode checks it too)
     engine = _engine(args)
     result = render_episode(

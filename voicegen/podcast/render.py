@@ -293,7 +293,7 @@ def render_episode(
         if target:
             check_output(target)
     if isinstance(script, str):
-        script = Script.from_json(script) if script.lstrip().startswith(("[", "{")) else Script.parse(script)
+        script = Script.from_str(script)
     script = prepare(engine, script, voices, speed, pitch)
     batches = _EngineBatches(engine, speed, seed, pitch)
     try:

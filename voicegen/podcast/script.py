@@ -369,6 +369,15 @@ class Script:
                 raise ValueError(f"{where}: {e}") from None
         return cls(tuple(turns), cast)
 
+    @classmethod
+    def from_str(cls, text: str, *, as_json: bool = False) -> Script:
+        """Script text in either form: JSON (`from_json`) when it starts with '[' or '{' or `as_json` is set (a
+        file named .json: broken JSON then gets the JSON parser's error, not the text format's), else the text
+        format (`parse`). ValueError as those give."""
+        if as_json or text.lstrip().startswith(("[", "{")):
+            return cls.from_json(text)
+        return cls.parse(text)
+
     def to_json(self, indent: int | None = 2) -> str:
         """JSON object form {"cast": {...}, "turns": [...]}; `Script.from_json(s.to_json()) == s`."""
         obj = {

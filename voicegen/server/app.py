@@ -473,8 +473,7 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         log.update(format=params.response_format, chars=len(params.script))
         engine = state.podcast_engine
         try:
-            text = params.script
-            script = Script.from_json(text) if text.lstrip().startswith(("[", "{")) else Script.parse(text)
+            script = Script.from_str(params.script)
             script = prepare(engine, script, params.cast or None, params.speed)
         except ValueError as e:
             raise bad_request(str(e), "script") from None
