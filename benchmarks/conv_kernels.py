@@ -40,7 +40,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from voicegen.model.fft_conv import BLOCK, NARROW_BLOCK, NARROW_CHANNELS, fft_conv1d, kernel_spectrum  # noqa: E402
+from voicegen.model.fft_conv import block_for, fft_conv1d, kernel_spectrum  # noqa: E402
 SHAPES = [(256, 4000, 3, 1), (256, 4000, 7, 3), (256, 4000, 11, 5),
           (128, 24000, 3, 1), (128, 24000, 7, 3), (128, 24000, 11, 5)]
 ENV = ("FBGEMM_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
@@ -107,7 +107,7 @@ def main() -> int:
                 out.add_(torch.matmul(taps[j], xp[:, :, j * dilation : j * dilation + frames]))
             return out
 
-        spectrum = kernel_spectrum(w, NARROW_BLOCK if channels <= NARROW_CHANNELS else BLOCK)
+        spectrum = kernel_spectrum(w, block_for(channels, channels))
 
         def fft():  # what the default CPU engine runs (voicegen.model.fft_conv)
             return fft_conv1d(x, spectrum, b, kernel, dilation)

@@ -33,12 +33,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from conv_kernels import ENV  # noqa: E402  (the kernel libraries' instruction-set switches)
 from throughput import build_corpus, chunks_of, render_all, seconds  # noqa: E402
 
 from voicegen import Engine, Performance  # noqa: E402
 from voicegen.constants import SAMPLE_RATE  # noqa: E402
-
-ENV = ("FBGEMM_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
 
 
 def main() -> int:

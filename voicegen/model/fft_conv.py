@@ -120,9 +120,9 @@ def eligible(module: nn.Module) -> bool:
     )
 
 
-def block_for(conv: nn.Conv1d) -> int:
+def block_for(in_channels: int, out_channels: int) -> int:
     """The FFT block for a convolution: NARROW_BLOCK up to NARROW_CHANNELS channels in and out, else BLOCK."""
-    return NARROW_BLOCK if max(conv.in_channels, conv.out_channels) <= NARROW_CHANNELS else BLOCK
+    return NARROW_BLOCK if max(in_channels, out_channels) <= NARROW_CHANNELS else BLOCK
 
 
 _active = threading.local()
@@ -138,7 +138,7 @@ class SpectralConvs:
         with torch.no_grad():
             for m in module.modules():
                 if eligible(m) and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32:
-                    size = block or block_for(m)
+                    size = block or block_for(m.in_channels, m.out_channels)
                     if m.kernel_size[0] >= size:
                         raise ValueError(f"a block of {size} samples is too short for {m.kernel_size[0]} taps")
                     self.spectra[m] = kernel_spectrum(m.weight.detach(), size)
