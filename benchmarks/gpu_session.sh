@@ -10,11 +10,12 @@
 #     command="bash benchmarks/gpu_session.sh", carry=[".gpu"], timeout_s=550
 # Budget (the device gives ~15 minutes per session, start-up included): benchmark <= BENCH_S (270 s; the cold
 # compile alone took 135 s on an H100), fallback <= FALLBACK_S (170 s), profile <= PROFILE_S (60 s), tests <= TESTS_S
-# (80 s), voice fitting <= FIT_S (60 s; 0 skips it); first, the token phase packed vs unpacked <= TOKEN_S (60 s;
+# (80 s), voice fitting <= FIT_S (60 s; 0 skips it; PROFILE_S=0 skips the profile); first, the token phase packed vs unpacked <= TOKEN_S (60 s;
 # benchmarks/token_phase.py, no compile). For A/B runs: CHANNELS_LAST=1 compiles the frame phase
 # channels-last; GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch (default 4096); UNPACKED_BILSTM=1
 # runs the token phase's BiLSTMs without packing (voicegen.model.layers.UNPACKED_BILSTM); TOKEN_GRAPHS=1 (with
-# UNPACKED_BILSTM=1) also replays the token phase's encoder as CUDA graphs (layers.TOKEN_GRAPHS). Each step is cut
+# UNPACKED_BILSTM=1) also replays the token phase's encoder as CUDA graphs (layers.TOKEN_GRAPHS); TOKEN_AUTO=1 sets
+# those two from the token-phase A/B run first (the fastest setting, if >= 1.1x packed with the same durations). Each step is cut
 # at its limit and the next one still runs; what a step measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
 # throughput.log (with the profile's log), profile.json, kernels.txt, pytest-cuda.log (with the fit's log),
 # voices-cuda.json, and throughput-cuda-fallback.json or graphs.tar.xz.
@@ -45,6 +46,18 @@ timeout ${TOKEN_S:-60} python3 benchmarks/token_phase.py --device cuda --rounds 
     > "$OUT/throughput.log" 2>&1
 echo "token phase exit $?" >> "$OUT/throughput.log"
 cat /tmp/token-phase-cuda.json >> "$OUT/throughput.log" 2>/dev/null
+if [ -n "${TOKEN_AUTO:-}" ] && [ -z "${UNPACKED_BILSTM:-}" ]; then  # take the token setting that won the A/B by >= 10%
+    python3 - /tmp/token-phase-cuda.json >> "$CUSTOM/sitecustomize.py" 2>> "$OUT/throughput.log" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+best = max(r["settings"], key=lambda s: s["wall_vs_packed"])
+if r["same_durations"] and best["setting"] != "packed" and best["wall_vs_packed"] >= 1.1:
+    print('import voicegen.model.layers as l; l.UNPACKED_BILSTM["cuda"] = True')
+    if best["setting"] == "graphs":
+        print('l.TOKEN_GRAPHS["cuda"] = True')
+PY
+    { echo "token setting chosen by TOKEN_AUTO:"; cat "$CUSTOM/sitecustomize.py"; } >> "$OUT/throughput.log"
+fi
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
 timeout ${BENCH_S:-270} python3 benchmarks/throughput.py --device cuda --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
     --out "$OUT/throughput-cuda.json" >> "$OUT/throughput.log" 2>&1
@@ -60,8 +73,10 @@ fi
 [ -d "$GRAPHS" ] && ls -laR "$GRAPHS" >> "$OUT/env.txt"
 [ -n "${GRAPHS_BACK:-}" ] && tar cf - -C "$GRAPHS" . | xz -T0 -6 > "$OUT/graphs.tar.xz"
 tail -30 "$OUT/throughput.log" > /tmp/bench-tail.txt
-timeout ${PROFILE_S:-60} python3 benchmarks/gpu_profile.py --minutes 2 --out "$OUT" > /tmp/profile.log 2>&1
-echo "profile exit $?" >> /tmp/profile.log; cat /tmp/profile.log >> "$OUT/throughput.log"  # 8 files come back at most
+if [ "${PROFILE_S:-60}" != 0 ]; then
+    timeout ${PROFILE_S:-60} python3 benchmarks/gpu_profile.py --minutes 2 --out "$OUT" > /tmp/profile.log 2>&1
+    echo "profile exit $?" >> /tmp/profile.log; cat /tmp/profile.log >> "$OUT/throughput.log"  # 8 files come back at most
+fi
 timeout ${TESTS_S:-80} python3 -m pytest -q -p no:cacheprovider -m "not slow" tests/test_cuda.py \
     tests/test_compile.py::test_bf16_autocast_stays_close_to_float32 tests/test_compile.py::test_cuda_graphs_match_eager \
     tests/test_precision.py::test_reduced_precision_on_cuda_stays_within_015_nats_of_float32 > "$OUT/pytest-cuda.log" 2>&1
@@ -69,4 +84,4 @@ echo "pytest exit $?" >> "$OUT/pytest-cuda.log"
 [ "${FIT_S:-60}" != 0 ] && timeout ${FIT_S:-60} python3 benchmarks/voices.py --device cuda --judge 0 --asr 0 --targets jf_nezumi --train 2 \
     --out "$OUT/voices-cuda.json" >> "$OUT/pytest-cuda.log" 2>&1  # issue 13: fitting time on the GPU (no judge there)
 echo "voices exit $?" >> "$OUT/pytest-cuda.log"
-cat /tmp/bench-tail.txt; tail -3 /tmp/profile.log; tail -8 "$OUT/pytest-cuda.log"
+cat /tmp/bench-tail.txt; tail -3 /tmp/profile.log 2>/dev/null; tail -8 "$OUT/pytest-cuda.log"
