@@ -134,30 +134,34 @@ def test_cuda_graphs_are_checked_and_run_at_one_thread_count(network, tmp_path):
 
 
 def test_warmup_captures_cuda_graphs_only_for_small_shapes():
-    """With CUDA graphs, warm-up runs exactly the bucket shapes that are captured (rows x frames up to
-    GRAPH_MAX_FRAMES); larger batches run uncaptured and, eager, need nothing ahead of time. A stand-in for the
-    graph cache records the calls (capture needs a GPU)."""
+    """With CUDA graphs, warm-up runs exactly the bucket shapes that the graph cache captures (rows x frames up to
+    its cap; by default GRAPH_MAX_FRAMES covers the whole budget, here a stand-in caps at 4,096); larger batches
+    run uncaptured and, eager, need nothing ahead of time. The stand-in records the calls (capture needs a GPU)."""
     from dataclasses import replace
 
     from voicegen.model.cuda_graphs import GRAPH_MAX_FRAMES
+    from voicegen.performance import CUDA_BATCH_FRAMES
     from voicegen.renderer import Renderer
+
+    cap = 4096
 
     class Graphs:
         graphs: dict = {}
         ran: list = []
 
         def captures(self, rows, frames):
-            return rows * frames <= GRAPH_MAX_FRAMES
+            return rows * frames <= cap
 
         def run(self, x, *rest):
             self.ran.append((x.shape[0], x.shape[-1]))
             return torch.zeros(x.shape[0], 600 * x.shape[-1])
 
+    assert GRAPH_MAX_FRAMES >= CUDA_BATCH_FRAMES  # the default captures every shape of the largest budget
     renderer = Renderer(device="cpu")
     renderer.performance = replace(renderer.performance, max_batch_frames=16384)
     renderer.static_shapes, renderer._min_rows, renderer._graphs = True, 2, Graphs()
     report = renderer.warmup()
-    small = [(r, f) for r, f in report.shapes if r * f <= GRAPH_MAX_FRAMES]
+    small = [(r, f) for r, f in report.shapes if r * f <= cap]
     assert len(report.shapes) == 88 and 0 < len(small) < len(report.shapes)
     assert report.shapes_run == renderer._graphs.ran == small
     renderer.close()

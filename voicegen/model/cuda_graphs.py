@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..performance import CUDA_BATCH_FRAMES
+
 NAMES = ("x", "asr", "style", "lengths", "seeds", "pitch")
 TOKEN_NAMES = ("tokens", "lengths", "style", "speed")
 """The token phase's inputs (`KokoroNetwork.encode` with lengths on the device): tokens (rows, size)."""
@@ -23,12 +25,13 @@ TOKEN_GRAPH_MAX_TOKENS = 2048
 """Largest token batch (rows, padded to a power of two, x token bucket) whose encoder is captured: as for frames,
 launches matter while the device's work per call is short; larger batches run the encoder directly, unpadded."""
 
-GRAPH_MAX_FRAMES = 4096
-"""Largest batch (rows x frames) that is captured. A graph saves the CPU's kernel launches (~700 per call, a few
-milliseconds), which matter only while the GPU's work per call is as short: a batch of 4096 frames is ~100 s of
-audio and ~0.1 s of GPU time at 1000x real time. Larger batches run the callable directly, so warm-up does not
-spend their compute three times over (two runs and the capture per shape: most of the 39 s a cached warm-up took
-on an H100 with every bucket shape captured) and their output buffers are not held."""
+GRAPH_MAX_FRAMES = CUDA_BATCH_FRAMES
+"""Largest batch (rows x frames) that is captured: by default every bucket the largest CUDA batch budget allows.
+A graph saves the CPU's kernel launches (~700 per call, a few milliseconds); measured on an H200 (benchmarks/
+RESULTS.md, tenth session), capturing all 88 bucket shapes instead of those up to 4,096 frames rendered the
+benchmark corpus at 1,173x real time instead of 888x, for a cached warm-up of 36 s instead of 19 s (every shape
+runs twice and is captured) and 11.1 instead of 8.4 GB of peak GPU memory (each graph keeps its output buffer).
+Larger batches than this run the callable directly."""
 
 
 class GraphCache:
