@@ -135,11 +135,15 @@ def test_audio_in_a_batch_equals_audio_alone(wide_renderer, voice_tables, assert
         assert_batch_invariant(audio, alone)
 
 
-def test_same_seed_same_audio_different_seed_different_audio(engine, voice_tables):
+def test_same_seed_same_audio_different_seed_different_audio(engine, voice_tables, assert_batch_invariant):
+    """Side by side in one batch, two items with the same seed sound the same and one with another seed does not.
+    Not bit for bit across rows: on an AMD EPYC (AVX-512) a float32 GEMM rounds two identical rows of one batch apart
+    (an `nn.Linear` of the style, 4.8e-7; 3e-5 in the audio), so rows are held to batch rounding; README's bit-for-bit
+    promise is for the same batch composition again (`test_same_batch_composition_is_bit_for_bit`)."""
     it = {"tokens": [50, 83, 54, 156, 57], "voice": "jf_alpha", "speed": 1.0}
     a, b, c = _render(engine.renderer, voice_tables, [dict(it, seed=7), dict(it, seed=7), dict(it, seed=8)])
-    np.testing.assert_array_equal(a, b)  # bit for bit, even side by side in one batch
-    assert np.abs(a - c).max() > 1e-3
+    assert_batch_invariant(a, b)
+    assert np.abs(a - b).max() < 1e-3 < np.abs(a - c).max()
 
 
 # Items whose frame counts (78, 66, 71, 68 frames) share one frame bucket (64, 96], so with a budget of 4096 frames
