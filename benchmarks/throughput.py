@@ -13,6 +13,9 @@ which (compile_cache_hits/misses).
   batched-compiled-bf16   compiled and bfloat16
   cuda-bf16-graphs (CUDA) bfloat16, CUDA graphs per bucket
   cuda-compiled-bf16-graphs (CUDA) compile + bfloat16 + CUDA graphs
+  <mode>-overlap   any batched mode with its turns pipelined by token batch (`Renderer.overlap`; on CUDA the token
+                   phase on a second stream); not in the default list: an A/B, e.g. --modes
+                   cuda-compiled-bf16-graphs,cuda-compiled-bf16-graphs-overlap
 
 The corpus (paragraphs from benchmarks/data plus the multi-speaker episode in examples/, repeated with
 different voices) is phonemized once up front; throughput covers the model (token phase, alignment, frame
@@ -115,7 +118,9 @@ def engine_for(mode: str, device: str) -> Engine:
         cuda_graphs="graphs" in mode,
         fft_convs="fft" in mode,
     )
-    return Engine(device=device, performance=performance)
+    engine = Engine(device=device, performance=performance)
+    engine.renderer.overlap = mode.endswith("-overlap")
+    return engine
 
 
 CACHED_WARMUP = r"""

@@ -199,6 +199,13 @@ class Renderer:
         self.frame_buckets = frame_buckets()
         self.stats = RenderStats()
         self.profile = False  # synchronize the device at stage boundaries so that RenderStats' seconds are true
+        # Pipeline a turn by token batch (`_render_overlapped`): each token batch's frame batches are queued as soon as
+        # its token phase is done, and on CUDA the token phase runs on a second stream, so that its recurrences
+        # (BiLSTMs over tokens and frames: latency-bound on a GPU, a few SMs busy) and alignment's host syncs overlap
+        # the frame phase of the token batch before. Frame batches are then planned per token batch, not per turn (a
+        # little more padding). Off until a GPU run measures it (benchmarks/throughput.py's `-overlap` modes); on the
+        # CPU, where both phases share the cores, it changes only the grouping (tests/test_overlap.py).
+        self.overlap = False
         self.static_shapes = perf.cuda_graphs  # graphs replay fixed shapes; compiled code takes any size
         # compiled bucket shapes: at least two rows, so that one compile with symbolic sizes serves every bucket
         self._min_rows = 2 if perf.compile else 1
@@ -207,7 +214,7 @@ class Renderer:
         self._compiled = FrameGraphs(self.network, self.device, perf.dtype) if perf.compile else None
         # float32 eager on the CPU: the long convolutions through the FFT (voicegen.model.fft_conv)
         self._spectra = SpectralConvs(self.network) if perf.fft_convs else None
-        self._graphs = self._token_graphs = None
+        self._graphs = self._token_graphs = self._token_stream = None
         if perf.cuda_graphs:
             from .model.cuda_graphs import GraphCache
 
@@ -350,9 +357,12 @@ class Renderer:
             it.started = started
         self.stats.items += len(items)
         self.stats.turn_items[len(items)] += 1
+        groups = token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens)
+        if len(groups) > 1 and self.overlap:
+            return self._render_overlapped([[items[i] for i in group] for group in groups])
         start = time.perf_counter()
         stores, offset = [], 0
-        for batch in token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens):
+        for batch in groups:
             stores.append(self._token_phase([items[i] for i in batch]))
             for i in batch:  # where each item's frames start in the turn's store
                 items[i]._offset, offset = offset, offset + items[i]._frames
@@ -361,22 +371,56 @@ class Renderer:
         self._sync()
         self.stats.token_s += time.perf_counter() - start
         self._release()  # the token phase's freed temporaries, before the frame phase's
-        plans = frame_batches([it._frames for it in items], self.performance.max_batch_frames, self.frame_buckets,
-                              static=self.static_shapes, min_rows=self._min_rows)
-        # On CUDA, queue batch k + 1 before collecting batch k: the device never waits for the host. On the CPU a
-        # launch is the computation itself, so each batch is collected and its freed pages trimmed before the next
-        # runs (otherwise two batches' heap fragments were resident at once, which set the peak of a long `say`:
-        # benchmarks/RESULTS.md, 2026-11-26 fifth session).
+        self._drain(self._queue_frames(items, store_x, store_asr, []))
+
+    def _queue_frames(self, items: list[Item], store_x: torch.Tensor, store_asr: torch.Tensor, pending: list) -> list:
+        """Plan `items` into frame batches and queue them, collecting earlier ones as it goes; -> the batches still
+        in flight (`pending`, extended). On CUDA, batch k + 1 is queued before batch k is collected: the device never
+        waits for the host. On the CPU a launch is the computation itself, so each batch is collected and its freed
+        pages trimmed before the next runs (otherwise two batches' heap fragments were resident at once, which set
+        the peak of a long `say`: benchmarks/RESULTS.md, 2026-11-26 fifth session)."""
         lag = 1 if self.device.type == "cuda" else 0  # batches left uncollected while the next one runs
-        pending: list = []
-        for plan in plans:
+        for plan in frame_batches([it._frames for it in items], self.performance.max_batch_frames, self.frame_buckets,
+                                  static=self.static_shapes, min_rows=self._min_rows):
             pending.append(self._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr))
             if len(pending) > lag:
                 self._collect(*pending.pop(0))
                 self._release()
+        return pending
+
+    def _drain(self, pending: list) -> None:
         for launched in pending:
             self._collect(*launched)
             self._release()
+
+    def _render_overlapped(self, groups: list[list[Item]]) -> None:
+        """One turn pipelined by token batch (`overlap`): the token phase of batch k + 1 runs while the
+        frame batches of batch k are queued on the device; each token batch has its own feature store."""
+        cuda = self.device.type == "cuda"
+        main = torch.cuda.current_stream(self.device) if cuda else None
+        if cuda:
+            if self._token_stream is None:
+                self._token_stream = torch.cuda.Stream(self.device)
+            self._token_stream.wait_stream(main)  # whatever was queued before this turn; not the frame batches below
+        pending: list = []
+        for batch in groups:
+            start = time.perf_counter()
+            if cuda:
+                with torch.cuda.stream(self._token_stream):
+                    store_x, store_asr = self._pack([self._token_phase(batch)])
+                main.wait_stream(self._token_stream)
+                store_x.record_stream(main)  # made on the token stream, read by the frame phase on the main one
+                store_asr.record_stream(main)
+            else:
+                store_x, store_asr = self._pack([self._token_phase(batch)])
+            offset = 0
+            for it in batch:
+                it._offset, offset = offset, offset + it._frames
+            self._sync()
+            self.stats.token_s += time.perf_counter() - start
+            self._release()
+            pending = self._queue_frames(batch, store_x, store_asr, pending)
+        self._drain(pending)
 
     def _token_phase(self, batch: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token phase and alignment of one batch -> its valid frames' features, packed: (frames, 512) each for x
