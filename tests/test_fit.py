@@ -94,7 +94,9 @@ def test_a_short_fit_lowers_its_loss_and_writes_a_voice(engine, kumo_clip, tmp_p
                       report=report, progress=lambda s, n, loss: steps.append((s, n, loss)))
     assert [s for s, _, _ in steps] == [1, 2, 3, 4]
     losses = [entry["loss"] for entry in report[0].losses]
-    assert losses[-1] < losses[0], losses
+    # the gradient reaches the style: some step lowers the loss (not necessarily the last: four steps of Adam may
+    # overshoot, as on an AMD EPYC, 5.840 -> 5.811 -> 5.876; the fit keeps its best pass, tested below)
+    assert min(losses[1:]) < losses[0], losses
     assert report[0].start == "jf_alpha"
     assert isinstance(voice, Voice) and voice.name == "kumo-fit"
     assert not np.allclose(voice.table.numpy(), engine.voice_table("jf_alpha").numpy())

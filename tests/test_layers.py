@@ -177,5 +177,7 @@ def test_token_encoder_with_padded_rows_and_lengths_as_a_tensor_keeps_every_row(
     assert t.shape == (4, 64) and n.tolist() == [40, 23, 9, 2] and not t[3].any()
     assert torch.equal(s[3], s[0]) and v[3] == 1.0
     assert torch.equal(got.durations, want.durations)
-    torch.testing.assert_close(got.d, want.d, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(got.t_en, want.t_en, rtol=1e-5, atol=1e-6)
+    # to float32 rounding (an AMD EPYC's GEMMs round a 4-row batch's rows unlike a 3-row one's: up to 5e-6); a
+    # padding row that leaked into the others would move them by percent
+    torch.testing.assert_close(got.d, want.d, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got.t_en, want.t_en, rtol=1e-4, atol=1e-5)

@@ -44,9 +44,10 @@ def test_the_same_seed_gives_the_same_audio_and_another_seed_other_audio(engine,
 
     tokens = [50, 83, 54, 156, 57, 135, 16, 102]
     style = style_for(voice_tables["jf_alpha"], len(tokens))
-    # three rows: oneDNN computes rows of a 4-row batch in pairs that round differently, so identical items are
-    # bit-identical side by side only in some batch sizes (README, "Determinism")
+    # side by side, identical items are equal to float32 rounding, not bit for bit: kernels may round rows of one
+    # batch apart (oneDNN pairs rows of a 4-row batch on a Xeon; a GEMM does on an AMD EPYC: 1.3e-5 here), while
+    # noise drawn from anything but the seed (the row, a global generator) changes samples by far more than 1e-3
     a, b, c = [it.audio for it in engine.renderer.render([Item(tokens, style, 1.0, seed) for seed in (5, 5, 6)])]
     silent = engine.renderer.render([Item(tokens, style, 1.0, 5, noise=False)])[0].audio
-    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - b).max() < 1e-4
     assert np.abs(a - c).max() > 1e-3 and np.abs(a - silent).max() > 1e-3
