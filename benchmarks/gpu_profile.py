@@ -6,7 +6,12 @@ is the cached one: a fresh process, compiled graphs read back from disk, CUDA gr
   2. The corpus chunks rendered once with CUDA graphs (wall time), then by the same compiled graph with CUDA
      graphs off (so kernels show by name) under torch.profiler: the top kernels by GPU time, and GPU time per
      kernel family (convolution, GEMM, Triton fused, elementwise, copies, FFT, LSTM) against wall time.
+  0. (before 2) The one-minute two-speaker script end to end on the warm engine as it runs by default (CUDA graphs
+     on) under torch.profiler (`script` in profile.json): wall and GPU-busy time, kernels by family, the top kernels
+     by GPU time and the top host operations by CPU time (synchronizations, cuDNN's LSTM calls, the mixer), which
+     is where the token phase's and the script's time can be read (`--overlap` renders with `Renderer.overlap`).
 Usage: python benchmarks/gpu_profile.py --minutes 2 --out DIR      (writes DIR/profile.json, DIR/kernels.txt)
+       python benchmarks/gpu_profile.py --script-only --out DIR    (step 0 alone: seconds)
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from throughput import build_corpus, chunks_of, render_all, seconds  # noqa: E402
+from throughput import build_corpus, chunks_of, one_minute_script, render_all, seconds  # noqa: E402
 
 from voicegen import Engine, Performance  # noqa: E402
+from voicegen.podcast.render import render_script  # noqa: E402
 
 FAMILIES = [  # first match wins; names as cuDNN, cuBLAS, Triton and ATen report them
     ("triton (fused by compile)", ("triton",)),
@@ -47,11 +53,43 @@ def family(name: str) -> str:
     return "other"
 
 
+def profile_script(engine: Engine, top: int = 25) -> dict:
+    """The one-minute script, text in and mixed audio out, once untimed and once under torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    script = one_minute_script()
+    render_script(engine, script, seed=0)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        episode = render_script(engine, script, seed=0)
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+    events = prof.key_averages()
+    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    host = [e for e in events if e.device_type == torch.autograd.DeviceType.CPU]
+    families: dict[str, float] = defaultdict(float)
+    for e in kernels:
+        families[family(e.key)] += e.self_device_time_total
+    return {
+        "audio_s": episode.duration, "wall_s": wall,
+        "gpu_busy_s": sum(e.self_device_time_total for e in kernels) / 1e6,
+        "kernel_launches": sum(e.count for e in kernels),
+        "gpu_s_by_family": {k: v / 1e6 for k, v in sorted(families.items(), key=lambda kv: -kv[1])},
+        "top_kernels_ms": [[e.key[:100], e.count, e.self_device_time_total / 1e3]
+                           for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:top]],
+        "top_host_ops_ms": [[e.key[:100], e.count, e.self_cpu_time_total / 1e3]
+                            for e in sorted(host, key=lambda e: -e.self_cpu_time_total)[:top]],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--out", required=True)
     parser.add_argument("--eager", action="store_true", help="profile eager bf16 instead (no compile, no cached warm-up)")
+    parser.add_argument("--script-only", action="store_true", help="only the one-minute script's profile (step 0)")
+    parser.add_argument("--overlap", action="store_true", help="render with Renderer.overlap (the token phase pipelined)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,8 +104,14 @@ def main() -> int:
         "seconds": time.perf_counter() - t0, "warmup_report_s": report.seconds, "shapes": len(report.shapes),
         "graphs_captured": report.graphs_captured, "graphs_loaded": report.graphs_loaded,
         "graphs_compiled": report.graphs_compiled, "graph_load_s": report.load_s}
+    engine.renderer.overlap = args.overlap
+    result["overlap"] = args.overlap
     print(json.dumps(result), flush=True)
+    result["script"] = profile_script(engine)
     (out / "profile.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result["script"], indent=1), flush=True)
+    if args.script_only:
+        return 0
 
     items = chunks_of(Engine(device="cpu"), build_corpus(args.minutes))
     result["profiled_mode"] = "eager bf16" if args.eager else "compiled bf16, CUDA graphs off (the same compiled graph)"
