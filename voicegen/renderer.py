@@ -11,6 +11,8 @@ For a set of items (token ids, a style row, speed, pitch, noise seed), one turn:
    (lengths, seeds, style, pitch); the source noise is drawn inside the frame phase from each item's seed.
 3. Only the valid samples come back to the host: on CUDA by an asynchronous copy into pinned memory that is
    collected after the next batch has been queued, so the device never waits for the host between batches.
+With `Renderer.overlap` (off by default, not yet measured on a GPU) a turn runs token batch by token batch instead,
+each one's frame batches queued before the next token phase, which on CUDA runs on a second stream.
 
 An item's audio does not depend on what else shares its batch (up to float32 rounding; README, "Determinism").
 Calls from several threads are batched together by `voicegen.worker.BatchWorker`.
