@@ -359,21 +359,28 @@ class Renderer:
             it.started = started
         self.stats.items += len(items)
         self.stats.turn_items[len(items)] += 1
-        groups = token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens)
-        if len(groups) > 1 and self.overlap:
-            return self._render_overlapped([[items[i] for i in group] for group in groups])
+        batches = [[items[i] for i in batch]
+                   for batch in token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens)]
+        if len(batches) > 1 and self.overlap:
+            return self._render_overlapped(batches)
+        store_x, store_asr = self._token_store(batches)
+        self._drain(self._queue_frames(items, store_x, store_asr, []))
+
+    def _token_store(self, batches: list[list[Item]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The token phase of each batch, on the current stream, packed into one feature store (`_pack`); sets where
+        each item's frames start in it. Frees the token phase's temporaries before the frame phase's."""
         start = time.perf_counter()
         stores, offset = [], 0
-        for batch in groups:
-            stores.append(self._token_phase([items[i] for i in batch]))
-            for i in batch:  # where each item's frames start in the turn's store
-                items[i]._offset, offset = offset, offset + items[i]._frames
-        store_x, store_asr = self._pack(stores)
+        for batch in batches:
+            stores.append(self._token_phase(batch))
+            for it in batch:
+                it._offset, offset = offset, offset + it._frames
+        store = self._pack(stores)
         del stores
         self._sync()
         self.stats.token_s += time.perf_counter() - start
-        self._release()  # the token phase's freed temporaries, before the frame phase's
-        self._drain(self._queue_frames(items, store_x, store_asr, []))
+        self._release()
+        return store
 
     def _queue_frames(self, items: list[Item], store_x: torch.Tensor, store_asr: torch.Tensor, pending: list) -> list:
         """Plan `items` into frame batches and queue them, collecting earlier ones as it goes; -> the batches still
@@ -395,7 +402,7 @@ class Renderer:
             self._collect(*launched)
             self._release()
 
-    def _render_overlapped(self, groups: list[list[Item]]) -> None:
+    def _render_overlapped(self, batches: list[list[Item]]) -> None:
         """One turn pipelined by token batch (`overlap`): the token phase of batch k + 1 runs while the
         frame batches of batch k are queued on the device; each token batch has its own feature store."""
         cuda = self.device.type == "cuda"
@@ -405,22 +412,15 @@ class Renderer:
                 self._token_stream = torch.cuda.Stream(self.device)
             self._token_stream.wait_stream(main)  # whatever was queued before this turn; not the frame batches below
         pending: list = []
-        for batch in groups:
-            start = time.perf_counter()
+        for batch in batches:
             if cuda:
                 with torch.cuda.stream(self._token_stream):
-                    store_x, store_asr = self._pack([self._token_phase(batch)])
+                    store_x, store_asr = self._token_store([batch])
                 main.wait_stream(self._token_stream)
                 store_x.record_stream(main)  # made on the token stream, read by the frame phase on the main one
                 store_asr.record_stream(main)
             else:
-                store_x, store_asr = self._pack([self._token_phase(batch)])
-            offset = 0
-            for it in batch:
-                it._offset, offset = offset, offset + it._frames
-            self._sync()
-            self.stats.token_s += time.perf_counter() - start
-            self._release()
+                store_x, store_asr = self._token_store([batch])
             pending = self._queue_frames(batch, store_x, store_asr, pending)
         self._drain(pending)
 
