@@ -53,6 +53,18 @@ def family(name: str) -> str:
     return "other"
 
 
+def kernel_summary(kernels: list) -> dict:
+    """GPU-busy seconds, launches and seconds per kernel family of a profile's CUDA events."""
+    families: dict[str, float] = defaultdict(float)
+    for e in kernels:
+        families[family(e.key)] += e.self_device_time_total
+    return {
+        "gpu_busy_s": sum(e.self_device_time_total for e in kernels) / 1e6,
+        "kernel_launches": sum(e.count for e in kernels),
+        "gpu_s_by_family": {k: v / 1e6 for k, v in sorted(families.items(), key=lambda kv: -kv[1])},
+    }
+
+
 def profile_script(engine: Engine, top: int = 25) -> dict:
     """The one-minute script, text in and mixed audio out, once untimed and once under torch.profiler."""
     from torch.profiler import ProfilerActivity, profile
@@ -68,14 +80,8 @@ def profile_script(engine: Engine, top: int = 25) -> dict:
     events = prof.key_averages()
     kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
     host = [e for e in events if e.device_type == torch.autograd.DeviceType.CPU]
-    families: dict[str, float] = defaultdict(float)
-    for e in kernels:
-        families[family(e.key)] += e.self_device_time_total
     return {
-        "audio_s": episode.duration, "wall_s": wall,
-        "gpu_busy_s": sum(e.self_device_time_total for e in kernels) / 1e6,
-        "kernel_launches": sum(e.count for e in kernels),
-        "gpu_s_by_family": {k: v / 1e6 for k, v in sorted(families.items(), key=lambda kv: -kv[1])},
+        "audio_s": episode.duration, "wall_s": wall, **kernel_summary(kernels),
         "top_kernels_ms": [[e.key[:100], e.count, e.self_device_time_total / 1e3]
                            for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:top]],
         "top_host_ops_ms": [[e.key[:100], e.count, e.self_cpu_time_total / 1e3]
@@ -132,14 +138,9 @@ def main() -> int:
         torch.cuda.synchronize()
         wall = time.perf_counter() - t0
     kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
-    gpu_us = sum(e.self_device_time_total for e in kernels)
-    families: dict[str, float] = defaultdict(float)
-    for e in kernels:
-        families[family(e.key)] += e.self_device_time_total
     result["profiled"] = {
         "audio_s": seconds(audio), "wall_s": wall, "x_realtime_under_profiler": seconds(audio) / wall,
-        "gpu_busy_s": gpu_us / 1e6, "kernel_launches": sum(e.count for e in kernels),
-        "gpu_s_by_family": {k: v / 1e6 for k, v in sorted(families.items(), key=lambda kv: -kv[1])},
+        **kernel_summary(kernels),
     }
     (out / "kernels.txt").write_text(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=60, max_name_column_width=90))
     (out / "profile.json").write_text(json.dumps(result, indent=1))
