@@ -52,6 +52,40 @@ BATCH_REL_RMS = 5e-2
 BATCH_LOG_MEL = 0.05
 
 
+# Items whose frame counts (78, 66, 71, 68 frames) share one frame bucket (64, 96], so with a budget of 4096 frames
+# they render as one padded frame batch on the CPU too (the default budget, 200, rarely groups items). Their token
+# counts (12-16) share one token bucket (32): a budget of 64 padded tokens splits them into two token batches.
+SHARED = [(16, "jf_alpha", 1.0), (14, "jm_kumo", 1.0), (16, "jf_nezumi", 1.15), (12, "jf_tebukuro", 0.9)]
+SHARED_TOKENS = [50, 83, 54, 156, 57, 16, 65, 86, 54, 16, 43, 55, 83, 61, 156, 62]
+
+
+@pytest.fixture(scope="session")
+def shared_items(voice_tables):
+    """shared_items(rows=4) -> fresh renderer Items for the first `rows` of SHARED (seed = row)."""
+    from voicegen.renderer import Item
+    from voicegen.weights import style_for
+
+    def make(rows: int = len(SHARED)):
+        return [Item(SHARED_TOKENS[:n], style_for(voice_tables[v], n), speed, seed=i)
+                for i, (n, v, speed) in enumerate(SHARED[:rows])]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def render_counted():
+    """render_counted(renderer, items) renders the items and returns what the renderer's statistics gained: each
+    counter's increase and the set of new shapes (so a test can assert how the items were batched)."""
+
+    def render(renderer, items):
+        before = dict(vars(renderer.stats), shapes=set(renderer.stats.shapes))
+        renderer.render(items)
+        after = vars(renderer.stats)
+        return {k: after[k] - before[k] for k in before}
+
+    return render
+
+
 @pytest.fixture(scope="session")
 def assert_batch_invariant():
     """Same item, different batch: same length, and the same sound up to the network's own conditioning.

@@ -146,17 +146,6 @@ def test_same_seed_same_audio_different_seed_different_audio(engine, voice_table
     assert np.abs(a - b).max() < 1e-3 < np.abs(a - c).max()
 
 
-# Items whose frame counts (78, 66, 71, 68 frames) share one frame bucket (64, 96], so with a budget of 4096 frames
-# they render as one padded frame batch on the CPU too (the default budget, 200, rarely groups items).
-SHARED = [(16, "jf_alpha", 1.0), (14, "jm_kumo", 1.0), (16, "jf_nezumi", 1.15), (12, "jf_tebukuro", 0.9)]
-SHARED_TOKENS = [50, 83, 54, 156, 57, 16, 65, 86, 54, 16, 43, 55, 83, 61, 156, 62]
-
-
-def _shared_items(voice_tables, rows=len(SHARED)):
-    return [Item(SHARED_TOKENS[:n], style_for(voice_tables[v], n), speed, seed=i)
-            for i, (n, v, speed) in enumerate(SHARED[:rows])]
-
-
 @pytest.fixture(scope="module")
 def wide_renderer(network):
     """A renderer on the session's network with a frame budget large enough to put several items in a batch."""
@@ -168,41 +157,34 @@ def wide_renderer(network):
     renderer.close()
 
 
-def _delta(renderer, items):
-    before = dict(vars(renderer.stats), shapes=set(renderer.stats.shapes))
-    renderer.render(items)
-    after = vars(renderer.stats)
-    return {k: after[k] - before[k] for k in before}  # counters, and the set of new shapes
-
-
 def test_items_of_different_lengths_share_a_padded_frame_batch_and_render_as_alone(
-        wide_renderer, voice_tables, assert_batch_invariant):
+        wide_renderer, shared_items, render_counted, assert_batch_invariant):
     """Issue 15, class 9: four items of 66-78 frames in ONE frame batch, padded to the longest (asserted from the
     renderer's statistics, so the test cannot silently fall back to items rendering alone), each equal to its lone
     rendering. Catches: padding that leaks into a shorter item in the decoder or generator (instance norms,
     convolutions, the STFTs, the source), which batches of one never exercise."""
-    items = _shared_items(voice_tables)
-    stats = _delta(wide_renderer, items)
+    items = shared_items()
+    stats = render_counted(wide_renderer, items)
     assert stats["frame_batches"] == 1 and stats["items"] == len(items)
     assert stats["valid_frames"] == sum(int(it.durations.sum()) for it in items) == 283
     assert stats["padded_frames"] == len(items) * 78 > stats["valid_frames"]  # 29 frames of padding
-    for it, alone in zip(items, _shared_items(voice_tables)):
+    for it, alone in zip(items, shared_items()):
         wide_renderer.render([alone])
         assert alone.durations.tolist() == it.durations.tolist()
         assert_batch_invariant(it.audio, alone.audio)
 
 
 def test_static_shapes_on_the_cpu_with_bucket_rows_and_an_empty_row(
-        wide_renderer, voice_tables, assert_batch_invariant):
+        wide_renderer, shared_items, render_counted, assert_batch_invariant):
     """Issue 15, class 9: the static-shape path (what CUDA graphs and static compilation run: frames padded to the
     bucket, rows to a power of two, the extra rows empty) forced on the CPU. Catches: an empty row (zero frames)
     that breaks or poisons the batch, bucket padding that leaks into items, and a plan that is not static."""
-    items = _shared_items(voice_tables, rows=3)
-    exact = _shared_items(voice_tables, rows=3)
+    items = shared_items(3)
+    exact = shared_items(3)
     wide_renderer.render(exact)  # exact shape: (3, 78)
     wide_renderer.static_shapes = True
     try:
-        stats = _delta(wide_renderer, items)
+        stats = render_counted(wide_renderer, items)
     finally:
         wide_renderer.static_shapes = False
     assert stats["shapes"] == {(4, 96)}  # 3 items -> 4 rows (one empty), 78 frames -> the 96-frame bucket
@@ -212,11 +194,11 @@ def test_static_shapes_on_the_cpu_with_bucket_rows_and_an_empty_row(
         assert_batch_invariant(it.audio, ref.audio)
 
 
-def test_same_batch_composition_is_bit_for_bit(wide_renderer, voice_tables):
+def test_same_batch_composition_is_bit_for_bit(wide_renderer, shared_items):
     """README, "Determinism": the same items in the same batch composition give the same samples, bit for bit
     (across batch compositions only within `assert_batch_invariant`'s tolerance). Catches: hidden state between
     calls (an RNG not seeded per item, a cache reused wrongly), which would make even this promise false."""
-    first, second = _shared_items(voice_tables), _shared_items(voice_tables)
+    first, second = shared_items(), shared_items()
     wide_renderer.render(first)
     wide_renderer.render(second)
     for a, b in zip(first, second):
