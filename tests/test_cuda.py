@@ -114,3 +114,37 @@ def test_a_pipelined_turn_on_two_streams_renders_as_the_whole_turn(strict_float3
     for a, b in zip(piped, whole):
         assert len(a.samples) == len(b.samples)
         assert _relative_rms(a.samples, b.samples) < 1e-2
+
+
+def test_queueing_a_frame_batch_never_waits_for_the_device():
+    """Issue 11 item 3: a frame batch's inputs are gathered and copied to the device, the network launched and the
+    copy of its samples back started without one synchronizing call (torch's sync debug mode set to raise), so the
+    next batch can be queued while this one renders; the collected audio is then that of the same items rendered
+    the usual way. Catches a blocking `.to(device)` (a stream sync) or a host read of a device value."""
+    from voicegen import Engine, Performance, Request
+    from voicegen.batching import frame_batches, token_batches
+
+    engine = Engine(device="cuda", performance=Performance(dtype=torch.bfloat16, cuda_graphs=True))
+    renderer = engine.renderer
+
+    def items_of():
+        return [item for i, t in enumerate(TEXTS) for item in engine.plan(Request(t, seed=i)).items]
+
+    reference = renderer.render(items_of())  # the usual way; captures the graphs of these shapes
+    items = items_of()
+    with torch.inference_mode():
+        batches = token_batches([len(it.tokens) for it in items], renderer.performance.max_batch_tokens)
+        store_x, store_asr = renderer._token_store([[items[i] for i in b] for b in batches])
+        plans = frame_batches([it._frames for it in items], renderer.performance.max_batch_frames,
+                              renderer.frame_buckets, static=renderer.static_shapes, min_rows=renderer._min_rows)
+        launched = []
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for plan in plans:
+                launched.append(renderer._frame_phase(plan, [items[i] for i in plan.items], store_x, store_asr))
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        renderer._drain(launched)
+    for it, ref in zip(items, reference):
+        assert len(it.audio) == len(ref.audio)
+        np.testing.assert_allclose(it.audio, ref.audio, atol=1e-4)

@@ -439,13 +439,13 @@ class Renderer:
         graphed = self._graphed_tokens()
         if graphed and self._token_graphs.captures(round_up_pow2(len(batch)), size):
             phase = self._encode_padded(self._token_graphs.run, tokens, lengths, style, speed)
-            style = style.to(dev)
+            style = self._to_device(style)
         elif graphed:  # too large to capture: the same encoder, unpadded, launched directly
             inputs = self._token_rows(tokens, lengths, style, speed)
             phase, style = TokenPhase(*self._encode_call(*inputs)), inputs[2]
         else:
-            style = style.to(dev)
-            phase = self.network.encode(torch.from_numpy(tokens).to(dev), lengths, style, speed.to(dev))
+            style = self._to_device(style)
+            phase = self.network.encode(self._to_device(tokens), lengths, style, self._to_device(speed))
         frames = self.network.align(phase, style)
         durations = phase.durations.cpu()
         counts = frames.frame_lengths.tolist()
@@ -454,7 +454,7 @@ class Renderer:
             it.durations = durations[i, : lengths[i]]
         rows, _, width = frames.x.shape
         valid = np.concatenate([b * width + np.arange(n) for b, n in enumerate(counts)])
-        index = torch.from_numpy(valid).to(dev)
+        index = self._to_device(valid)
 
         def pack(t: torch.Tensor) -> torch.Tensor:  # (B, 512, F) -> (valid frames, 512)
             return t.transpose(1, 2).reshape(rows * width, HIDDEN_DIM).index_select(0, index)
@@ -493,9 +493,8 @@ class Renderer:
         return self._token_rows(tokens, torch.full((rows,), 2), torch.zeros(rows, STYLE_DIM), torch.ones(rows))
 
     def _token_rows(self, tokens: np.ndarray, lengths: torch.Tensor, style: torch.Tensor, speed: torch.Tensor):
-        dev = self.device
-        return (torch.from_numpy(tokens).to(dev), lengths.to(dev), style.to(dev, torch.float32).contiguous(),
-                speed.to(dev, torch.float32))
+        return (self._to_device(tokens), self._to_device(lengths), self._to_device(style.float().contiguous()),
+                self._to_device(speed.float()))
 
     def _encode_padded(self, run: Callable, tokens: np.ndarray, lengths: torch.Tensor, style: torch.Tensor,
                        speed: torch.Tensor) -> TokenPhase:
@@ -535,7 +534,7 @@ class Renderer:
         t = np.arange(frames)
         zero_row = store_x.shape[0] - 1
         index = np.where(t[None, :] < counts[:, None], offsets[:, None] + t[None, :], zero_row)  # (rows, frames)
-        index = torch.from_numpy(index.reshape(-1)).to(dev, non_blocking=True)
+        index = self._to_device(index.reshape(-1))
         # (rows, 512, frames), contiguous: the layout the convolutions are tuned for, so that identical rows of one
         # batch compute identically (a strided view lets oneDNN pick kernels that round rows differently)
         x = store_x.index_select(0, index).view(rows, frames, HIDDEN_DIM).transpose(1, 2).contiguous()
@@ -551,7 +550,7 @@ class Renderer:
         if dev.type == "cuda":  # only the valid samples, into pinned memory, without waiting
             width = frames * SAMPLES_PER_FRAME
             valid = np.concatenate([r * width + np.arange(n) for r, n in enumerate(samples)])
-            out = audio.reshape(-1).index_select(0, torch.from_numpy(valid).to(dev, non_blocking=True))
+            out = audio.reshape(-1).index_select(0, self._to_device(valid))
             host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
             host.copy_(out, non_blocking=True)
             done = torch.cuda.Event()
@@ -575,7 +574,7 @@ class Renderer:
         floats = torch.zeros(rows, STYLE_DIM + 1)  # style, pitch
         floats[:n, :STYLE_DIM] = style
         floats[:n, STYLE_DIM] = pitch
-        ints_dev, floats_dev = torch.from_numpy(ints).to(self.device), floats.to(self.device)
+        ints_dev, floats_dev = self._to_device(ints), self._to_device(floats)
         return floats_dev[:, :STYLE_DIM], ints_dev[0], ints_dev[1], floats_dev[:, STYLE_DIM]
 
     def _collect(self, batch: list[Item], audio: torch.Tensor, samples: np.ndarray, done) -> None:
@@ -616,6 +615,16 @@ class Renderer:
                 raise RuntimeError(
                     f"{exc}; refusing to fall back to eager silently: use Performance(compile=False)"
                 ) from exc
+
+    def _to_device(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A host array on the engine's device. On CUDA it is copied through pinned memory without waiting: `.to()`
+        waits for the device to finish everything queued before it, and a copy from pageable memory may too, which
+        would keep the next frame batch from being queued while the current one renders (issue 11, item 3). The
+        pinned buffer is not reused before the copy is done (torch's pinned allocator records the copy)."""
+        t = torch.as_tensor(array)
+        if self.device.type != "cuda":
+            return t.to(self.device)
+        return t.pin_memory().to(self.device, non_blocking=True)
 
     def _release(self) -> None:
         """On the CPU the frame phase's temporaries live on the C heap, which otherwise keeps each batch's freed
