@@ -1,17 +1,32 @@
 """Token-phase benchmark: the one-minute script's token phase and alignment (ALBERT, text encoder, duration
-predictor, the shared BiLSTM) with the BiLSTMs packed (the default) and unpacked (`voicegen.model.layers.
-UNPACKED_BILSTM`: one call over the batch twice, left- and right-aligned), and on CUDA also unpacked with the
-encoder replayed as CUDA graphs (`layers.TOKEN_GRAPHS`: one graph per rows x token bucket, rows padded to a power of
-two; captured in the first, uncounted round), alternating in one process. No compile: the token phase runs eagerly
-(or as graphs of eager kernels), so this takes seconds even on a fresh GPU machine.
+predictor, the shared BiLSTM) in several settings, alternating in one process:
+
+  fp32-albert  ALBERT in float32 (`voicegen.model.acoustic.albert.HALF_PRECISION` off), BiLSTMs packed: the baseline,
+               and the CPU's default
+  fp16-albert  ALBERT in float16, BiLSTMs packed: CUDA's default (on a CPU: for its durations; slow there)
+  bf16-albert  ALBERT in bfloat16 (3 mantissa bits fewer than float16): for comparison
+  unpacked     the device's default ALBERT with the BiLSTMs unpacked (`voicegen.model.layers.UNPACKED_BILSTM`: one call over the
+               batch twice, left- and right-aligned)
+  graphs       (CUDA) unpacked with the encoder replayed as CUDA graphs (`layers.TOKEN_GRAPHS`: one graph per rows x
+               token bucket, rows padded to a power of two)
+  budget-N     (--budgets) the device's default with token batches of at most N padded tokens instead of the
+               engine's budget (`Performance.max_batch_tokens`): on a GPU the BiLSTM recurrences take about as long
+               for a large batch as for a small one, so fewer batches may pay
+
+Round 0 warms every setting up (allocator, cuDNN plans, captures) and is not counted. No compile: the token phase
+runs eagerly (or as graphs of eager kernels), so this takes seconds even on a fresh GPU machine.
 
 Per setting it reports the wall time of the whole token phase (device synchronized at the end) and the host
-(thread CPU) time, medians over the rounds, and the ratio to packed in the same run; and that both give the same
-durations and, to float rounding, the same frame features.
+(thread CPU) time, medians over the rounds, the ratio to the baseline in the same run, and how its durations compare
+with the baseline's: tokens whose duration differs (of all tokens), the largest difference, and, where every
+duration is equal, the largest difference of the frame features; and ALBERT's largest activation in float32 (how
+far float16's range is).
 
 Usage:
   python benchmarks/token_phase.py                       # CPU
   python benchmarks/token_phase.py --device cuda --rounds 20
+  python benchmarks/token_phase.py --corpus 10 --rounds 1   # durations over throughput.py's 10-minute corpus
+  python benchmarks/token_phase.py --device cuda --corpus 10 --budgets 16384,32768
 Writes benchmarks/results/token-phase-<device>-<date>.json (or --out) and prints a table.
 """
 
@@ -32,59 +47,87 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from throughput import one_minute_script, sync  # noqa: E402
+from throughput import build_corpus, one_minute_script, sync  # noqa: E402
 
 from voicegen import Engine, Performance, Request  # noqa: E402
 from voicegen.batching import token_batches  # noqa: E402
 from voicegen.model import layers  # noqa: E402
+from voicegen.model.acoustic import albert  # noqa: E402
 
 
-def script_items(engine: Engine):
-    """The one-minute script's renderer items (its turns planned with their cast's voices), as the renderer's token
-    batches."""
-    script = one_minute_script()
-    voices = dict(zip(script.cast, ("jf_alpha", "jm_kumo")))
-    items = [item for turn in script.turns for item in engine.plan(Request(turn.text, voices[turn.speaker], seed=0)).items]
-    budget = engine.renderer.performance.max_batch_tokens
+def script_items(engine: Engine, corpus_minutes: float = 0.0):
+    """The one-minute script's renderer items (its turns planned with their cast's voices), or those of
+    throughput.py's corpus of `corpus_minutes`."""
+    if corpus_minutes:
+        requests = build_corpus(corpus_minutes)
+    else:
+        script = one_minute_script()
+        voices = dict(zip(script.cast, ("jf_alpha", "jm_kumo")))
+        requests = [Request(turn.text, voices[turn.speaker], seed=0) for turn in script.turns]
+    return [item for request in requests for item in engine.plan(request).items]
+
+
+def batches_of(items, budget: int):
+    """The renderer's token batches of `items` within `budget` padded tokens."""
     return [[items[i] for i in batch] for batch in token_batches([len(it.tokens) for it in items], budget)]
 
 
-def token_phase(engine: Engine, batches, device: str):
-    """-> (wall s, host s, [(x, asr) per batch], [durations per item])."""
+def token_phase(engine: Engine, items, batches, device: str):
+    """-> (wall s, host s, [(x, asr) per batch], [durations per item, in the order of `items`])."""
     sync(device)
     wall, host = time.perf_counter(), time.thread_time()
     with torch.inference_mode():
         stores = [engine.renderer._token_phase(batch) for batch in batches]
     sync(device)
     wall, host = time.perf_counter() - wall, time.thread_time() - host
-    return wall, host, stores, [it.durations.clone() for batch in batches for it in batch]
+    return wall, host, stores, [it.durations.clone() for it in items]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--corpus", type=float, default=0.0, metavar="MINUTES",
+                    help="throughput.py's corpus of about MINUTES of speech instead of the one-minute script")
+    ap.add_argument("--budgets", default="", help="comma-separated token budgets to try besides the engine's")
     ap.add_argument("--out")
     args = ap.parse_args()
     device = args.device
     kind = torch.device(device).type
     # CUDA graphs on for the token phase's own graphs (the frame phase does not run here)
     engine = Engine(device=device, performance=Performance(compile=False, cuda_graphs=kind == "cuda"))
-    batches = script_items(engine)
-    settings = {"packed": (False, False), "unpacked": (True, False)}  # (UNPACKED_BILSTM, TOKEN_GRAPHS)
+    items = script_items(engine, args.corpus)
+    budget = engine.renderer.performance.max_batch_tokens
+    default_albert = albert.HALF_PRECISION.get(kind)
+    settings = {  # (UNPACKED_BILSTM, TOKEN_GRAPHS, ALBERT's dtype, token budget)
+        "fp32-albert": (False, False, None, budget),
+        "fp16-albert": (False, False, torch.float16, budget),
+        "bf16-albert": (False, False, torch.bfloat16, budget),
+        "unpacked": (True, False, default_albert, budget),
+    }
     if kind == "cuda":
-        settings["graphs"] = (True, True)
+        settings["graphs"] = (True, True, default_albert, budget)
+    for extra in (int(b) for b in args.budgets.split(",") if b.strip()):
+        settings[f"budget-{extra}"] = (False, False, default_albert, extra)
+    batches = {b: batches_of(items, b) for *_, b in settings.values()}
     times = {name: [] for name in settings}
     results, failures = {}, {}
+    # the largest |value| entering ALBERT's last LayerNorm (a residual sum: its largest activation) in float32: how
+    # far float16's range (65,504) is from overflowing
+    peak = [0.0]
+    layer = engine.renderer.network.bert.encoder.albert_layer_groups[0].albert_layers[0]
+    hook = layer.full_layer_layer_norm.register_forward_pre_hook(
+        lambda module, inputs: peak.__setitem__(0, max(peak[0], float(inputs[0].float().abs().max()))))
     for r in range(args.rounds + 1):  # round 0 warms every setting up (allocator, cuDNN plans, captures): not counted
-        for name, (unpacked, graphs) in settings.items():
+        for name, (unpacked, graphs, dtype, size) in settings.items():
             if name in failures:
                 continue
             layers.UNPACKED_BILSTM[kind], layers.TOKEN_GRAPHS[kind] = unpacked, graphs
+            albert.HALF_PRECISION[kind] = dtype
             try:
-                wall, host, stores, durations = token_phase(engine, batches, device)
+                wall, host, stores, durations = token_phase(engine, items, batches[size], device)
             except Exception as exc:  # a setting that fails (a capture on a new GPU) must not cost the others
-                if name == "packed":
+                if name == "fp32-albert":
                     raise
                 failures[name] = f"{type(exc).__name__}: {exc}"
                 print(f"{name} failed: {failures[name]}", file=sys.stderr)
@@ -92,48 +135,62 @@ def main() -> int:
             if r:
                 times[name].append((wall, host))
             results[name] = (stores, durations)
+            if name == "fp32-albert":
+                hook.remove()  # measured once, in float32
     for name in failures:
         del settings[name], times[name]
     layers.UNPACKED_BILSTM[kind] = layers.TOKEN_GRAPHS[kind] = False
-    s0, d0 = results["packed"]
-    same_durations, feature_diff = True, 0.0
-    for name in list(settings)[1:]:
+    albert.HALF_PRECISION[kind] = default_albert
+    s0, d0 = results["fp32-albert"]
+    tokens = sum(len(d) for d in d0)
+    agreement = {}
+    for name in settings:
         s1, d1 = results[name]
-        same_durations &= all(torch.equal(a, b) for a, b in zip(d0, d1))
-        feature_diff = max(feature_diff, max(float((a - b).abs().max())
-                                             for (xa, aa), (xb, ab) in zip(s0, s1) for a, b in ((xa, xb), (aa, ab))))
+        changed = sum(int((a != b).sum()) for a, b in zip(d0, d1))
+        largest = max(int((a - b).abs().max()) for a, b in zip(d0, d1))
+        feature = None
+        if not changed and settings[name][3] == budget:  # aligned frame by frame, stores laid out alike: compare
+            feature = max(float((a - b).abs().max()) for (xa, aa), (xb, ab) in zip(s0, s1) for a, b in ((xa, xb), (aa, ab)))
+        agreement[name] = {"tokens_changed": changed, "largest_duration_difference": largest,
+                           "items_changed": sum(1 for a, b in zip(d0, d1) if not torch.equal(a, b)),
+                           "largest_feature_difference": feature}
     rows = []
     for name, t in times.items():
         wall, host = np.median([w for w, _ in t]), np.median([h for _, h in t])
         rows.append({"setting": name, "wall_ms": round(1e3 * wall, 2), "host_ms": round(1e3 * host, 2)})
     for row in rows:
-        row["wall_vs_packed"] = round(rows[0]["wall_ms"] / row["wall_ms"], 3)
+        row["wall_vs_baseline"] = round(rows[0]["wall_ms"] / row["wall_ms"], 3)
+        row.update(agreement[row["setting"]])
     name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine()
     out = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.node()}, {name}, torch {torch.__version__}, {torch.get_num_threads()} threads",
         "device": device,
         "command": "python benchmarks/token_phase.py " + " ".join(sys.argv[1:]),
-        "token_batches": [len(b) for b in batches],
-        "items": sum(len(b) for b in batches),
+        "token_batches": {str(b): [len(batch) for batch in plan] for b, plan in batches.items()},
+        "token_budget": budget,
+        "items": len(items),
         "rounds": args.rounds,
-        "baseline": "packed BiLSTMs, same run",
-        "same_durations": same_durations,  # every setting against packed
+        "corpus_minutes": args.corpus or None,  # None: the one-minute script
+        "tokens": tokens,
+        "albert_peak_activation": peak[0],  # float32, first round; float16 overflows at 65,504
+        "albert_default": str(default_albert).replace("torch.", "") if default_albert else "float32",
+        "baseline": "fp32-albert: ALBERT in float32, packed BiLSTMs, same run",
         "token_graphs": len(engine.renderer._token_graphs.graphs) if engine.renderer._token_graphs else 0,
         "failures": failures,
-        "largest_feature_difference": feature_diff,
         "settings": rows,
     }
     path = Path(args.out or ROOT / "benchmarks" / "results" / f"token-phase-{device.split(':')[0]}-{out['date']}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"{out['items']} items in token batches of {out['token_batches']}; same durations: {same_durations}; "
-          f"largest feature difference {feature_diff:.2e}")
-    print(f"{'setting':>9} {'wall ms':>9} {'host ms':>9} {'x packed':>9}")
+    print(f"{out['items']} items, {tokens} tokens, in token batches of {out['token_batches'][str(budget)]}; "
+          f"ALBERT's largest activation {peak[0]:.1f}")
+    print(f"{'setting':>12} {'wall ms':>9} {'host ms':>9} {'x base':>7} {'tokens changed':>15} {'max diff':>8}")
     for row in rows:
-        print(f"{row['setting']:>9} {row['wall_ms']:>9.2f} {row['host_ms']:>9.2f} {row['wall_vs_packed']:>9.3f}")
+        print(f"{row['setting']:>12} {row['wall_ms']:>9.2f} {row['host_ms']:>9.2f} {row['wall_vs_baseline']:>7.3f} "
+              f"{row['tokens_changed']:>7} ({row['tokens_changed'] / tokens:.2%}) {row['largest_duration_difference']:>8}")
     print(f"wrote {path}")
-    return 0 if same_durations else 1
+    return 0
 
 
 if __name__ == "__main__":

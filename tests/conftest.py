@@ -163,13 +163,17 @@ def transcribe():
 @pytest.fixture
 def strict_float32():
     """Float32 on CUDA without TF32 (PyTorch lets cuDNN convolutions round their inputs to TF32 by default, whose
-    error the network amplifies to a few percent of the signal): tests that compare two float32 renderings for
-    equality up to rounding use it, so that what they measure is our batching, not TF32."""
+    error the network amplifies to a few percent of the signal) and with ALBERT in float32 (float16 on CUDA by
+    default, `albert.HALF_PRECISION`): tests that compare two float32 renderings for equality up to rounding use it,
+    so that what they measure is our batching, not TF32 or float16."""
     import torch
 
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    from voicegen.model.acoustic import albert
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, albert.HALF_PRECISION.get("cuda")
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    albert.HALF_PRECISION["cuda"] = None
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, albert.HALF_PRECISION["cuda"] = saved

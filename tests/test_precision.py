@@ -70,6 +70,39 @@ def _distances(device: str, dtype: torch.dtype, engine=None) -> list[float]:
     return [log_mel_distance(a.samples, b.samples) for a, b in zip(reference, reduced)]
 
 
+def test_albert_in_float16_keeps_the_float32_durations(network, frontend, voice_tables, monkeypatch):
+    """ALBERT's float16 region (`albert.HALF_PRECISION`, on by default on CUDA) tried on the CPU, where autocast runs
+    real float16 products: a padded batch gives float32 output within 2% of float32's, finite on padding (the key
+    mask becomes -inf in float16), and the float32 durations on >= 99% of tokens, none more than a frame apart.
+    Catches the region leaking into the LSTMs or the duration head (bfloat16 there moved 1.2% of tokens, up to
+    3 frames per item), a non-float32 output, and a switch that does nothing (output identical to float32)."""
+    from voicegen.model.acoustic import albert
+    from voicegen.weights import style_for
+
+    texts = SENTENCES + ["Could you tell me where the nearest library is?", "Yes."]
+    token_lists = [frontend(t)[0].tokens for t in texts]
+    lengths = torch.tensor([len(t) + 2 for t in token_lists])
+    tokens = torch.zeros(len(texts), int(lengths.max()), dtype=torch.int64)
+    for i, t in enumerate(token_lists):
+        tokens[i, 1 : len(t) + 1] = torch.tensor(t)
+    style = torch.stack([style_for(voice_tables["jf_alpha"], len(t)) for t in token_lists])
+    valid = torch.arange(tokens.shape[1])[None] < lengths[:, None]
+    runs = {}
+    for name, dtype in (("float32", None), ("float16", torch.float16)):
+        monkeypatch.setitem(albert.HALF_PRECISION, "cpu", dtype)
+        with torch.inference_mode():
+            bert = network.bert(tokens, valid)
+            phase = network.encode(tokens, lengths, style, torch.ones(len(texts)))
+        runs[name] = bert, phase.durations
+    (b32, d32), (b16, d16) = runs["float32"], runs["float16"]
+    assert b16.dtype == torch.float32 and torch.isfinite(b16).all()
+    rel = float((b16 - b32)[valid].norm() / b32[valid].norm())
+    assert 0 < rel < 2e-2, rel
+    diff = (d16 - d32)[valid[:, : d32.shape[1]]]
+    assert float((diff == 0).float().mean()) >= 0.99, diff
+    assert int(diff.abs().max()) <= 1
+
+
 @pytest.mark.slow
 @cpu_bf16
 def test_bfloat16_on_cpu_stays_within_015_nats_of_float32(engine):

@@ -9,6 +9,15 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+HALF_PRECISION = {"cuda": torch.float16}
+"""Per device type: the dtype ALBERT runs its matrix products in (autocast; None or absent: float32). ALBERT is the
+token phase's arithmetic (~0.13 GFLOP per padded token), which float32 runs on a GPU's plain FMA units; float16 has
+TF32's 10-bit mantissa and twice its tensor-core rate, and ALBERT's largest activation (286 on the benchmark corpus)
+is far inside its range. Measured against float32 on the CPU (benchmarks/RESULTS.md, eleventh session): 0.07% of
+token durations one frame apart (onnxruntime's int8 oracle and our float32 differ on up to 15%,
+tests/test_parity.py; bfloat16 moved 0.76%, up to two frames). Not on the CPU, whose
+float16 products are slower than float32. Its output is float32 either way."""
+
 
 @dataclass(frozen=True)
 class AlbertConfig:
@@ -97,7 +106,15 @@ class Albert(nn.Module):
         self.encoder = AlbertEncoder(cfg)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """tokens: (B, T) int64, mask: (B, T) bool valid -> (B, T, H)."""
+        """tokens: (B, T) int64, mask: (B, T) bool valid -> (B, T, H) float32 (computed in
+        `HALF_PRECISION[device type]` where one is set)."""
+        dtype = HALF_PRECISION.get(tokens.device.type)
+        if dtype is None:
+            return self._encode(tokens, mask)
+        with torch.autocast(tokens.device.type, dtype=dtype):
+            return self._encode(tokens, mask).float()
+
+    def _encode(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.embeddings(tokens)
         bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill(~mask, torch.finfo(x.dtype).min)
         return self.encoder(x, bias[:, None, None, :])
