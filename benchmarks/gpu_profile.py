@@ -9,9 +9,10 @@ is the cached one: a fresh process, compiled graphs read back from disk, CUDA gr
   0. (before 2) The one-minute two-speaker script end to end on the warm engine as it runs by default (CUDA graphs
      on) under torch.profiler (`script` in profile.json): wall and GPU-busy time, kernels by family, the top kernels
      by GPU time and the top host operations by CPU time (synchronizations, cuDNN's LSTM calls, the mixer), which
-     is where the token phase's and the script's time can be read (`--overlap` renders with `Renderer.overlap`).
+     is where the token phase's and the script's time can be read (`--overlap` renders with `Renderer.overlap`);
+     then the same for the first chunk of a streamed sentence (`first_audio`: what time to first audio waits for).
 Usage: python benchmarks/gpu_profile.py --minutes 2 --out DIR      (writes DIR/profile.json, DIR/kernels.txt)
-       python benchmarks/gpu_profile.py --script-only --out DIR    (step 0 alone: seconds)
+       python benchmarks/gpu_profile.py --script-only --out DIR    (step 0 alone, script and first audio: seconds)
 """
 
 from __future__ import annotations
@@ -65,28 +66,40 @@ def kernel_summary(kernels: list) -> dict:
     }
 
 
-def profile_script(engine: Engine, top: int = 25) -> dict:
-    """The one-minute script, text in and mixed audio out, once untimed and once under torch.profiler."""
+def profile_call(call, top: int = 25) -> dict:
+    """call() once untimed, then once under torch.profiler: wall and GPU-busy time, kernels by family, the top
+    kernels by GPU time and the top host operations by CPU time. `call` returns the seconds of audio it made."""
     from torch.profiler import ProfilerActivity, profile
 
-    script = one_minute_script()
-    render_script(engine, script, seed=0)
+    call()
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         t0 = time.perf_counter()
-        episode = render_script(engine, script, seed=0)
+        audio_s = call()
         torch.cuda.synchronize()
         wall = time.perf_counter() - t0
     events = prof.key_averages()
     kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
     host = [e for e in events if e.device_type == torch.autograd.DeviceType.CPU]
     return {
-        "audio_s": episode.duration, "wall_s": wall, **kernel_summary(kernels),
+        "audio_s": audio_s, "wall_s": wall, **kernel_summary(kernels),
         "top_kernels_ms": [[e.key[:100], e.count, e.self_device_time_total / 1e3]
                            for e in sorted(kernels, key=lambda e: -e.self_device_time_total)[:top]],
         "top_host_ops_ms": [[e.key[:100], e.count, e.self_cpu_time_total / 1e3]
                             for e in sorted(host, key=lambda e: -e.self_cpu_time_total)[:top]],
     }
+
+
+def profile_script(engine: Engine, top: int = 25) -> dict:
+    """The one-minute script, text in and mixed audio out (`profile_call`)."""
+    script = one_minute_script()
+    return profile_call(lambda: render_script(engine, script, seed=0).duration, top)
+
+
+def profile_first_audio(engine: Engine, top: int = 25) -> dict:
+    """The first chunk of a streamed sentence, as throughput.py times first audio (`profile_call`)."""
+    text = "Time to first audio is what a listener waits for. The rest follows while they listen."
+    return profile_call(lambda: next(engine.stream(text, seed=0)).duration, top)
 
 
 def main() -> int:
@@ -114,8 +127,9 @@ def main() -> int:
     result["overlap"] = args.overlap
     print(json.dumps(result), flush=True)
     result["script"] = profile_script(engine)
+    result["first_audio"] = profile_first_audio(engine)
     (out / "profile.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(result["script"], indent=1), flush=True)
+    print(json.dumps({k: result[k] for k in ("script", "first_audio")}, indent=1), flush=True)
     if args.script_only:
         return 0
 

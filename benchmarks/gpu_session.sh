@@ -11,12 +11,16 @@
 # Budget (the device gives ~15 minutes per session, start-up included): benchmark <= BENCH_S (330 s; the cold
 # warm-up, compile and every bucket shape captured, took 214 s on an H200 in the tenth session, and its benchmark of
 # b1-eager and the compiled mode did not finish in 300 s), fallback <= FALLBACK_S (170 s), profile <= PROFILE_S (60 s), tests <= TESTS_S
-# (80 s), voice fitting <= FIT_S (60 s; 0 skips it; PROFILE_S=0 skips the profile); first, the token phase packed vs unpacked <= TOKEN_S (60 s;
-# benchmarks/token_phase.py, no compile). For A/B runs: CHANNELS_LAST=1 compiles the frame phase
+# (80 s), voice fitting <= FIT_S (60 s; 0 skips it; PROFILE_S=0 skips the profile); first, the token phase with ALBERT in
+# float32 and float16 (the default), packed and unpacked <= TOKEN_S (60 s; benchmarks/token_phase.py, no compile; TOKEN_S=1
+# skips it in effect), and with TOKEN_CORPUS_S=N the same over the 10-minute corpus with token budgets of 16k and 32k
+# too (<= N s). For A/B runs: ALBERT_FP32=1 runs ALBERT in float32 (voicegen.model.acoustic.albert.HALF_PRECISION);
+# CUDNN_BENCHMARK=1 lets cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark; off: heuristics); CHANNELS_LAST=1 compiles the frame phase
 # channels-last; GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch (default: all); UNPACKED_BILSTM=1
 # runs the token phase's BiLSTMs without packing (voicegen.model.layers.UNPACKED_BILSTM); TOKEN_GRAPHS=1 (with
 # UNPACKED_BILSTM=1) also replays the token phase's encoder as CUDA graphs (layers.TOKEN_GRAPHS); TOKEN_AUTO=1 sets
-# those two from the token-phase A/B run first (the fastest setting, if >= 1.1x packed with the same durations). Each step is cut
+# those two from the token-phase A/B run first (the faster of unpacked and graphs, if >= 1.1x the default with
+# durations at most a frame from float32's). Each step is cut
 # at its limit and the next one still runs; the machine stays warm 30 s after a call, with its compile cache in
 # /tmp/vgc: a second call made at once (PYTHONPATH=/tmp/custom:/tmp/site:$PWD VOICEGEN_CACHE=/tmp/vgc
 # TORCHINDUCTOR_CACHE_DIR=/tmp/vgc/torch-compile, .gpu/setup.sh skipped) warms up from the cache in ~40 s, e.g. for
@@ -44,19 +48,30 @@ mkdir -p "$CUSTOM" && : > "$CUSTOM/sitecustomize.py" && export PYTHONPATH=$CUSTO
     >> "$CUSTOM/sitecustomize.py"
 [ -n "${TOKEN_GRAPHS:-}" ] && echo 'import voicegen.model.layers as l; l.TOKEN_GRAPHS["cuda"] = True' \
     >> "$CUSTOM/sitecustomize.py"
+[ -n "${ALBERT_FP32:-}" ] && echo 'import voicegen.model.acoustic.albert as a; a.HALF_PRECISION["cuda"] = None' \
+    >> "$CUSTOM/sitecustomize.py"
+[ -n "${CUDNN_BENCHMARK:-}" ] && echo 'import torch; torch.backends.cudnn.benchmark = True' >> "$CUSTOM/sitecustomize.py"
 cat "$CUSTOM/sitecustomize.py" >> "$OUT/env.txt"
-# the token phase with packed and unpacked BiLSTMs and unpacked in CUDA graphs, alternating (seconds; its JSON goes
+# the token phase: ALBERT float32 and float16, packed and unpacked BiLSTMs and unpacked in CUDA graphs, alternating (seconds; its JSON goes
 # into throughput.log; it sets the switches itself)
 timeout ${TOKEN_S:-60} python3 benchmarks/token_phase.py --device cuda --rounds 20 --out /tmp/token-phase-cuda.json \
     > "$OUT/throughput.log" 2>&1
 echo "token phase exit $?" >> "$OUT/throughput.log"
 cat /tmp/token-phase-cuda.json >> "$OUT/throughput.log" 2>/dev/null
+if [ -n "${TOKEN_CORPUS_S:-}" ]; then  # the same over the 10-minute corpus, with larger token budgets too
+    timeout "$TOKEN_CORPUS_S" python3 benchmarks/token_phase.py --device cuda --corpus 10 --rounds 5 \
+        --budgets 16384,32768 --out /tmp/token-phase-cuda-corpus.json >> "$OUT/throughput.log" 2>&1
+    echo "token phase (corpus) exit $?" >> "$OUT/throughput.log"
+    cat /tmp/token-phase-cuda-corpus.json >> "$OUT/throughput.log" 2>/dev/null
+fi
 if [ -n "${TOKEN_AUTO:-}" ] && [ -z "${UNPACKED_BILSTM:-}" ]; then  # take the token setting that won the A/B by >= 10%
     python3 - /tmp/token-phase-cuda.json >> "$CUSTOM/sitecustomize.py" 2>> "$OUT/throughput.log" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-best = max(r["settings"], key=lambda s: s["wall_vs_packed"])
-if r["same_durations"] and best["setting"] != "packed" and best["wall_vs_packed"] >= 1.1:
+rows = {s["setting"]: s for s in r["settings"]}
+base = rows["fp16-albert"]  # the default token phase: ALBERT in float16, packed BiLSTMs
+best = min((rows[n] for n in ("unpacked", "graphs") if n in rows), key=lambda s: s["wall_ms"], default=None)
+if best and best["wall_ms"] * 1.1 <= base["wall_ms"] and best["largest_duration_difference"] <= 1:
     print('import voicegen.model.layers as l; l.UNPACKED_BILSTM["cuda"] = True')
     if best["setting"] == "graphs":
         print('l.TOKEN_GRAPHS["cuda"] = True')
