@@ -428,7 +428,6 @@ class Renderer:
         """Token phase and alignment of one batch -> its valid frames' features, packed: (frames, 512) each for x
         and asr. Sets each item's durations and frame count."""
         self.stats.token_batches += 1
-        dev = self.device
         lengths = torch.tensor([len(it.tokens) + 2 for it in batch])
         size = bucket_for(int(lengths.max()), TOKEN_BUCKETS)
         tokens = np.full((len(batch), size), PAD_ID, dtype=np.int64)
