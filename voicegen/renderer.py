@@ -445,8 +445,9 @@ class Renderer:
         else:
             style = self._to_device(style)
             phase = self.network.encode(self._to_device(tokens), lengths, style, self._to_device(speed))
-        frames = self.network.align(phase, style)
+        # read the durations before the alignment is queued: read after it, they would wait for its BiLSTM too
         durations = phase.durations.cpu()
+        frames = self.network.align(phase, style)
         counts = frames.frame_lengths.tolist()
         for i, it in enumerate(batch):
             it._frames = counts[i]

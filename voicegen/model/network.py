@@ -105,7 +105,8 @@ class KokoroNetwork(nn.Module):
         Reads the durations on the host once (the frame count decides tensor sizes).
         """
         durations = phase.durations
-        frame_lengths = durations.sum(1).cpu()
+        lengths = durations.sum(1)  # on the device, for the mask: no copy back to it
+        frame_lengths = lengths.cpu()
         frames = int(frame_lengths.max()) if frames is None else frames
         if frames < int(frame_lengths.max()):
             raise ValueError(f"frames={frames} is shorter than the longest item ({int(frame_lengths.max())} frames)")
@@ -113,7 +114,7 @@ class KokoroNetwork(nn.Module):
         f = torch.arange(frames, device=durations.device)
         token = torch.searchsorted(ends, f.expand(durations.shape[0], -1).contiguous(), right=True)  # (B, F)
         token = token.clamp(max=durations.shape[1] - 1)
-        valid = lengths_to_mask(frame_lengths.to(durations.device), frames)  # (B, 1, F)
+        valid = lengths_to_mask(lengths, frames)  # (B, 1, F)
         en = torch.gather(phase.d, 1, token[..., None].expand(-1, -1, phase.d.shape[-1])) * valid.transpose(1, 2)
         asr = torch.gather(phase.t_en, 2, token[:, None, :].expand(-1, phase.t_en.shape[1], -1)) * valid
         x = self.predictor.shared(en, frame_lengths).transpose(1, 2)  # (B, 512, F)
