@@ -70,6 +70,30 @@ def test_unpacked_bilstm_equals_the_packed_one_on_cuda(strict_float32):
         torch.testing.assert_close(lstm.unpacked(x, lengths), lstm(x, lengths), rtol=1e-4, atol=1e-5)
 
 
+def test_a_packed_bilstm_on_cuda_never_waits_for_the_device(strict_float32):
+    """`BiLSTM` with host lengths on the device: sorting, packing, the LSTM and unpacking are queued without one
+    synchronizing call that torch can see (its sync debug mode set to raise: torch's own enforce_sorted=False path
+    makes two per call), and give the packed LSTM's values."""
+    from voicegen.model.layers import BiLSTM
+
+    torch.manual_seed(0)
+    lstm = BiLSTM(64, 32)
+    lengths = torch.tensor([9, 4, 13, 4, 1, 9])
+    x = torch.randn(6, 13, 64)
+    with torch.inference_mode():
+        want = lstm(x, lengths)
+    lstm, x = lstm.cuda(), x.cuda()
+    with torch.inference_mode():
+        lstm(x, lengths)  # cuDNN's first call sets itself up
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            got = lstm(x, lengths)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-5)
+
+
 def test_token_phase_in_cuda_graphs_equals_the_eager_one(strict_float32, monkeypatch):
     """`voicegen.model.layers.TOKEN_GRAPHS`: the token phase's encoder replayed as captured graphs (rows padded to a
     power of two, BiLSTMs unpacked) gives the durations and frame features of the eager, packed token phase, for a

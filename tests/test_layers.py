@@ -101,6 +101,28 @@ def test_a_convolution_without_integer_zero_padding_is_refused():
         Conv1d(4, 4, 3, padding="same")
 
 
+def test_bilstm_packs_as_torch_does_bit_for_bit():
+    """`BiLSTM` sorts the batch on the host itself (so that CUDA need not synchronize); values and gradients must be
+    torch's pack_padded_sequence(enforce_sorted=False) path's, bit for bit, with ties and a full-length row. Catches a
+    wrong inverse permutation (rows swapped) or a sort that differs from torch's."""
+    from torch import nn
+
+    from voicegen.model.layers import BiLSTM
+
+    torch.manual_seed(0)
+    lstm = BiLSTM(20, 16)
+    lengths = torch.tensor([9, 4, 13, 4, 1, 9])
+    x = torch.randn(6, 13, 20, requires_grad=True)
+    ours = lstm(x, lengths)
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    theirs = nn.utils.rnn.pad_packed_sequence(nn.LSTM.forward(lstm, packed)[0], batch_first=True, total_length=13)[0]
+    assert torch.equal(ours, theirs)
+    weights = torch.randn_like(ours)
+    grad_ours = torch.autograd.grad((ours * weights).sum(), x)[0]
+    grad_theirs = torch.autograd.grad((theirs * weights).sum(), x)[0]
+    assert torch.equal(grad_ours, grad_theirs)
+
+
 def test_unpacked_bilstm_equals_the_packed_one_values_and_gradients():
     """Catches an unpacked BiLSTM (`voicegen.model.layers.UNPACKED_BILSTM`) whose backward direction reads padding,
     whose outputs are shifted by one step or not zero on padding, or whose gradients (voice fitting) differ."""

@@ -172,6 +172,14 @@ captured graph per (rows, token bucket), rows padded to a power of two. Off by d
 GPU session (`benchmarks/token_phase.py`); the alignment after it stays eager (its size is the frame count)."""
 
 
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on `device`; to CUDA through pinned memory without waiting for the device (a plain `.to()`
+    synchronizes the stream)."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 class BiLSTM(nn.LSTM):
     """A one-layer bidirectional LSTM over padded batches, exact per item.
 
@@ -191,9 +199,16 @@ class BiLSTM(nn.LSTM):
             return super().forward(x)[0]
         if UNPACKED_BILSTM.get(x.device.type, False):  # lengths may live on the device: nothing is read back
             return self.unpacked(x, lengths)
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        # packed longest first, as pack_padded_sequence(enforce_sorted=False) does, but sorted here on the host with
+        # both permutations sent to the device without waiting: torch's own sorting copies the order there with a
+        # blocking copy and reads the inverse order back, two device synchronizations per call on CUDA
+        lengths, order = torch.sort(lengths, descending=True)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order))
+        order, inverse = _to_device(order, x.device), _to_device(inverse, x.device)
+        packed = nn.utils.rnn.pack_padded_sequence(x.index_select(0, order), lengths, batch_first=True)
         out, _ = super().forward(packed)
-        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=total)[0]
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=total)[0].index_select(0, inverse)
 
     def unpacked(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The same as `forward` (to float rounding) without packing: x: (B, T, C_in), lengths: (B,) int64 ->
