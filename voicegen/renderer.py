@@ -46,7 +46,7 @@ from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEE
 from .memory import release_free_memory
 from .model import KokoroNetwork
 from .model.fft_conv import SpectralConvs
-from .model.layers import TOKEN_GRAPHS, UNPACKED_BILSTM
+from .model.layers import TOKEN_GRAPHS, UNPACKED_BILSTM, to_device
 from .model.network import TokenPhase
 from .performance import Performance, resolve_device
 from .seeds import check_seed, fresh_seed
@@ -617,14 +617,9 @@ class Renderer:
                 ) from exc
 
     def _to_device(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """A host array on the engine's device. On CUDA it is copied through pinned memory without waiting: `.to()`
-        waits for the device to finish everything queued before it, and a copy from pageable memory may too, which
-        would keep the next frame batch from being queued while the current one renders (issue 11, item 3). The
-        pinned buffer is not reused before the copy is done (torch's pinned allocator records the copy)."""
-        t = torch.as_tensor(array)
-        if self.device.type != "cuda":
-            return t.to(self.device)
-        return t.pin_memory().to(self.device, non_blocking=True)
+        """A host array on the engine's device without waiting for it (`layers.to_device`): a blocking copy would
+        keep the next frame batch from being queued while the current one renders (issue 11, item 3)."""
+        return to_device(array, self.device)
 
     def _release(self) -> None:
         """On the CPU the frame phase's temporaries live on the C heap, which otherwise keeps each batch's freed

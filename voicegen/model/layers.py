@@ -172,10 +172,12 @@ captured graph per (rows, token bucket), rows padded to a power of two. Off by d
 GPU session (`benchmarks/token_phase.py`); the alignment after it stays eager (its size is the frame count)."""
 
 
-def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A small host tensor on `device`; to CUDA through pinned memory without waiting for the device (a plain `.to()`
-    synchronizes the stream)."""
-    if device.type != "cuda":
+def to_device(array, device: torch.device) -> torch.Tensor:
+    """A host array or tensor on `device`. To CUDA it goes through pinned memory without waiting: `.to()` waits for
+    the device to finish everything queued before it (a stream synchronization), and a copy from pageable memory may
+    too. The pinned buffer is not reused before the copy is done (torch's pinned allocator records the copy)."""
+    t = torch.as_tensor(array)
+    if torch.device(device).type != "cuda":
         return t.to(device)
     return t.pin_memory().to(device, non_blocking=True)
 
@@ -205,7 +207,7 @@ class BiLSTM(nn.LSTM):
         lengths, order = torch.sort(lengths, descending=True)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(len(order))
-        order, inverse = _to_device(order, x.device), _to_device(inverse, x.device)
+        order, inverse = to_device(order, x.device), to_device(inverse, x.device)
         packed = nn.utils.rnn.pack_padded_sequence(x.index_select(0, order), lengths, batch_first=True)
         out, _ = super().forward(packed)
         return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=total)[0].index_select(0, inverse)
