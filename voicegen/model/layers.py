@@ -173,11 +173,12 @@ GPU session (`benchmarks/token_phase.py`); the alignment after it stays eager (i
 
 
 def to_device(array, device: torch.device) -> torch.Tensor:
-    """A host array or tensor on `device`. To CUDA it goes through pinned memory without waiting: `.to()` waits for
-    the device to finish everything queued before it (a stream synchronization), and a copy from pageable memory may
-    too. The pinned buffer is not reused before the copy is done (torch's pinned allocator records the copy)."""
+    """A host array or tensor on `device` (a tensor already on a device: `.to`). To CUDA it goes through pinned memory
+    without waiting: `.to()` waits for the device to finish everything queued before it (a stream synchronization),
+    and a copy from pageable memory may too. The pinned buffer is not reused before the copy is done (torch's pinned
+    allocator records the copy)."""
     t = torch.as_tensor(array)
-    if torch.device(device).type != "cuda":
+    if torch.device(device).type != "cuda" or t.device.type != "cpu":
         return t.to(device)
     return t.pin_memory().to(device, non_blocking=True)
 

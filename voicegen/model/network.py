@@ -21,7 +21,7 @@ from ..constants import HIDDEN_DIM, N_TOKENS, SAMPLES_PER_FRAME, TIMBRE_DIM
 from .acoustic.albert import Albert, AlbertConfig
 from .acoustic.prosody import ProsodyPredictor
 from .acoustic.text_encoder import TextEncoder
-from .layers import lengths_to_mask
+from .layers import lengths_to_mask, to_device
 from .vocoder.decoder import Decoder
 from .vocoder.noise import gaussian_noise
 
@@ -89,7 +89,7 @@ class KokoroNetwork(nn.Module):
         nothing here reads the device, so the call can be captured in a CUDA graph); style: (B, 256); speed: (B,);
         durations: (B, T) frames per token to use instead of the predicted ones (0 on padding) -> TokenPhase."""
         device = tokens.device
-        valid = (torch.arange(tokens.shape[1], device=lengths.device)[None, :] < lengths[:, None]).to(device)
+        valid = to_device(torch.arange(tokens.shape[1], device=lengths.device)[None, :] < lengths[:, None], device)
         mask = valid[..., None].float()  # (B, T, 1)
         bert = self.bert(tokens, valid)  # (B, T, 768)
         d_en = self.bert_encoder(bert) * mask  # (B, T, 512)
