@@ -94,6 +94,35 @@ def test_a_packed_bilstm_on_cuda_never_waits_for_the_device(strict_float32):
     torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-5)
 
 
+def test_the_token_phase_encoder_never_waits_for_the_device():
+    """`KokoroNetwork.encode` on CUDA with the lengths on the host (the engine's default path: ALBERT in float16,
+    packed BiLSTMs) is queued without one synchronizing call that torch can see (sync debug mode set to raise): the
+    only wait of a token batch is the read of its durations, after the encoder. Catches a blocking copy of a mask, a
+    permutation or an input."""
+    from voicegen import Engine, Performance, Request
+    from voicegen.batching import TOKEN_BUCKETS, bucket_for
+
+    engine = Engine(device="cuda", performance=Performance())
+    renderer = engine.renderer
+    items = [item for i, t in enumerate(TEXTS) for item in engine.plan(Request(t, seed=i)).items]
+    with torch.inference_mode():
+        renderer._token_phase(items)  # cuDNN and the allocators set up; the durations to compare with
+        lengths = torch.tensor([len(it.tokens) + 2 for it in items])
+        tokens = torch.zeros(len(items), bucket_for(int(lengths.max()), TOKEN_BUCKETS), dtype=torch.int64)  # as it pads
+        for i, it in enumerate(items):
+            tokens[i, 1 : len(it.tokens) + 1] = torch.as_tensor(it.tokens)
+        tokens = tokens.cuda()
+        style = torch.stack([it.style for it in items]).cuda()
+        speed = torch.ones(len(items), device="cuda")
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            phase = renderer.network.encode(tokens, lengths, style, speed)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert [int(d[: n].sum()) for d, n in zip(phase.durations.cpu(), lengths.tolist())] == [it._frames for it in items]
+
+
 def test_token_phase_in_cuda_graphs_equals_the_eager_one(strict_float32, monkeypatch):
     """`voicegen.model.layers.TOKEN_GRAPHS`: the token phase's encoder replayed as captured graphs (rows padded to a
     power of two, BiLSTMs unpacked) gives the durations and frame features of the eager, packed token phase, for a
