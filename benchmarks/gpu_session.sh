@@ -23,9 +23,9 @@
 # durations at most a frame from float32's). Each step is cut
 # at its limit and the next one still runs; the machine stays warm 30 s after a call, with its compile cache in
 # /tmp/vgc: a second call made at once (PYTHONPATH=/tmp/custom:/tmp/site:$PWD VOICEGEN_CACHE=/tmp/vgc
-# TORCHINDUCTOR_CACHE_DIR=/tmp/vgc/torch-compile, .gpu/setup.sh skipped) warms up from the cache in ~40 s, e.g. for
-# the A/B `throughput.py --modes cuda-compiled-bf16-graphs,cuda-compiled-bf16-graphs-overlap` and
-# `gpu_profile.py --script-only`; what a step measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
+# TORCHINDUCTOR_CACHE_DIR=/tmp/vgc/torch-compile, .gpu/setup.sh skipped) warms up from the cache in ~40 s:
+# `bash benchmarks/gpu_followup.sh` is that call, prepared (the overlap A/B, the script and first-audio profile,
+# optionally cuDNN's autotuning); what a step measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
 # throughput.log (with the profile's log), profile.json, kernels.txt, pytest-cuda.log (with the fit's log),
 # voices-cuda.json, and throughput-cuda-fallback.json or graphs.tar.xz.
 set -uo pipefail

@@ -275,7 +275,7 @@ def run_onnx(items, threads: int) -> dict:
 
 
 def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0,
-             mos_judge=None) -> tuple[dict, list[np.ndarray]]:
+             mos_judge=None, cached: bool = True) -> tuple[dict, list[np.ndarray]]:
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -343,7 +343,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         "first_audio_runs_s": first_times,
         "first_chunk_audio_s": first.duration,
         "peak_memory_mb": peak_memory_mb(device),
-        "warmup_cached": cached_warmup(mode, device) if "compiled" in mode else None,
+        "warmup_cached": cached_warmup(mode, device) if "compiled" in mode and cached else None,
     }, audio
 
 
@@ -378,6 +378,9 @@ def main() -> int:
     parser.add_argument("--asr", type=int, default=40, metavar="N",
                         help="Whisper tiny.en WER over N chunks of each mode's output (0: skip; default 40)")
     parser.add_argument("--out", help="JSON path (default benchmarks/results/throughput-<device>-<date>.json)")
+    parser.add_argument("--no-cached-warmup", action="store_true",
+                        help="skip the compiled modes' second warm-up in a fresh process (an A/B that needs no warm-up "
+                             "figure: saves ~40 s per compiled mode on a GPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     modes = args.modes.split(",") if args.modes else (CUDA_MODES if args.device == "cuda" else CPU_MODES)
@@ -416,7 +419,8 @@ def main() -> int:
         if mode == "onnx-b1":
             results[mode], _ = run_onnx(items, args.threads)
         else:
-            results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr, mos_judge)
+            results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr, mos_judge,
+                                            cached=not args.no_cached_warmup)
             if mode == "b1-eager":
                 reference = audio  # float32 eager: what the other modes are compared with
         log(json.dumps(results[mode], indent=None))
