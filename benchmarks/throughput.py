@@ -198,6 +198,14 @@ def asr_check(items, audio: list[np.ndarray], count: int, judge) -> float | None
     return corpus_word_error_rate([items[i][1] for i in picks], hypotheses)
 
 
+def timed_script(engine: Engine, script: Script):
+    """Render the one-minute script end to end, the device synchronized at the end -> (episode, seconds)."""
+    t0 = time.perf_counter()
+    episode = render_script(engine, script, seed=0)
+    sync(str(engine.device.type))
+    return episode, time.perf_counter() - t0
+
+
 def script_stages(engine: Engine, script: Script):
     """Render the one-minute script end to end -> (episode, seconds, seconds per stage): frontend (the engine's
     planning step), token phase + alignment, frame phase, host copies (from the renderer's counters, with the
@@ -227,10 +235,7 @@ def script_stages(engine: Engine, script: Script):
         setattr(obj, name, fn)
     engine.renderer.profile = True
     try:
-        t0 = time.perf_counter()
-        episode = render_script(engine, script, seed=0)
-        sync(str(engine.device.type))
-        total = time.perf_counter() - t0
+        episode, total = timed_script(engine, script)
     finally:
         for obj, name, original in saved:
             if original is None:
@@ -244,14 +249,6 @@ def script_stages(engine: Engine, script: Script):
     stages["rest"] = total - sum(stages.values())
     stages["mixing_and_rest"] = stages["mixing"] + stages["rest"]  # the one figure of earlier runs
     return episode, total, stages
-
-
-def script_latency_of(engine: Engine, script: Script) -> float:
-    """Seconds to render the one-minute script end to end, device synchronized at the end only."""
-    t0 = time.perf_counter()
-    render_script(engine, script, seed=0)
-    sync(str(engine.device.type))
-    return time.perf_counter() - t0
 
 
 def dnsmos_check(items, audio: list[np.ndarray], count: int, judge) -> float | None:
@@ -305,7 +302,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
     episode, script_latency, _ = runs[1]  # the median of three
     profiled_latency, latencies = script_latency, [run[1] for run in runs]
     if device == "cuda":  # as a user sees it: no synchronization at stage boundaries (see the docstring)
-        latencies = sorted(script_latency_of(engine, script) for _ in range(3))
+        latencies = sorted(timed_script(engine, script)[1] for _ in range(3))
         script_latency = latencies[1]
     # each stage's median over the three renders (a stage of a few ms is noise within one render)
     stages = {name: float(np.median([run[2][name] for run in runs])) for name in runs[0][2]}
