@@ -13,8 +13,7 @@
 # b1-eager and the compiled mode did not finish in 300 s), fallback <= FALLBACK_S (170 s), profile <= PROFILE_S (60 s), tests <= TESTS_S
 # (80 s), voice fitting <= FIT_S (60 s; 0 skips it; PROFILE_S=0 skips the profile); first, the token phase with ALBERT in
 # float32 and float16 (the default), packed and unpacked <= TOKEN_S (60 s; benchmarks/token_phase.py, no compile; TOKEN_S=1
-# skips it in effect), and with TOKEN_CORPUS_S=N the same over the 10-minute corpus with token budgets of 16k and 32k
-# too (<= N s). For A/B runs: ALBERT_FP32=1 runs ALBERT in float32 (voicegen.model.acoustic.albert.HALF_PRECISION);
+# skips it in effect; the corpus with larger token budgets is gpu_followup.sh's TOKEN_CORPUS_S). For A/B runs: ALBERT_FP32=1 runs ALBERT in float32 (voicegen.model.acoustic.albert.HALF_PRECISION);
 # CUDNN_BENCHMARK=1 lets cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark; off: heuristics); CHANNELS_LAST=1 compiles the frame phase
 # channels-last; GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch (default: all); UNPACKED_BILSTM=1
 # runs the token phase's BiLSTMs without packing (voicegen.model.layers.UNPACKED_BILSTM); TOKEN_GRAPHS=1 (with
@@ -58,12 +57,6 @@ timeout ${TOKEN_S:-60} python3 benchmarks/token_phase.py --device cuda --rounds 
     > "$OUT/throughput.log" 2>&1
 echo "token phase exit $?" >> "$OUT/throughput.log"
 cat /tmp/token-phase-cuda.json >> "$OUT/throughput.log" 2>/dev/null
-if [ -n "${TOKEN_CORPUS_S:-}" ]; then  # the same over the 10-minute corpus, with larger token budgets too
-    timeout "$TOKEN_CORPUS_S" python3 benchmarks/token_phase.py --device cuda --corpus 10 --rounds 5 \
-        --budgets 16384,32768 --out /tmp/token-phase-cuda-corpus.json >> "$OUT/throughput.log" 2>&1
-    echo "token phase (corpus) exit $?" >> "$OUT/throughput.log"
-    cat /tmp/token-phase-cuda-corpus.json >> "$OUT/throughput.log" 2>/dev/null
-fi
 if [ -n "${TOKEN_AUTO:-}" ] && [ -z "${UNPACKED_BILSTM:-}" ]; then  # take the token setting that won the A/B by >= 10%
     python3 - /tmp/token-phase-cuda.json >> "$CUSTOM/sitecustomize.py" 2>> "$OUT/throughput.log" <<'PY'
 import json, sys

@@ -10,8 +10,8 @@ predictor, the shared BiLSTM) in several settings, alternating in one process:
   graphs       (CUDA) unpacked with the encoder replayed as CUDA graphs (`layers.TOKEN_GRAPHS`: one graph per rows x
                token bucket, rows padded to a power of two)
   budget-N     (--budgets) the device's default with token batches of at most N padded tokens instead of the
-               engine's budget (`Performance.max_batch_tokens`): on a GPU the BiLSTM recurrences take about as long
-               for a large batch as for a small one, so fewer batches may pay
+               engine's budget (`Performance.max_batch_tokens`): a BiLSTM's recurrence is a chain of small steps, so
+               on a GPU a large batch may take little longer than a small one and fewer batches pay (to be measured)
 
 Round 0 warms every setting up (allocator, cuDNN plans, captures) and is not counted. No compile: the token phase
 runs eagerly (or as graphs of eager kernels), so this takes seconds even on a fresh GPU machine.

@@ -74,8 +74,8 @@ def test_albert_in_float16_keeps_the_float32_durations(network, frontend, voice_
     """ALBERT's float16 region (`albert.HALF_PRECISION`, on by default on CUDA) tried on the CPU, where autocast runs
     real float16 products: a padded batch gives float32 output within 2% of float32's, finite on padding (the key
     mask becomes -inf in float16), and the float32 durations on >= 99% of tokens, none more than a frame apart.
-    Catches the region leaking into the LSTMs or the duration head (bfloat16 there moved 1.2% of tokens, up to
-    3 frames per item), a non-float32 output, and a switch that does nothing (output identical to float32)."""
+    Catches the region leaking into the LSTMs or the duration head, a non-float32 output, and a switch that does
+    nothing (output identical to float32)."""
     from voicegen.model.acoustic import albert
     from voicegen.weights import style_for
 
