@@ -173,10 +173,13 @@ def k_filter(x: np.ndarray, sr: int, state: np.ndarray | None = None, axis: int 
     """K-weight x along `axis` in float64, continuing from `state` (zeros: from rest): (y like x, final state).
 
     state: x's shape with `axis` replaced by K_ORDER (the filter's own, linear in the input: states of two signals
-    add up to the state of their sum). scipy's lfilter walks any axis in place, so (n, C) frames need no transpose."""
+    add up to the state of their sum). scipy's lfilter walks any axis in place, so (n, C) frames need no transpose.
+    x is converted to float64 first: given float32 samples and an initial state, lfilter (scipy 1.17) took twice
+    as long as the conversion and a float64 filter together (benchmarks/RESULTS.md, twelfth session)."""
     from scipy.signal import lfilter
 
     b, a = k_weighting_ba(sr)
+    x = np.asarray(x, dtype=np.float64)
     if state is None:
         shape = list(np.shape(x))
         shape[axis] = K_ORDER
