@@ -9,6 +9,9 @@ predictor, the shared BiLSTM) in several settings, alternating in one process:
                batch twice, left- and right-aligned)
   graphs       (CUDA) unpacked with the encoder replayed as CUDA graphs (`layers.TOKEN_GRAPHS`: one graph per rows x
                token bucket, rows padded to a power of two)
+  bucket-padding / exact-padding
+               the device's default with its token batches padded the other way (`voicegen.renderer.EXACT_TOKEN_PADDING`):
+               to their token bucket on the CPU (which pads to the longest item), to the longest item on CUDA
   budget-N     (--budgets) the device's default with token batches of at most N padded tokens instead of the
                engine's budget (`Performance.max_batch_tokens`): a BiLSTM's recurrence is a chain of small steps, so
                on a GPU a large batch may take little longer than a small one and fewer batches pay (to be measured)
@@ -47,12 +50,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from typing import NamedTuple  # noqa: E402
+
 from throughput import build_corpus, one_minute_script, sync  # noqa: E402
 
-from voicegen import Engine, Performance, Request  # noqa: E402
+from voicegen import Engine, Performance, Request, renderer  # noqa: E402
 from voicegen.batching import token_batches  # noqa: E402
 from voicegen.model import layers  # noqa: E402
 from voicegen.model.acoustic import albert  # noqa: E402
+
+
+class Setting(NamedTuple):
+    """One way to run the token phase: the switches it sets, then restores."""
+
+    unpacked: bool  # layers.UNPACKED_BILSTM
+    graphs: bool  # layers.TOKEN_GRAPHS
+    albert: torch.dtype | None  # albert.HALF_PRECISION (None: float32)
+    budget: int  # padded tokens per token batch
+    exact: bool  # renderer.EXACT_TOKEN_PADDING
 
 
 def script_items(engine: Engine, corpus_minutes: float = 0.0):
@@ -99,17 +114,19 @@ def main() -> int:
     items = script_items(engine, args.corpus)
     budget = engine.renderer.performance.max_batch_tokens
     default_albert = albert.HALF_PRECISION.get(kind)
-    settings = {  # (UNPACKED_BILSTM, TOKEN_GRAPHS, ALBERT's dtype, token budget)
-        "fp32-albert": (False, False, None, budget),
-        "fp16-albert": (False, False, torch.float16, budget),
-        "bf16-albert": (False, False, torch.bfloat16, budget),
-        "unpacked": (True, False, default_albert, budget),
+    exact = renderer.EXACT_TOKEN_PADDING.get(kind, False)
+    settings = {
+        "fp32-albert": Setting(False, False, None, budget, exact),
+        "fp16-albert": Setting(False, False, torch.float16, budget, exact),
+        "bf16-albert": Setting(False, False, torch.bfloat16, budget, exact),
+        "unpacked": Setting(True, False, default_albert, budget, exact),
+        "exact-padding" if not exact else "bucket-padding": Setting(False, False, default_albert, budget, not exact),
     }
     if kind == "cuda":
-        settings["graphs"] = (True, True, default_albert, budget)
+        settings["graphs"] = Setting(True, True, default_albert, budget, False)  # graphs replay bucket shapes
     for extra in (int(b) for b in args.budgets.split(",") if b.strip()):
-        settings[f"budget-{extra}"] = (False, False, default_albert, extra)
-    batches = {b: batches_of(items, b) for *_, b in settings.values()}
+        settings[f"budget-{extra}"] = Setting(False, False, default_albert, extra, exact)
+    batches = {setting.budget: batches_of(items, setting.budget) for setting in settings.values()}
     times = {name: [] for name in settings}
     results, failures = {}, {}
     # the largest |value| entering ALBERT's last LayerNorm (a residual sum: its largest activation) in float32: how
@@ -119,13 +136,14 @@ def main() -> int:
     hook = layer.full_layer_layer_norm.register_forward_pre_hook(
         lambda module, inputs: peak.__setitem__(0, max(peak[0], float(inputs[0].float().abs().max()))))
     for r in range(args.rounds + 1):  # round 0 warms every setting up (allocator, cuDNN plans, captures): not counted
-        for name, (unpacked, graphs, dtype, size) in settings.items():
+        for name, setting in settings.items():
             if name in failures:
                 continue
-            layers.UNPACKED_BILSTM[kind], layers.TOKEN_GRAPHS[kind] = unpacked, graphs
-            albert.HALF_PRECISION[kind] = dtype
+            layers.UNPACKED_BILSTM[kind], layers.TOKEN_GRAPHS[kind] = setting.unpacked, setting.graphs
+            albert.HALF_PRECISION[kind] = setting.albert
+            renderer.EXACT_TOKEN_PADDING[kind] = setting.exact
             try:
-                wall, host, stores, durations = token_phase(engine, items, batches[size], device)
+                wall, host, stores, durations = token_phase(engine, items, batches[setting.budget], device)
             except Exception as exc:  # a setting that fails (a capture on a new GPU) must not cost the others
                 if name == "fp32-albert":
                     raise
@@ -141,6 +159,7 @@ def main() -> int:
         del settings[name], times[name]
     layers.UNPACKED_BILSTM[kind] = layers.TOKEN_GRAPHS[kind] = False
     albert.HALF_PRECISION[kind] = default_albert
+    renderer.EXACT_TOKEN_PADDING[kind] = exact
     s0, d0 = results["fp32-albert"]
     tokens = sum(len(d) for d in d0)
     agreement = {}
@@ -149,7 +168,7 @@ def main() -> int:
         changed = sum(int((a != b).sum()) for a, b in zip(d0, d1))
         largest = max(int((a - b).abs().max()) for a, b in zip(d0, d1))
         feature = None
-        if not changed and settings[name][3] == budget:  # aligned frame by frame, stores laid out alike: compare
+        if not changed and settings[name].budget == budget:  # aligned frame by frame, stores laid out alike: compare
             feature = max(float((a - b).abs().max()) for (xa, aa), (xb, ab) in zip(s0, s1) for a, b in ((xa, xb), (aa, ab)))
         agreement[name] = {"tokens_changed": changed, "largest_duration_difference": largest,
                            "items_changed": sum(1 for a, b in zip(d0, d1) if not torch.equal(a, b)),
@@ -175,7 +194,8 @@ def main() -> int:
         "tokens": tokens,
         "albert_peak_activation": peak[0],  # float32, first round; float16 overflows at 65,504
         "albert_default": str(default_albert).replace("torch.", "") if default_albert else "float32",
-        "baseline": "fp32-albert: ALBERT in float32, packed BiLSTMs, same run",
+        "baseline": "fp32-albert: ALBERT in float32, packed BiLSTMs, the device's token padding, same run",
+        "exact_token_padding": exact,
         "token_graphs": len(engine.renderer._token_graphs.graphs) if engine.renderer._token_graphs else 0,
         "failures": failures,
         "settings": rows,

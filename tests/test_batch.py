@@ -203,3 +203,29 @@ def test_same_batch_composition_is_bit_for_bit(wide_renderer, shared_items):
     wide_renderer.render(second)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a.audio, b.audio)
+
+
+def test_the_cpu_pads_a_token_batch_to_its_longest_item(wide_renderer, shared_items, monkeypatch):
+    """`renderer.EXACT_TOKEN_PADDING`: on the CPU a token batch is padded to its longest item (16 + 2 tokens here),
+    not to its token bucket (32), with the same durations and features to rounding. Catches the CPU falling back to
+    the buckets (1.5x the token phase's time: benchmarks/RESULTS.md, twelfth session) and padding that changes
+    what an item renders."""
+    from voicegen import renderer as renderer_module
+
+    widths = []
+    encode = wide_renderer.network.encode
+    monkeypatch.setattr(wide_renderer.network, "encode", lambda tokens, *a: widths.append(tokens.shape[1]) or
+                        encode(tokens, *a))
+    runs = {}
+    for exact in (True, False):  # the default, then the buckets
+        if not exact:
+            monkeypatch.setitem(renderer_module.EXACT_TOKEN_PADDING, "cpu", False)
+        items = shared_items()
+        with torch.inference_mode():
+            x, asr = wide_renderer._token_phase(items)
+        runs[exact] = [it.durations for it in items], x, asr
+    assert widths == [max(len(it.tokens) for it in items) + 2, 32]
+    (d_exact, x_exact, asr_exact), (d_bucket, x_bucket, asr_bucket) = runs[True], runs[False]
+    assert all(torch.equal(a, b) for a, b in zip(d_exact, d_bucket))
+    for a, b in ((x_exact, x_bucket), (asr_exact, asr_bucket)):
+        assert float((a - b).norm() / b.norm()) < 1e-4

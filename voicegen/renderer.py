@@ -56,6 +56,14 @@ RECOMPILE_LIMIT = 64
 """Compiled graphs the frame phase may hold before inputs that none of them accepts are an error (never a silent
 fall back to eager). With sizes compiled symbolically every batch needs one of two (one row, several rows)."""
 
+EXACT_TOKEN_PADDING = {"cpu": True}
+"""Per device type: whether a token batch is padded to its longest item (True) or to that item's token bucket
+(`voicegen.batching.TOKEN_BUCKETS`; the default). The CPU's token phase is eager float32 with no per-shape plans or
+graphs, so it pads exactly: over throughput.py's 3-minute corpus (40 chunks) the buckets' padding made it 1.49x
+slower, with the same durations (`benchmarks/token_phase.py`; benchmarks/RESULTS.md, twelfth session). CUDA keeps
+the buckets: a few shapes for cuDNN's plans and the token phase's CUDA graphs (`voicegen.model.layers.TOKEN_GRAPHS`).
+Read per call, so a benchmark can switch it."""
+
 
 def check_speed(speed) -> float:
     """A speaking rate in SPEED_RANGE as a float; ValueError (naming the range) for anything else."""
@@ -429,7 +437,8 @@ class Renderer:
         and asr. Sets each item's durations and frame count."""
         self.stats.token_batches += 1
         lengths = torch.tensor([len(it.tokens) + 2 for it in batch])
-        size = bucket_for(int(lengths.max()), TOKEN_BUCKETS)
+        longest = int(lengths.max())
+        size = longest if EXACT_TOKEN_PADDING.get(self.device.type, False) else bucket_for(longest, TOKEN_BUCKETS)
         tokens = np.full((len(batch), size), PAD_ID, dtype=np.int64)
         for i, it in enumerate(batch):
             tokens[i, 1 : len(it.tokens) + 1] = it.tokens
