@@ -19,7 +19,9 @@
 # runs the token phase's BiLSTMs without packing (voicegen.model.layers.UNPACKED_BILSTM); TOKEN_GRAPHS=1 (with
 # UNPACKED_BILSTM=1) also replays the token phase's encoder as CUDA graphs (layers.TOKEN_GRAPHS); TOKEN_AUTO=1 sets
 # those two from the token-phase A/B run first (the faster of unpacked and graphs, if >= 1.1x the default with
-# durations at most a frame from float32's). Each step is cut
+# durations at most a frame from float32's), or EXACT_PADDING if exact-padding is the faster; EXACT_PADDING=1 pads
+# token batches to their longest item instead of their token bucket (voicegen.renderer.EXACT_TOKEN_PADDING, the
+# CPU's default). Each step is cut
 # at its limit and the next one still runs; the machine stays warm 30 s after a call, with its compile cache in
 # /tmp/vgc: a second call made at once (PYTHONPATH=/tmp/custom:/tmp/site:$PWD VOICEGEN_CACHE=/tmp/vgc
 # TORCHINDUCTOR_CACHE_DIR=/tmp/vgc/torch-compile, .gpu/setup.sh skipped) warms up from the cache in ~40 s:
@@ -49,6 +51,8 @@ mkdir -p "$CUSTOM" && : > "$CUSTOM/sitecustomize.py" && export PYTHONPATH=$CUSTO
     >> "$CUSTOM/sitecustomize.py"
 [ -n "${ALBERT_FP32:-}" ] && echo 'import voicegen.model.acoustic.albert as a; a.HALF_PRECISION["cuda"] = None' \
     >> "$CUSTOM/sitecustomize.py"
+[ -n "${EXACT_PADDING:-}" ] && echo 'import voicegen.renderer as r; r.EXACT_TOKEN_PADDING["cuda"] = True' \
+    >> "$CUSTOM/sitecustomize.py"
 [ -n "${CUDNN_BENCHMARK:-}" ] && echo 'import torch; torch.backends.cudnn.benchmark = True' >> "$CUSTOM/sitecustomize.py"
 cat "$CUSTOM/sitecustomize.py" >> "$OUT/env.txt"
 # the token phase: ALBERT float32 and float16, packed and unpacked BiLSTMs and unpacked in CUDA graphs, alternating (seconds; its JSON goes
@@ -57,15 +61,19 @@ timeout ${TOKEN_S:-60} python3 benchmarks/token_phase.py --device cuda --rounds 
     > "$OUT/throughput.log" 2>&1
 echo "token phase exit $?" >> "$OUT/throughput.log"
 cat /tmp/token-phase-cuda.json >> "$OUT/throughput.log" 2>/dev/null
-if [ -n "${TOKEN_AUTO:-}" ] && [ -z "${UNPACKED_BILSTM:-}" ]; then  # take the token setting that won the A/B by >= 10%
+if [ -n "${TOKEN_AUTO:-}" ] && [ -z "${UNPACKED_BILSTM:-}${EXACT_PADDING:-}" ]; then  # the setting that won by >= 10%
     python3 - /tmp/token-phase-cuda.json >> "$CUSTOM/sitecustomize.py" 2>> "$OUT/throughput.log" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 rows = {s["setting"]: s for s in r["settings"]}
 base = rows["fp16-albert"]  # the default token phase: ALBERT in float16, packed BiLSTMs
-best = min((rows[n] for n in ("unpacked", "graphs") if n in rows), key=lambda s: s["wall_ms"], default=None)
+tried = ("unpacked", "graphs", "exact-padding")
+best = min((rows[n] for n in tried if n in rows), key=lambda s: s["wall_ms"], default=None)
 if best and best["wall_ms"] * 1.1 <= base["wall_ms"] and best["largest_duration_difference"] <= 1:
-    print('import voicegen.model.layers as l; l.UNPACKED_BILSTM["cuda"] = True')
+    if best["setting"] == "exact-padding":  # CUDA graphs of the token phase replay bucket shapes: not both
+        print('import voicegen.renderer as r; r.EXACT_TOKEN_PADDING["cuda"] = True')
+    else:
+        print('import voicegen.model.layers as l; l.UNPACKED_BILSTM["cuda"] = True')
     if best["setting"] == "graphs":
         print('l.TOKEN_GRAPHS["cuda"] = True')
 PY
