@@ -5,15 +5,18 @@
 # (~40 s) instead of compiling for minutes. Carry nothing:
 #     device: command="bash benchmarks/gpu_followup.sh", timeout_s=<what the session has left>
 # Steps, each cut at its limit (0 skips it):
-#   OVERLAP_S (150 s)  issue 11 item 4's A/B: the compiled mode with and without Renderer.overlap (the token phase on a
-#                      second stream, pipelined by token batch), one throughput.py run -> overlap-cuda.json
+#   OVERLAP_S (0 s)    issue 11 item 4's A/B as two engines: the compiled mode with and without Renderer.overlap
+#                      (the token phase on a second stream, pipelined by token batch), one throughput.py run, each
+#                      engine warmed up from the cache -> overlap-cuda.json; gpu_session.sh's benchmark already
+#                      makes this A/B on one warm engine (--ab overlap), so this is a second opinion
 #   PROFILE_S (70 s)   where the one-minute script's time and time to first audio go: gpu_profile.py --script-only
 #                      (torch.profiler, top kernels and host operations) -> profile.json
 #   TOKEN_CORPUS_S (0 s)  the token phase over the 10-minute corpus, ALBERT float32/float16, packed/unpacked/graphs and
 #                      token budgets of 16k and 32k against the default 8k (token_phase.py, no compile)
 #                      -> token-phase-cuda-corpus.json
 #   CUDNN_S (0 s)      the compiled mode with torch.backends.cudnn.benchmark on (cuDNN times its convolution algorithms
-#                      per shape) -> cudnn-benchmark-cuda.json; the baseline is OVERLAP_S's run without overlap
+#                      per shape) -> cudnn-benchmark-cuda.json; the baseline: gpu_session.sh's throughput-cuda.json
+#                      (same machine, another process) or OVERLAP_S's run without overlap
 # Everything printed goes to followup.log. Back under $OUT: followup.log and the JSONs above.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
@@ -28,8 +31,8 @@ mkdir -p /tmp/custom && touch /tmp/custom/sitecustomize.py
 export PYTHONPATH=/tmp/custom:/tmp/site:$PWD VOICEGEN_CACHE=/tmp/vgc TORCHINDUCTOR_CACHE_DIR=/tmp/vgc/torch-compile
 { echo "switches from gpu_session.sh:"; cat /tmp/custom/sitecustomize.py; } > "$OUT/followup.log"
 MODE=cuda-compiled-bf16-graphs
-if [ "${OVERLAP_S:-150}" != 0 ]; then
-    timeout "${OVERLAP_S:-150}" python3 benchmarks/throughput.py --device cuda --minutes ${MINUTES:-10} --asr 0 \
+if [ "${OVERLAP_S:-0}" != 0 ]; then
+    timeout "$OVERLAP_S" python3 benchmarks/throughput.py --device cuda --minutes ${MINUTES:-10} --asr 0 \
         --modes "$MODE,$MODE-overlap" --no-cached-warmup --out "$OUT/overlap-cuda.json" >> "$OUT/followup.log" 2>&1
     echo "overlap A/B exit $?" >> "$OUT/followup.log"
 fi

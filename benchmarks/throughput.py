@@ -30,9 +30,9 @@ the median of three more renders without them (`script_latency_s`; the profiled 
 the median of five streamed sentences. Compiled modes also time their warm-up again in a fresh process that loads
 this run's compiled graphs from the cache (`warmup_cached`). Quality per mode: log-mel distance to the float32
 eager rendering of the same chunks, Whisper tiny.en WER over 40 chunks (--asr N) against their text, and DNSMOS
-overall (voicegen.eval.dnsmos) over the same chunks. `--plan-overheads 256,512`: in modes with static shapes (CUDA
-graphs), the corpus and the script again with the batch planner's per-batch cost at those values, alternating with
-the default (`plan_overhead_ab`): fewer padded frames against more batches, measured on the device.
+overall (voicegen.eval.dnsmos) over the same chunks. `--ab overhead-256,overlap,...`: in batched modes, the corpus
+and the script again with each variant of the warm engine, alternating with it as it is (`ab` in the JSON): A/B runs
+that need no second warm-up (on a GPU, about a second a round instead of a fresh engine's ~40 s).
 
 Usage:
   python benchmarks/throughput.py                       # all modes available here, >= 10 minutes of audio
@@ -273,41 +273,77 @@ def run_onnx(items, threads: int) -> dict:
     return {"audio_s": audio_s, "wall_s": wall, "x_realtime": audio_s / wall, "warmup_s": 0.0, "batch": 1}, None
 
 
-def plan_overhead_ab(engine: Engine, items, script: Script, device: str, overheads, rounds: int = 3) -> dict:
-    """The batch planner's per-batch cost (`voicegen.batching.STATIC_BATCH_OVERHEAD`, in frames) A/B, for a mode
-    with static shapes (CUDA graphs): the corpus and the one-minute script rendered again with the engine's value
-    and with each of `overheads`, alternating, `rounds` rounds. Only the plans change (how many batches, how much
-    padding), not the set of shapes, so nothing is compiled or captured: on a warm GPU each round takes about a
-    second. -> per overhead: x real time (the corpus; median round), frame batches and padding of a corpus pass, the
-    script's latency (median round), and every round's seconds."""
-    from voicegen import batching
+def variant(engine: Engine, name: str):
+    """An A/B variant of a warm engine that needs no compile or capture -> a function that applies it and returns
+    one that undoes it. 'default'; 'overhead-N': the batch planner's per-batch cost (`voicegen.batching.
+    STATIC_BATCH_OVERHEAD`) at N frames (static shapes only change how items are grouped: the same set of shapes);
+    'overlap': `Renderer.overlap` (a turn pipelined by token batch, on CUDA the token phase on a second stream);
+    'exact-padding': token batches padded to their longest item (`voicegen.renderer.EXACT_TOKEN_PADDING`)."""
+    from voicegen import batching, renderer
 
-    default = batching.STATIC_BATCH_OVERHEAD
-    values = [default] + [o for o in overheads if o != default]
-    runs = {o: {"corpus_s": [], "script_s": []} for o in values}
+    kind = engine.device.type
+    if name == "default":
+        return lambda: (lambda: None)
+    if name.startswith("overhead-"):
+        def apply():
+            saved, batching.STATIC_BATCH_OVERHEAD = batching.STATIC_BATCH_OVERHEAD, int(name.split("-", 1)[1])
+            return lambda: setattr(batching, "STATIC_BATCH_OVERHEAD", saved)
+        return apply
+    if name == "overlap":
+        def apply():
+            saved, engine.renderer.overlap = engine.renderer.overlap, True
+            return lambda: setattr(engine.renderer, "overlap", saved)
+        return apply
+    if name == "exact-padding":
+        def apply():
+            saved, renderer.EXACT_TOKEN_PADDING[kind] = renderer.EXACT_TOKEN_PADDING.get(kind, False), True
+            return lambda: renderer.EXACT_TOKEN_PADDING.__setitem__(kind, saved)
+        return apply
+    raise ValueError(f"unknown A/B variant {name!r}: default, overhead-N, overlap, exact-padding")
+
+
+def variants_ab(engine: Engine, items, script: Script, device: str, names, rounds: int = 3) -> dict:
+    """In-process A/B on the warm engine: the corpus and the one-minute script rendered with the engine as it is
+    ('default') and with each variant of `names` (`variant`), alternating, `rounds` rounds. Nothing is compiled or
+    captured, so on a warm GPU a round takes about a second per variant. -> per variant: x real time (the corpus's
+    median round), frame batches and padding of its last corpus pass, the script's latency (median round), every
+    round's seconds."""
+    names = ["default"] + [n for n in names if n != "default"]
+    applies = {n: variant(engine, n) for n in names}  # unknown names fail here, before any rendering
+    runs = {n: {"corpus_s": [], "script_s": []} for n in names}
+    failed = {}  # a variant that fails (one never run on this device) must not cost the mode's own figures
     stats = engine.stats
-    try:
-        for _ in range(rounds):
-            for o in values:
-                batching.STATIC_BATCH_OVERHEAD = o
+    for _ in range(rounds):
+        for name in names:
+            if name in failed:
+                continue
+            undo = lambda: None  # noqa: E731
+            try:
+                undo = applies[name]()
                 before = (stats.frame_batches, stats.padded_frames, stats.valid_frames)
                 t0 = time.perf_counter()
                 audio = render_all(engine, items, False)
                 sync(device)
-                runs[o]["corpus_s"].append(time.perf_counter() - t0)
-                runs[o]["frame_batches"] = stats.frame_batches - before[0]
-                runs[o]["padding_overhead"] = (stats.padded_frames - before[1]) / max(stats.valid_frames - before[2], 1) - 1
-                runs[o]["script_s"].append(timed_script(engine, script)[1])
-    finally:
-        batching.STATIC_BATCH_OVERHEAD = default
+                runs[name]["corpus_s"].append(time.perf_counter() - t0)
+                runs[name]["frame_batches"] = stats.frame_batches - before[0]
+                runs[name]["padding_overhead"] = ((stats.padded_frames - before[1])
+                                                  / max(stats.valid_frames - before[2], 1) - 1)
+                runs[name]["script_s"].append(timed_script(engine, script)[1])
+            except Exception as exc:
+                if name == "default":
+                    raise
+                failed[name] = f"{type(exc).__name__}: {exc}"
+                log(f"A/B variant {name} failed: {failed[name]}")
+            finally:
+                undo()
     audio_s = seconds(audio)
-    return {str(o): r | {"x_realtime": audio_s / float(np.median(r["corpus_s"])),
-                         "script_latency_s": float(np.median(r["script_s"])), "default": o == default}
-            for o, r in runs.items()}
+    out = {name: r | {"x_realtime": audio_s / float(np.median(r["corpus_s"])),
+                      "script_latency_s": float(np.median(r["script_s"]))} for name, r in runs.items() if name not in failed}
+    return out | {name: {"error": error} for name, error in failed.items()}
 
 
 def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0,
-             mos_judge=None, cached: bool = True, overheads=()) -> tuple[dict, list[np.ndarray]]:
+             mos_judge=None, cached: bool = True, ab=()) -> tuple[dict, list[np.ndarray]]:
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -350,10 +386,10 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         sync(device)
         first_times.append(time.perf_counter() - t0)
     first_audio = float(np.median(first_times))
-    plan_ab = None
-    if overheads and engine.renderer.static_shapes and not batch_one:
-        plan_ab = plan_overhead_ab(engine, items, script, device, overheads)
-        log(f"plan overhead A/B: {json.dumps(plan_ab)}")
+    ab_runs = None
+    if ab and not batch_one:
+        ab_runs = variants_ab(engine, items, script, device, ab)
+        log(f"A/B: {json.dumps(ab_runs)}")
     return {
         "audio_s": audio_s,
         "wall_s": wall,
@@ -380,7 +416,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         "first_chunk_audio_s": first.duration,
         "peak_memory_mb": peak_memory_mb(device),
         "warmup_cached": cached_warmup(mode, device) if "compiled" in mode and cached else None,
-        "plan_overhead_ab": plan_ab,
+        "ab": ab_runs,
     }, audio
 
 
@@ -418,13 +454,17 @@ def main() -> int:
     parser.add_argument("--no-cached-warmup", action="store_true",
                         help="skip the compiled modes' second warm-up in a fresh process (an A/B that needs no warm-up "
                              "figure: saves ~40 s per compiled mode on a GPU)")
-    parser.add_argument("--plan-overheads", default="", metavar="N,M",
-                        help="static-shape modes (CUDA graphs): also render the corpus and the script with the batch "
-                             "planner's per-batch cost (voicegen.batching.STATIC_BATCH_OVERHEAD) at these values, "
-                             "alternating with the default (`plan_overhead_ab` in the JSON; ~1 s a round on a GPU)")
+    parser.add_argument("--ab", default="", metavar="VARIANTS",
+                        help="batched modes: also render the corpus and the script with each of these variants of the "
+                             "warm engine, alternating with it as it is, 3 rounds (JSON: `ab`): overhead-N (the batch "
+                             "planner's per-batch cost, static shapes), overlap (Renderer.overlap), exact-padding "
+                             "(token batches padded to their longest item); nothing is compiled or captured again")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    overheads = [int(v) for v in args.plan_overheads.split(",") if v.strip()]
+    ab = [v.strip() for v in args.ab.split(",") if v.strip()]
+    for name in ab:
+        if name not in ("default", "overlap", "exact-padding") and not name.removeprefix("overhead-").isdigit():
+            parser.error(f"unknown --ab variant {name!r}: overhead-N, overlap, exact-padding")
     modes = args.modes.split(",") if args.modes else (CUDA_MODES if args.device == "cuda" else CPU_MODES)
     if args.device == "cpu" and "batched-compiled-bf16" in modes and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         modes.remove("batched-compiled-bf16")
@@ -462,7 +502,7 @@ def main() -> int:
             results[mode], _ = run_onnx(items, args.threads)
         else:
             results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr, mos_judge,
-                                            cached=not args.no_cached_warmup, overheads=overheads)
+                                            cached=not args.no_cached_warmup, ab=ab)
             if mode == "b1-eager":
                 reference = audio  # float32 eager: what the other modes are compared with
         log(json.dumps(results[mode], indent=None))

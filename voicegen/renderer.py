@@ -213,7 +213,7 @@ class Renderer:
         # its token phase is done, and on CUDA the token phase runs on a second stream, so that its recurrences
         # (BiLSTMs over tokens and frames: latency-bound on a GPU, a few SMs busy) and alignment's host syncs overlap
         # the frame phase of the token batch before. Frame batches are then planned per token batch, not per turn (a
-        # little more padding). Off until a GPU run measures it (benchmarks/throughput.py's `-overlap` modes); on the
+        # little more padding). Off until a GPU run measures it (benchmarks/throughput.py's `--ab overlap`); on the
         # CPU, where both phases share the cores, it changes only the grouping (tests/test_overlap.py).
         self.overlap = False
         self.static_shapes = perf.cuda_graphs  # graphs replay fixed shapes; compiled code takes any size
