@@ -21,10 +21,12 @@
 # those two from the token-phase A/B run first (the faster of unpacked and graphs, if >= 1.1x the default with
 # durations at most a frame from float32's), or EXACT_PADDING if exact-padding is the faster; EXACT_PADDING=1 pads
 # token batches to their longest item instead of their token bucket (voicegen.renderer.EXACT_TOKEN_PADDING, the
-# CPU's default). AB (default overhead-0,overhead-256,overhead-512,overlap,exact-padding; empty: none) are the
-# variants the benchmark also renders the corpus and the script with in the compiled mode, on the warm engine,
-# alternating with it as it is (throughput.py --ab; `ab` in its JSON; ~15 s in all): the batch planner's per-batch
-# cost against its 1,024 frames, Renderer.overlap (issue 11 item 4) and exact token padding. Each step is cut
+# CPU's default). AB (default overhead-0,overhead-256,overhead-512,overlap,exact-padding,buckets-4,
+# buckets-4+overhead-256; empty: none) are the variants the benchmark also renders the corpus and the script with in
+# the compiled mode, on the warm engine, alternating with it as it is (throughput.py --ab; `ab` in its JSON; ~30 s in
+# all, the new buckets' CUDA graphs captured in an untimed pass): the batch planner's per-batch cost against its 1,024
+# frames, Renderer.overlap (issue 11 item 4), exact token padding, 4 frame buckets per octave instead of 2. Each
+# step is cut
 # at its limit and the next one still runs; the machine stays warm 30 s after a call, with its compile cache in
 # /tmp/vgc: a second call made at once (PYTHONPATH=/tmp/custom:/tmp/site:$PWD VOICEGEN_CACHE=/tmp/vgc
 # TORCHINDUCTOR_CACHE_DIR=/tmp/vgc/torch-compile, .gpu/setup.sh skipped) warms up from the cache in ~40 s:
@@ -84,7 +86,8 @@ PY
 fi
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
 timeout ${BENCH_S:-330} python3 benchmarks/throughput.py --device cuda --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
-    --ab "${AB-overhead-0,overhead-256,overhead-512,overlap,exact-padding}" --out "$OUT/throughput-cuda.json" \
+    --ab "${AB-overhead-0,overhead-256,overhead-512,overlap,exact-padding,buckets-4,buckets-4+overhead-256}" \
+    --out "$OUT/throughput-cuda.json" \
     >> "$OUT/throughput.log" 2>&1
 echo "benchmark exit $?" >> "$OUT/throughput.log"
 if grep -q "InductorError" "$OUT/throughput.log"; then  # the compiled mode again, traced size-obliviously, no layout optimization

@@ -278,10 +278,20 @@ def variant(engine: Engine, name: str):
     one that undoes it. 'default'; 'overhead-N': the batch planner's per-batch cost (`voicegen.batching.
     STATIC_BATCH_OVERHEAD`) at N frames (static shapes only change how items are grouped: the same set of shapes);
     'overlap': `Renderer.overlap` (a turn pipelined by token batch, on CUDA the token phase on a second stream);
-    'exact-padding': token batches padded to their longest item (`voicegen.renderer.EXACT_TOKEN_PADDING`)."""
+    'exact-padding' / 'bucket-padding': token batches padded to their longest item / their token bucket
+    (`voicegen.renderer.EXACT_TOKEN_PADDING`; the CPU pads exactly, CUDA to buckets);
+    'buckets-N': N frame buckets per octave (`voicegen.batching.frame_buckets`; with CUDA graphs the new shapes are
+    captured on first use, in the untimed pass); 'a+b': both."""
     from voicegen import batching, renderer
 
     kind = engine.device.type
+    if "+" in name:  # several at once: applied in order, undone in reverse
+        parts = [variant(engine, part) for part in name.split("+")]
+
+        def apply():
+            undos = [part() for part in parts]
+            return lambda: [undo() for undo in reversed(undos)] and None
+        return apply
     if name == "default":
         return lambda: (lambda: None)
     if name.startswith("overhead-"):
@@ -294,32 +304,48 @@ def variant(engine: Engine, name: str):
             saved, engine.renderer.overlap = engine.renderer.overlap, True
             return lambda: setattr(engine.renderer, "overlap", saved)
         return apply
-    if name == "exact-padding":
+    if name in ("exact-padding", "bucket-padding"):
         def apply():
-            saved, renderer.EXACT_TOKEN_PADDING[kind] = renderer.EXACT_TOKEN_PADDING.get(kind, False), True
+            saved = renderer.EXACT_TOKEN_PADDING.get(kind, False)
+            renderer.EXACT_TOKEN_PADDING[kind] = name == "exact-padding"
             return lambda: renderer.EXACT_TOKEN_PADDING.__setitem__(kind, saved)
         return apply
-    raise ValueError(f"unknown A/B variant {name!r}: default, overhead-N, overlap, exact-padding")
+    if name.startswith("buckets-"):
+        def apply():
+            saved = engine.renderer.frame_buckets
+            engine.renderer.frame_buckets = batching.frame_buckets(per_octave=int(name.split("-", 1)[1]))
+            return lambda: setattr(engine.renderer, "frame_buckets", saved)
+        return apply
+    raise ValueError(f"unknown A/B variant {name!r}: default, overhead-N, overlap, exact-padding, bucket-padding, "
+                     "buckets-N")
 
 
 def variants_ab(engine: Engine, items, script: Script, device: str, names, rounds: int = 3) -> dict:
     """In-process A/B on the warm engine: the corpus and the one-minute script rendered with the engine as it is
-    ('default') and with each variant of `names` (`variant`), alternating, `rounds` rounds. Nothing is compiled or
-    captured, so on a warm GPU a round takes about a second per variant. -> per variant: x real time (the corpus's
-    median round), frame batches and padding of its last corpus pass, the script's latency (median round), every
-    round's seconds."""
+    ('default') and with each variant of `names` (`variant`), alternating, `rounds` rounds after one untimed pass
+    each (what a variant sets up on first use: cuDNN plans for new token shapes, a second stream, CUDA graphs of new
+    frame buckets). Nothing is compiled again, so on a warm GPU a round takes about a second per variant. -> per
+    variant: x real time (the corpus's median round), frame batches and padding of its last corpus pass, the
+    script's latency (median round), every round's seconds, the untimed pass's seconds."""
     names = ["default"] + [n for n in names if n != "default"]
     applies = {n: variant(engine, n) for n in names}  # unknown names fail here, before any rendering
     runs = {n: {"corpus_s": [], "script_s": []} for n in names}
     failed = {}  # a variant that fails (one never run on this device) must not cost the mode's own figures
     stats = engine.stats
-    for _ in range(rounds):
+    for r in range(rounds + 1):  # round 0: the untimed pass
         for name in names:
             if name in failed:
                 continue
             undo = lambda: None  # noqa: E731
             try:
                 undo = applies[name]()
+                if not r:
+                    t0 = time.perf_counter()
+                    render_all(engine, items, False)
+                    timed_script(engine, script)
+                    sync(device)
+                    runs[name]["untimed_pass_s"] = time.perf_counter() - t0
+                    continue
                 before = (stats.frame_batches, stats.padded_frames, stats.valid_frames)
                 t0 = time.perf_counter()
                 audio = render_all(engine, items, False)
@@ -337,13 +363,16 @@ def variants_ab(engine: Engine, items, script: Script, device: str, names, round
             finally:
                 undo()
     audio_s = seconds(audio)
-    out = {name: r | {"x_realtime": audio_s / float(np.median(r["corpus_s"])),
-                      "script_latency_s": float(np.median(r["script_s"]))} for name, r in runs.items() if name not in failed}
-    return out | {name: {"error": error} for name, error in failed.items()}
+    return {name: {"error": failed[name]} if name in failed else
+            r | {"x_realtime": audio_s / float(np.median(r["corpus_s"])),
+                 "script_latency_s": float(np.median(r["script_s"]))}
+            for name, r in runs.items()}
 
 
 def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0,
-             mos_judge=None, cached: bool = True, ab=()) -> tuple[dict, list[np.ndarray]]:
+             mos_judge=None, cached: bool = True, ab=(), checkpoint=None) -> tuple[dict, list[np.ndarray]]:
+    """One mode measured (see the module docstring) -> (its figures, its audio per chunk). With `ab`, the variants'
+    A/B runs come last, after `checkpoint(figures)` has saved the rest: a run cut short during them keeps those."""
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -386,11 +415,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         sync(device)
         first_times.append(time.perf_counter() - t0)
     first_audio = float(np.median(first_times))
-    ab_runs = None
-    if ab and not batch_one:
-        ab_runs = variants_ab(engine, items, script, device, ab)
-        log(f"A/B: {json.dumps(ab_runs)}")
-    return {
+    result = {
         "audio_s": audio_s,
         "wall_s": wall,
         "x_realtime": audio_s / wall,
@@ -414,10 +439,16 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         "first_audio_s": first_audio,
         "first_audio_runs_s": first_times,
         "first_chunk_audio_s": first.duration,
-        "peak_memory_mb": peak_memory_mb(device),
+        "peak_memory_mb": peak_memory_mb(device),  # before the A/B runs, whose variants may capture more CUDA graphs
         "warmup_cached": cached_warmup(mode, device) if "compiled" in mode and cached else None,
-        "ab": ab_runs,
-    }, audio
+        "ab": None,
+    }
+    if ab and not batch_one:
+        if checkpoint is not None:
+            checkpoint(result)
+        result["ab"] = variants_ab(engine, items, script, device, ab)
+        log(f"A/B: {json.dumps(result['ab'])}")
+    return result, audio
 
 
 def save(args, out: Path, requests, items, frontend_s: float, results: dict) -> dict:
@@ -457,14 +488,19 @@ def main() -> int:
     parser.add_argument("--ab", default="", metavar="VARIANTS",
                         help="batched modes: also render the corpus and the script with each of these variants of the "
                              "warm engine, alternating with it as it is, 3 rounds (JSON: `ab`): overhead-N (the batch "
-                             "planner's per-batch cost, static shapes), overlap (Renderer.overlap), exact-padding "
-                             "(token batches padded to their longest item); nothing is compiled or captured again")
+                             "planner's per-batch cost, static shapes), overlap (Renderer.overlap), exact-padding / "
+                             "bucket-padding (token batches padded to their longest item / token bucket), buckets-N "
+                             "(N frame buckets per octave, default 2), a+b (both); an untimed pass first, nothing "
+                             "compiled again")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ab = [v.strip() for v in args.ab.split(",") if v.strip()]
-    for name in ab:
-        if name not in ("default", "overlap", "exact-padding") and not name.removeprefix("overhead-").isdigit():
-            parser.error(f"unknown --ab variant {name!r}: overhead-N, overlap, exact-padding")
+    for name in (part for v in ab for part in v.split("+")):
+        number = name.removeprefix("overhead-").removeprefix("buckets-")
+        named = name in ("default", "overlap", "exact-padding", "bucket-padding")
+        if not named and not (number != name and number.isdigit()):
+            parser.error(f"unknown --ab variant {name!r}: overhead-N, overlap, exact-padding, bucket-padding, "
+                         "buckets-N (a+b: both)")
     modes = args.modes.split(",") if args.modes else (CUDA_MODES if args.device == "cuda" else CPU_MODES)
     if args.device == "cpu" and "batched-compiled-bf16" in modes and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         modes.remove("batched-compiled-bf16")
@@ -502,7 +538,9 @@ def main() -> int:
             results[mode], _ = run_onnx(items, args.threads)
         else:
             results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr, mos_judge,
-                                            cached=not args.no_cached_warmup, ab=ab)
+                                            cached=not args.no_cached_warmup, ab=ab,
+                                            checkpoint=lambda r: save(args, out, requests, items, frontend_s,
+                                                                      results | {mode: r}))
             if mode == "b1-eager":
                 reference = audio  # float32 eager: what the other modes are compared with
         log(json.dumps(results[mode], indent=None))

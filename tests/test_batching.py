@@ -22,6 +22,19 @@ from voicegen.weights import VoiceBank, VoiceError, parse_blend
 from voicegen.worker import BatchWorker, WorkerClosed
 
 
+def test_finer_frame_buckets_keep_every_octave_and_a_smaller_step():
+    """`frame_buckets(per_octave=4)`: every power of two from 32 to 8192 is still a bucket (each octave starts
+    exactly), the steps above the small sizes are about 2^(1/4), sizes that round alike appear once, and the default
+    (2 per octave) is what it was. Catches an octave that drifts off its power of two and duplicated shapes (a CUDA
+    graph captured twice for nothing)."""
+    fine = frame_buckets(per_octave=4)
+    assert frame_buckets(per_octave=2) == frame_buckets()
+    assert {32 * 2**k for k in range(9)} <= set(fine) and fine[-1] == 8192
+    assert all(b > a for a, b in zip(fine, fine[1:])) and all(b % 16 == 0 for b in fine)
+    assert all(1.1 < b / a < 1.23 for a, b in zip(fine, fine[1:]) if a >= 512)  # 2^(1/4) = 1.19, rounded up
+    assert set(frame_buckets()) < set(fine)
+
+
 def test_frame_buckets_grow_by_sqrt2_in_multiples_of_16():
     """Every bucket is 32 sqrt(2)^k rounded up to a multiple of 16 (catches float drift that rounded the powers of
     two up by 16: 80 for 64, ..., 8208 for 8192, steps of up to x1.67 where x1.41 was meant)."""

@@ -5,8 +5,8 @@ Two phases, planned separately (see `voicegen.model.network`):
 - Token phase: items sorted by token count and cut into batches whose padded size (rows x the bucket of the longest
   item) stays within a token budget. Token buckets keep the number of distinct shapes small.
 - Frame phase (~95% of the compute): once durations are known, items are grouped by frame bucket (steps of
-  sqrt(2), so at most ~30% padding) and each group cut into batches within a frame budget; at static shapes, cut
-  where padded frames plus a per-batch cost are least.
+  sqrt(2) by default, so at most ~30% padding) and each group cut into batches within a frame budget; at static
+  shapes, cut where padded frames plus a per-batch cost are least.
 
 A batch then runs either at its exact size (rows = items, frames = its longest item: eager, or compiled with
 symbolic sizes) or at a static bucket shape (frames = the bucket, rows = a power of two: what CUDA graphs and
@@ -23,8 +23,10 @@ from .constants import MAX_PHONEMES
 TOKEN_BUCKETS = (32, 64, 128, 256, MAX_PHONEMES + 2)
 """Padded token lengths of the token phase (the last holds the longest item plus its two wrapping pads)."""
 
-FRAME_BUCKET_STEP = 2**0.5
-"""Ratio of consecutive frame buckets: at most ~30% padding, a few distinct shapes."""
+FRAME_BUCKETS_PER_OCTAVE = 2
+"""Frame buckets per doubling of the length: 2 is a ratio of sqrt(2) between consecutive buckets (at most ~30% of a
+bucket is padding), a few distinct shapes (88 CUDA graphs at the largest CUDA budget); 4 would pad about half as
+much for twice the shapes (`benchmarks/throughput.py --ab buckets-4` measures it on a GPU)."""
 
 FRAME_BUCKET_MULTIPLE = 16
 """Frame buckets are multiples of this (friendly to vectorized kernels)."""
@@ -33,16 +35,19 @@ OVERSIZE_MULTIPLE = 256
 """Past the largest bucket, sizes are rounded up to a multiple of this."""
 
 
-def frame_buckets(largest: int = 8192, smallest: int = 32) -> tuple[int, ...]:
-    """Frame-phase pad sizes: smallest x sqrt(2)^k for k = 0, 1, ..., each rounded up to a multiple of 16, until one
-    reaches `largest`. The even steps are computed as exact powers of two (repeated float products of sqrt(2) came
-    out a hair above them, 64.00000000000001, and rounded up to the next multiple of 16: buckets 80, 144, 272, ...,
-    8208 instead of 64, 128, 256, ..., 8192, steps of up to x1.67 where x1.41 was meant)."""
+def frame_buckets(largest: int = 8192, smallest: int = 32, per_octave: int = FRAME_BUCKETS_PER_OCTAVE) -> tuple[int, ...]:
+    """Frame-phase pad sizes: smallest x 2^(k / per_octave) for k = 0, 1, ..., each rounded up to a multiple of 16
+    (sizes that round alike kept once), until one reaches `largest`. Each octave starts at an exact power of two
+    (repeated float products of sqrt(2) came out a hair above them, 64.00000000000001, and rounded up to the next
+    multiple of 16: buckets 80, 144, 272, ..., 8208 instead of 64, 128, 256, ..., 8192, steps of up to x1.67 where
+    x1.41 was meant)."""
     sizes, k = [], 0
     while True:
-        size = smallest * 2 ** (k // 2) * (FRAME_BUCKET_STEP if k % 2 else 1)
+        octave, step = divmod(k, per_octave)
+        size = smallest * 2**octave * (2 ** (step / per_octave) if step else 1)
         rounded = int(-(-size // FRAME_BUCKET_MULTIPLE) * FRAME_BUCKET_MULTIPLE)
-        sizes.append(rounded)
+        if not sizes or rounded > sizes[-1]:
+            sizes.append(rounded)
         if rounded >= largest:
             return tuple(sizes)
         k += 1
