@@ -61,8 +61,8 @@ EXACT_TOKEN_PADDING = {"cpu": True}
 (`voicegen.batching.TOKEN_BUCKETS`; the default). The CPU's token phase is eager float32 with no per-shape plans or
 graphs, so it pads exactly: over throughput.py's 3-minute corpus (40 chunks) the buckets' padding made it 1.49x
 slower, with the same durations (`benchmarks/token_phase.py`; benchmarks/RESULTS.md, twelfth session). CUDA keeps
-the buckets: a few shapes for cuDNN's plans and the token phase's CUDA graphs (`voicegen.model.layers.TOKEN_GRAPHS`).
-Read per call, so a benchmark can switch it."""
+the buckets: a few shapes for cuDNN's plans and the token phase's CUDA graphs (`voicegen.model.layers.TOKEN_GRAPHS`,
+which always pad to buckets). Read per call, so a benchmark can switch it."""
 
 
 def check_speed(speed) -> float:
@@ -437,14 +437,15 @@ class Renderer:
         and asr. Sets each item's durations and frame count."""
         self.stats.token_batches += 1
         lengths = torch.tensor([len(it.tokens) + 2 for it in batch])
+        graphed = self._graphed_tokens()
         longest = int(lengths.max())
-        size = longest if EXACT_TOKEN_PADDING.get(self.device.type, False) else bucket_for(longest, TOKEN_BUCKETS)
+        exact = EXACT_TOKEN_PADDING.get(self.device.type, False) and not graphed  # graphs replay bucket shapes
+        size = longest if exact else bucket_for(longest, TOKEN_BUCKETS)
         tokens = np.full((len(batch), size), PAD_ID, dtype=np.int64)
         for i, it in enumerate(batch):
             tokens[i, 1 : len(it.tokens) + 1] = it.tokens
         style = torch.stack([it.style for it in batch])
         speed = torch.tensor([it.speed for it in batch])
-        graphed = self._graphed_tokens()
         if graphed and self._token_graphs.captures(round_up_pow2(len(batch)), size):
             phase = self._encode_padded(self._token_graphs.run, tokens, lengths, style, speed)
             style = self._to_device(style)
