@@ -33,11 +33,12 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import before_after  # noqa: E402 - benchmarks/ is on sys.path (this script's directory, or the child's)
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 24000
@@ -210,19 +211,10 @@ def time_mixing(repeats: int, to_file: bool) -> dict:
     }
 
 
-def export(rev: str, dest: Path) -> None:
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "voicegen"], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-
-
 def child(path: Path, repeats: int, to_file: bool, recorded: Path | None = None) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(path))
     call = (f"time_script_mixing({repeats}, {str(recorded)!r})" if recorded is not None
             else f"time_mixing({repeats}, {to_file})")
-    code = (f"import json, sys; sys.path.insert(0, {str(path)!r}); sys.path.insert(1, {str(ROOT / 'benchmarks')!r}); "
-            f"import mixer; print(json.dumps(mixer.{call}))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return before_after.child(path, "mixer", call)
 
 
 def main() -> int:
@@ -243,7 +235,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         baseline = Path(tmp) / "baseline"
         baseline.mkdir()
-        export(args.baseline, baseline)
+        before_after.export(args.baseline, baseline)
         recorded = None
         if args.script:
             recorded = Path(tmp) / "script.pickle"

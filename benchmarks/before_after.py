@@ -1,0 +1,30 @@
+"""Before/after benchmarks in one run: the package at a git revision ("before") and this checkout ("after"), each
+timed in its own child process, alternating, so that both see the same machine at the same time (absolute times on
+shared machines are noise; the ratio within one run is the figure). Used by mixer.py and frontend.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def export(rev: str, dest: Path) -> None:
+    """The `voicegen` package as it was at git revision `rev`, written under `dest` (dest/voicegen)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "voicegen"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+
+
+def child(path: Path, module: str, call: str) -> dict:
+    """`module.call` (a Python expression returning JSON-able data, e.g. "time_it(5)") evaluated in a fresh process
+    whose `voicegen` is the one under `path` (an export, or ROOT for this checkout), `module` imported from
+    benchmarks/ -> its result."""
+    env = dict(os.environ, PYTHONPATH=str(path))
+    code = (f"import json, sys; sys.path.insert(0, {str(path)!r}); sys.path.insert(1, {str(ROOT / 'benchmarks')!r}); "
+            f"import {module}; print(json.dumps({module}.{call}))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
