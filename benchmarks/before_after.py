@@ -22,9 +22,14 @@ def export(rev: str, dest: Path) -> None:
 def child(path: Path, module: str, call: str) -> dict:
     """`module.call` (a Python expression returning JSON-able data, e.g. "time_it(5)") evaluated in a fresh process
     whose `voicegen` is the one under `path` (an export, or ROOT for this checkout), `module` imported from
-    benchmarks/ -> its result."""
+    benchmarks/ -> its result. RuntimeError if the call ran another `voicegen` (an import that puts this checkout
+    first on sys.path, as importing benchmarks/throughput.py does, before voicegen was imported)."""
     env = dict(os.environ, PYTHONPATH=str(path))
     code = (f"import json, sys; sys.path.insert(0, {str(path)!r}); sys.path.insert(1, {str(ROOT / 'benchmarks')!r}); "
-            f"import {module}; print(json.dumps({module}.{call}))")
+            f"import {module}; result = {module}.{call}; import voicegen; "
+            f"print(json.dumps({{'result': result, 'package': voicegen.__file__}}))")
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    answer = json.loads(out.strip().splitlines()[-1])
+    if Path(answer["package"]).resolve().parent.parent != path.resolve():
+        raise RuntimeError(f"the child meant to time the voicegen under {path} imported {answer['package']}")
+    return answer["result"]
