@@ -617,6 +617,8 @@ def normalize(text: str, language: str = "en-us") -> str:
     num2words (dropped if num2words does not know the language).
     """
     out = _once(text, language)
+    if out == text:  # already normal (most sentences of plain prose): a second pass would change nothing either
+        return out
     for _ in range(4):  # a rule's output can rarely enable another rule; iterate to the fixed point
         again = _once(out, language)
         if again == out:
