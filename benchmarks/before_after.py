@@ -4,8 +4,10 @@ shared machines are noise; the ratio within one run is the figure). Used by mixe
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +35,18 @@ def child(path: Path, module: str, call: str) -> dict:
     if Path(answer["package"]).resolve().parent.parent != path.resolve():
         raise RuntimeError(f"the child meant to time the voicegen under {path} imported {answer['package']}")
     return answer["result"]
+
+
+def write_report(name: str, baseline: str, out: str | None, **fields) -> Path:
+    """The JSON report of a before/after run: date, command, machine and baseline revision, then `fields`; written
+    to `out`, or to benchmarks/results/<name>-<date>.json -> its path."""
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "baseline": baseline,
+    } | fields
+    path = Path(out) if out else ROOT / "benchmarks" / "results" / f"{name}-{datetime.date.today()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
+    return path

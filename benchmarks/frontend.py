@@ -21,11 +21,8 @@ Writes benchmarks/results/frontend-<date>.json (or --out) and prints a table.
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import json
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -94,19 +91,8 @@ def main() -> int:
     speedup = {texts: {kind: summary["before"][texts][kind] / summary["after"][texts][kind]
                        for kind in ("warm_median_s", "warm_min_s", "first_median_s")} for texts in ("script", "corpus")}
     same = all(summary["before"][t]["digest"] == summary["after"][t]["digest"] for t in ("script", "corpus"))
-    report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": f"{platform.processor() or platform.machine()}",
-        "baseline": args.baseline,
-        "same_tokens": same,
-        "summary": summary,
-        "speedup": speedup,
-        "runs": runs,
-    }
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"frontend-{datetime.date.today()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    out = before_after.write_report("frontend", args.baseline, args.out, same_tokens=same, summary=summary,
+                                    speedup=speedup, runs=runs)
     print(f"{'code':8} {'texts':>7} {'chars':>7} {'warm ms':>8} {'warm min':>9} {'first ms':>9}")
     for name, s in summary.items():
         for texts, r in s.items():

@@ -29,10 +29,6 @@ Writes benchmarks/results/mixer-<date>.json (or --out) and prints a table.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -268,19 +264,8 @@ def main() -> int:
         }
     speedup = summary["before"]["median_s"] / summary["after"]["median_s"]
     cpu_speedup = summary["before"]["cpu_median_s"] / summary["after"]["cpu_median_s"]
-    report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "baseline": args.baseline,
-        "summary": summary,
-        "speedup": speedup,
-        "cpu_speedup": cpu_speedup,
-        "runs": runs,
-    }
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"mixer-{datetime.date.today()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    out = before_after.write_report("mixer", args.baseline, args.out, summary=summary, speedup=speedup,
+                                    cpu_speedup=cpu_speedup, runs=runs)
     per = "episode min" if args.script else "speech min"
 
     def cell(value, width):
