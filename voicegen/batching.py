@@ -3,7 +3,8 @@
 Two phases, planned separately (see `voicegen.model.network`):
 
 - Token phase: items sorted by token count and cut into batches whose padded size (rows x the bucket of the longest
-  item) stays within a token budget. Token buckets keep the number of distinct shapes small.
+  item) stays within a token budget. Token buckets keep the number of distinct shapes small (the CPU, which needs
+  no fixed shapes, pads a batch only to its longest item: `voicegen.renderer.EXACT_TOKEN_PADDING`).
 - Frame phase (~95% of the compute): once durations are known, items are grouped by frame bucket (steps of
   sqrt(2) by default, so at most ~30% padding) and each group cut into batches within a frame budget; at static
   shapes, cut where padded frames plus a per-batch cost are least.
@@ -35,7 +36,9 @@ OVERSIZE_MULTIPLE = 256
 """Past the largest bucket, sizes are rounded up to a multiple of this."""
 
 
-def frame_buckets(largest: int = 8192, smallest: int = 32, per_octave: int = FRAME_BUCKETS_PER_OCTAVE) -> tuple[int, ...]:
+def frame_buckets(
+    largest: int = 8192, smallest: int = 32, per_octave: int = FRAME_BUCKETS_PER_OCTAVE
+) -> tuple[int, ...]:
     """Frame-phase pad sizes: smallest x 2^(k / per_octave) for k = 0, 1, ..., each rounded up to a multiple of 16
     (sizes that round alike kept once), until one reaches `largest`. Each octave starts at an exact power of two
     (repeated float products of sqrt(2) came out a hair above them, 64.00000000000001, and rounded up to the next

@@ -2,9 +2,9 @@
 passes as it can. Language-blind (no text, no voice names), so several engines can share one.
 
 For a set of items (token ids, a style row, speed, pitch, noise seed), one turn:
-1. Token phase: items in token-count order, padded to token buckets, in batches within a token budget
-   (`voicegen.batching.token_batches`); durations, then frames (alignment and the shared BiLSTM). Each batch's
-   frame features are packed, valid frames only, into one store on the device.
+1. Token phase: items in token-count order, padded to token buckets (on the CPU to the batch's longest item), in
+   batches within a token budget (`voicegen.batching.token_batches`); durations, then frames (alignment and the
+   shared BiLSTM). Each batch's frame features are packed, valid frames only, into one store on the device.
 2. Frame phase (~95% of the compute): batches by frame bucket within a frame budget
    (`voicegen.batching.frame_batches`), at their exact size or, for CUDA graphs, at a bucket shape. A batch's
    inputs are one gather from the store (padding reads a zero row) and one small copy of per-row numbers
