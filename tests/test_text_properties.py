@@ -113,3 +113,16 @@ def test_big_inputs() -> None:
     for text in ["9" * 60, "w" * 2000, "😀" * 100 + " ok", "\u202eabc\u202c שלום עולם", "a\x07b\x1bc"]:
         chunks = FE(text)
         assert all(len(c.phonemes) <= MAX_PHONEMES for c in chunks)
+
+
+@FAST
+@given(st.text(alphabet="abcˈə", max_size=12), st.text(alphabet="abcˈə", max_size=12))
+def test_the_aligners_edit_distance_is_levenshtein(a, b):
+    """`phonemize._distance` (which drops the common prefix and suffix before its dynamic program) against the WER
+    judge's plain edit distance over the same characters: equal for every pair. Catches a prefix or suffix cut that
+    overlaps (aba vs ba) or that drops a difference."""
+    from voicegen.eval.wer import edit_distance
+    from voicegen.text.phonemize import _distance
+
+    assert _distance(a, b) == edit_distance(list(a), list(b))
+    assert _distance(a, a + b) == len(b)

@@ -152,7 +152,20 @@ GLUE = "\u2060"
 
 
 def _distance(a: str, b: str) -> int:
-    """Levenshtein distance between two strings."""
+    """Levenshtein distance between two strings. Their common prefix and suffix are dropped first (they add nothing
+    to the distance): in the frontend's alignments most pairs are equal or nearly, and this is most of its cost on
+    new text."""
+    if a == b:
+        return 0
+    start, shorter = 0, min(len(a), len(b))
+    while start < shorter and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < shorter - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    a, b = a[start : len(a) - end], b[start : len(b) - end]
+    if not a or not b:
+        return len(a) + len(b)
     row = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         prev, row[0] = row[0], i
@@ -197,6 +210,8 @@ def _align(phrase: list[str], per_word: list[str]) -> list[str] | None:
     marked with :data:`GLUE`. Returns ``None`` if the two cannot be lined up."""
     n, m = len(per_word), len(phrase)
     counts = [len(w.split()) for w in per_word]
+    # the bare symbols of each word and token, once: _bare of a concatenation is the concatenation of the _bare's
+    bare_words, bare_tokens = [_bare(w) for w in per_word], [_bare(t) for t in phrase]
     inf = float("inf")
     cost = [[inf] * (m + 1) for _ in range(n + 1)]
     move: dict[tuple[int, int], tuple[str, int]] = {}
@@ -216,13 +231,13 @@ def _align(phrase: list[str], per_word: list[str]) -> list[str] | None:
                 continue
             c = counts[i]
             if j + c <= m:
-                value = here + _distance(_bare(per_word[i]), _bare("".join(phrase[j:j + c])))
+                value = here + _distance(bare_words[i], "".join(bare_tokens[j:j + c]))
                 relax(i + 1, j + c, value, ("take", c))
             if j < m:
                 for k in range(2, 5):
                     if i + k > n or counts[i + k - 1] != 1 or counts[i] != 1:
                         break
-                    value = here + _distance(_bare("".join(per_word[i:i + k])), _bare(phrase[j]))
+                    value = here + _distance("".join(bare_words[i:i + k]), bare_tokens[j])
                     relax(i + k, j + 1, value, ("merge", k))
     if cost[n][m] == inf:
         return None
