@@ -119,8 +119,8 @@ def test_big_inputs() -> None:
 @given(st.text(alphabet="abcˈə", max_size=12), st.text(alphabet="abcˈə", max_size=12))
 def test_the_aligners_edit_distance_is_levenshtein(a, b):
     """`phonemize._distance` (which drops the common prefix and suffix before its dynamic program) against the WER
-    judge's plain edit distance over the same characters: equal for every pair. Catches a prefix or suffix cut that
-    overlaps (aba vs ba) or that drops a difference."""
+    judge's plain edit distance over the same characters: equal for every pair. Catches a prefix and a suffix cut that
+    overlap (aa vs aaa would come out 0) or a cut that drops a difference."""
     from voicegen.eval.wer import edit_distance
     from voicegen.text.phonemize import _distance
 

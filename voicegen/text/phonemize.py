@@ -153,8 +153,8 @@ GLUE = "\u2060"
 
 def _distance(a: str, b: str) -> int:
     """Levenshtein distance between two strings. Their common prefix and suffix are dropped first (they add nothing
-    to the distance): in the frontend's alignments most pairs are equal or nearly, and this is most of its cost on
-    new text."""
+    to the distance): in the frontend's alignments most pairs are equal or nearly so, and these distances are most
+    of an alignment's cost."""
     if a == b:
         return 0
     start, shorter = 0, min(len(a), len(b))
