@@ -320,18 +320,26 @@ def variant(engine: Engine, name: str):
                      "buckets-N")
 
 
-def variants_ab(engine: Engine, items, script: Script, device: str, names, rounds: int = 3) -> dict:
+def variants_ab(engine: Engine, items, script: Script, device: str, names, rounds: int = 3, progress=None) -> dict:
     """In-process A/B on the warm engine: the corpus and the one-minute script rendered with the engine as it is
     ('default') and with each variant of `names` (`variant`), alternating, `rounds` rounds after one untimed pass
     each (what a variant sets up on first use: cuDNN plans for new token shapes, a second stream, CUDA graphs of new
     frame buckets). Nothing is compiled again, so on a warm GPU a round takes about a second per variant. -> per
     variant: x real time (the corpus's median round), frame batches and padding of its last corpus pass, the
-    script's latency (median round), every round's seconds, the untimed pass's seconds."""
+    script's latency (median round), every round's seconds, the untimed pass's seconds. `progress(figures so far)`
+    after every round, so that a run cut short (a variant whose first pass takes long) keeps the rounds it made."""
     names = ["default"] + [n for n in names if n != "default"]
     applies = {n: variant(engine, n) for n in names}  # unknown names fail here, before any rendering
     runs = {n: {"corpus_s": [], "script_s": []} for n in names}
     failed = {}  # a variant that fails (one never run on this device) must not cost the mode's own figures
     stats = engine.stats
+    audio_s = None  # the corpus's seconds of audio, from the first timed pass
+
+    def figures() -> dict:
+        return {name: {"error": failed[name]} if name in failed else
+                r | ({"x_realtime": audio_s / float(np.median(r["corpus_s"])),
+                      "script_latency_s": float(np.median(r["script_s"]))} if r["corpus_s"] else {})
+                for name, r in runs.items()}
     for r in range(rounds + 1):  # round 0: the untimed pass
         for name in names:
             if name in failed:
@@ -351,6 +359,7 @@ def variants_ab(engine: Engine, items, script: Script, device: str, names, round
                 audio = render_all(engine, items, False)
                 sync(device)
                 runs[name]["corpus_s"].append(time.perf_counter() - t0)
+                audio_s = seconds(audio)
                 runs[name]["frame_batches"] = stats.frame_batches - before[0]
                 runs[name]["padding_overhead"] = ((stats.padded_frames - before[1])
                                                   / max(stats.valid_frames - before[2], 1) - 1)
@@ -362,11 +371,9 @@ def variants_ab(engine: Engine, items, script: Script, device: str, names, round
                 log(f"A/B variant {name} failed: {failed[name]}")
             finally:
                 undo()
-    audio_s = seconds(audio)
-    return {name: {"error": failed[name]} if name in failed else
-            r | {"x_realtime": audio_s / float(np.median(r["corpus_s"])),
-                 "script_latency_s": float(np.median(r["script_s"]))}
-            for name, r in runs.items()}
+        if progress is not None and r:
+            progress(figures())
+    return figures()
 
 
 def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0,
@@ -446,7 +453,8 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
     if ab and not batch_one:
         if checkpoint is not None:
             checkpoint(result)
-        result["ab"] = variants_ab(engine, items, script, device, ab)
+        progress = None if checkpoint is None else (lambda partial: checkpoint(result | {"ab": partial}))
+        result["ab"] = variants_ab(engine, items, script, device, ab, progress=progress)
         log(f"A/B: {json.dumps(result['ab'])}")
     return result, audio
 
