@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def export(rev: str, dest: Path) -> None:
     """The `voicegen` package as it was at git revision `rev`, written under `dest` (dest/voicegen)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "voicegen"], check=True, capture_output=True).stdout
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "voicegen"], check=True,
+                             capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
 
 

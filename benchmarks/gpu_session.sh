@@ -79,8 +79,8 @@ if best and best["wall_ms"] * 1.1 <= base["wall_ms"] and best["largest_duration_
         print('import voicegen.renderer as r; r.EXACT_TOKEN_PADDING["cuda"] = True')
     else:
         print('import voicegen.model.layers as l; l.UNPACKED_BILSTM["cuda"] = True')
-    if best["setting"] == "graphs":
-        print('l.TOKEN_GRAPHS["cuda"] = True')
+        if best["setting"] == "graphs":
+            print('l.TOKEN_GRAPHS["cuda"] = True')
 PY
     { echo "token setting chosen by TOKEN_AUTO:"; cat "$CUSTOM/sitecustomize.py"; } >> "$OUT/throughput.log"
 fi

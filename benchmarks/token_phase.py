@@ -10,8 +10,9 @@ predictor, the shared BiLSTM) in several settings, alternating in one process:
   graphs       (CUDA) unpacked with the encoder replayed as CUDA graphs (`layers.TOKEN_GRAPHS`: one graph per rows x
                token bucket, rows padded to a power of two)
   bucket-padding / exact-padding
-               the device's default with its token batches padded the other way (`voicegen.renderer.EXACT_TOKEN_PADDING`):
-               to their token bucket on the CPU (which pads to the longest item), to the longest item on CUDA
+               the device's default with its token batches padded the other way
+               (`voicegen.renderer.EXACT_TOKEN_PADDING`): to their token bucket on the CPU (which pads to the longest
+               item), to the longest item on CUDA
   budget-N     (--budgets) the device's default with token batches of at most N padded tokens instead of the
                engine's budget (`Performance.max_batch_tokens`): a BiLSTM's recurrence is a chain of small steps, so
                on a GPU a large batch may take little longer than a small one and fewer batches pay (to be measured)
