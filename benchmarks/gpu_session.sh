@@ -17,15 +17,18 @@
 # CUDNN_BENCHMARK=1 lets cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark; off: heuristics); CHANNELS_LAST=1 compiles the frame phase
 # channels-last; GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch (default: all); UNPACKED_BILSTM=1
 # runs the token phase's BiLSTMs without packing (voicegen.model.layers.UNPACKED_BILSTM); TOKEN_GRAPHS=1 (with
-# UNPACKED_BILSTM=1) also replays the token phase's encoder as CUDA graphs (layers.TOKEN_GRAPHS); TOKEN_AUTO=1 sets
-# those two from the token-phase A/B run first (the faster of unpacked and graphs, if >= 1.1x the default with
-# durations at most a frame from float32's), or EXACT_PADDING if exact-padding is the faster; EXACT_PADDING=1 pads
+# UNPACKED_BILSTM=1 or ONE_WAY_FP16=1) also replays the token phase's encoder as CUDA graphs (layers.TOKEN_GRAPHS);
+# ONE_WAY_FP16=1 runs each BiLSTM as two one-way float16 LSTM calls, cuDNN's persistent kernel on an H100/H200
+# (layers.ONE_WAY_BILSTM); TOKEN_AUTO=1 sets those from the token-phase A/B run first (the fastest of unpacked,
+# graphs, one-way-fp16 and one-way-fp16-graphs, if >= 1.1x the default with durations at most a frame from
+# float32's), or EXACT_PADDING if exact-padding is the fastest; EXACT_PADDING=1 pads
 # token batches to their longest item instead of their token bucket (voicegen.renderer.EXACT_TOKEN_PADDING, the
-# CPU's default). AB (default overhead-0,overhead-256,overhead-512,overlap,exact-padding,buckets-4,
+# CPU's default). AB (default overhead-0,overhead-256,overhead-512,overlap,exact-padding,one-way-fp16,buckets-4,
 # buckets-4+overhead-256; empty: none) are the variants the benchmark also renders the corpus and the script with in
 # the compiled mode, on the warm engine, alternating with it as it is (throughput.py --ab; `ab` in its JSON; ~30 s in
 # all, the new buckets' CUDA graphs captured in an untimed pass): the batch planner's per-batch cost against its 1,024
-# frames, Renderer.overlap (issue 11 item 4), exact token padding, 4 frame buckets per octave instead of 2. Each
+# frames, Renderer.overlap (issue 11 item 4), exact token padding, the one-way float16 BiLSTMs, 4 frame buckets per
+# octave instead of 2. Each
 # step is cut
 # at its limit and the next one still runs; the machine stays warm 30 s after a call, with its compile cache in
 # /tmp/vgc: a second call made at once (PYTHONPATH=/tmp/custom:/tmp/site:$PWD VOICEGEN_CACHE=/tmp/vgc
@@ -54,6 +57,8 @@ mkdir -p "$CUSTOM" && : > "$CUSTOM/sitecustomize.py" && export PYTHONPATH=$CUSTO
     >> "$CUSTOM/sitecustomize.py"
 [ -n "${TOKEN_GRAPHS:-}" ] && echo 'import voicegen.model.layers as l; l.TOKEN_GRAPHS["cuda"] = True' \
     >> "$CUSTOM/sitecustomize.py"
+[ -n "${ONE_WAY_FP16:-}" ] && echo 'import torch, voicegen.model.layers as l; l.ONE_WAY_BILSTM["cuda"] = torch.float16' \
+    >> "$CUSTOM/sitecustomize.py"
 [ -n "${ALBERT_FP32:-}" ] && echo 'import voicegen.model.acoustic.albert as a; a.HALF_PRECISION["cuda"] = None' \
     >> "$CUSTOM/sitecustomize.py"
 [ -n "${EXACT_PADDING:-}" ] && echo 'import voicegen.renderer as r; r.EXACT_TOKEN_PADDING["cuda"] = True' \
@@ -66,27 +71,29 @@ timeout ${TOKEN_S:-60} python3 benchmarks/token_phase.py --device cuda --rounds 
     > "$OUT/throughput.log" 2>&1
 echo "token phase exit $?" >> "$OUT/throughput.log"
 cat /tmp/token-phase-cuda.json >> "$OUT/throughput.log" 2>/dev/null
-if [ -n "${TOKEN_AUTO:-}" ] && [ -z "${UNPACKED_BILSTM:-}${EXACT_PADDING:-}" ]; then  # the setting that won by >= 10%
+if [ -n "${TOKEN_AUTO:-}" ] && [ -z "${UNPACKED_BILSTM:-}${EXACT_PADDING:-}${ONE_WAY_FP16:-}" ]; then  # the setting that won by >= 10%
     python3 - /tmp/token-phase-cuda.json >> "$CUSTOM/sitecustomize.py" 2>> "$OUT/throughput.log" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 rows = {s["setting"]: s for s in r["settings"]}
 base = rows["fp16-albert"]  # the default token phase: ALBERT in float16, packed BiLSTMs
-tried = ("unpacked", "graphs", "exact-padding")
+tried = ("unpacked", "graphs", "exact-padding", "one-way-fp16", "one-way-fp16-graphs")
 best = min((rows[n] for n in tried if n in rows), key=lambda s: s["wall_ms"], default=None)
 if best and best["wall_ms"] * 1.1 <= base["wall_ms"] and best["largest_duration_difference"] <= 1:
     if best["setting"] == "exact-padding":  # CUDA graphs of the token phase replay bucket shapes: not both
         print('import voicegen.renderer as r; r.EXACT_TOKEN_PADDING["cuda"] = True')
+    elif best["setting"].startswith("one-way"):
+        print('import torch, voicegen.model.layers as l; l.ONE_WAY_BILSTM["cuda"] = torch.float16')
     else:
         print('import voicegen.model.layers as l; l.UNPACKED_BILSTM["cuda"] = True')
-        if best["setting"] == "graphs":
-            print('l.TOKEN_GRAPHS["cuda"] = True')
+    if best["setting"].endswith("graphs"):
+        print('l.TOKEN_GRAPHS["cuda"] = True')
 PY
     { echo "token setting chosen by TOKEN_AUTO:"; cat "$CUSTOM/sitecustomize.py"; } >> "$OUT/throughput.log"
 fi
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
 timeout ${BENCH_S:-330} python3 benchmarks/throughput.py --device cuda --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
-    --ab "${AB-overhead-0,overhead-256,overhead-512,overlap,exact-padding,buckets-4,buckets-4+overhead-256}" \
+    --ab "${AB-overhead-0,overhead-256,overhead-512,overlap,exact-padding,one-way-fp16,buckets-4,buckets-4+overhead-256}" \
     --out "$OUT/throughput-cuda.json" \
     >> "$OUT/throughput.log" 2>&1
 echo "benchmark exit $?" >> "$OUT/throughput.log"

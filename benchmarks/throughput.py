@@ -281,7 +281,9 @@ def variant(engine: Engine, name: str):
     'exact-padding' / 'bucket-padding': token batches padded to their longest item / their token bucket
     (`voicegen.renderer.EXACT_TOKEN_PADDING`; the CPU pads exactly, CUDA to buckets);
     'buckets-N': N frame buckets per octave (`voicegen.batching.frame_buckets`; with CUDA graphs the new shapes are
-    captured on first use, in the untimed pass); 'a+b': both."""
+    captured on first use, in the untimed pass); 'one-way-fp16' / 'one-way': each BiLSTM as two one-way LSTM calls
+    in float16 (cuDNN's persistent kernel on an A100/H100/H200) / float32 (`voicegen.model.layers.ONE_WAY_BILSTM`);
+    'a+b': both."""
     from voicegen import batching, renderer
 
     kind = engine.device.type
@@ -310,6 +312,14 @@ def variant(engine: Engine, name: str):
             renderer.EXACT_TOKEN_PADDING[kind] = name == "exact-padding"
             return lambda: renderer.EXACT_TOKEN_PADDING.__setitem__(kind, saved)
         return apply
+    if name in ("one-way", "one-way-fp16"):
+        def apply():
+            from voicegen.model import layers
+
+            saved = layers.ONE_WAY_BILSTM.get(kind)
+            layers.ONE_WAY_BILSTM[kind] = torch.float16 if name.endswith("fp16") else torch.float32
+            return lambda: layers.ONE_WAY_BILSTM.__setitem__(kind, saved)
+        return apply
     if name.startswith("buckets-"):
         def apply():
             saved = engine.renderer.frame_buckets
@@ -317,7 +327,7 @@ def variant(engine: Engine, name: str):
             return lambda: setattr(engine.renderer, "frame_buckets", saved)
         return apply
     raise ValueError(f"unknown A/B variant {name!r}: default, overhead-N, overlap, exact-padding, bucket-padding, "
-                     "buckets-N")
+                     "buckets-N, one-way, one-way-fp16")
 
 
 def variants_ab(engine: Engine, items, script: Script, device: str, names, rounds: int = 3, progress=None) -> dict:

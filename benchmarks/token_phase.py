@@ -9,6 +9,12 @@ predictor, the shared BiLSTM) in several settings, alternating in one process:
                batch twice, left- and right-aligned)
   graphs       (CUDA) unpacked with the encoder replayed as CUDA graphs (`layers.TOKEN_GRAPHS`: one graph per rows x
                token bucket, rows padded to a power of two)
+  one-way, one-way-fp16
+               the device's default ALBERT with each BiLSTM run as two one-way LSTM calls (`layers.ONE_WAY_BILSTM`),
+               in float32 or float16: in float16 with rows padded to a multiple of 8, the shape for which cuDNN runs
+               its persistent LSTM kernel on an A100/H100/H200 (on a CPU: for its durations)
+  one-way-fp16-graphs
+               (CUDA) one-way-fp16 with the encoder replayed as CUDA graphs
   bucket-padding / exact-padding
                the device's default with its token batches padded the other way
                (`voicegen.renderer.EXACT_TOKEN_PADDING`): to their token bucket on the CPU (which pads to the longest
@@ -69,6 +75,7 @@ class Setting(NamedTuple):
     albert: torch.dtype | None  # albert.HALF_PRECISION (None: float32)
     budget: int  # padded tokens per token batch
     exact: bool  # renderer.EXACT_TOKEN_PADDING
+    one_way: torch.dtype | None = None  # layers.ONE_WAY_BILSTM (None: off)
 
 
 def script_items(engine: Engine, corpus_minutes: float = 0.0):
@@ -122,9 +129,12 @@ def main() -> int:
         "bf16-albert": Setting(False, False, torch.bfloat16, budget, exact),
         "unpacked": Setting(True, False, default_albert, budget, exact),
         "exact-padding" if not exact else "bucket-padding": Setting(False, False, default_albert, budget, not exact),
+        "one-way": Setting(False, False, default_albert, budget, exact, torch.float32),
+        "one-way-fp16": Setting(False, False, default_albert, budget, exact, torch.float16),
     }
-    if kind == "cuda":
-        settings["graphs"] = Setting(True, True, default_albert, budget, False)  # graphs replay bucket shapes
+    if kind == "cuda":  # graphs replay bucket shapes
+        settings["graphs"] = Setting(True, True, default_albert, budget, False)
+        settings["one-way-fp16-graphs"] = Setting(False, True, default_albert, budget, False, torch.float16)
     for extra in (int(b) for b in args.budgets.split(",") if b.strip()):
         settings[f"budget-{extra}"] = Setting(False, False, default_albert, extra, exact)
     batches = {setting.budget: batches_of(items, setting.budget) for setting in settings.values()}
@@ -141,6 +151,7 @@ def main() -> int:
             if name in failures:
                 continue
             layers.UNPACKED_BILSTM[kind], layers.TOKEN_GRAPHS[kind] = setting.unpacked, setting.graphs
+            layers.ONE_WAY_BILSTM[kind] = setting.one_way
             albert.HALF_PRECISION[kind] = setting.albert
             renderer.EXACT_TOKEN_PADDING[kind] = setting.exact
             try:
@@ -159,6 +170,7 @@ def main() -> int:
     for name in failures:
         del settings[name], times[name]
     layers.UNPACKED_BILSTM[kind] = layers.TOKEN_GRAPHS[kind] = False
+    layers.ONE_WAY_BILSTM[kind] = None
     albert.HALF_PRECISION[kind] = default_albert
     renderer.EXACT_TOKEN_PADDING[kind] = exact
     s0, d0 = results["fp32-albert"]
@@ -206,9 +218,9 @@ def main() -> int:
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"{out['items']} items, {tokens} tokens, in token batches of {out['token_batches'][str(budget)]}; "
           f"ALBERT's largest activation {peak[0]:.1f}")
-    print(f"{'setting':>12} {'wall ms':>9} {'host ms':>9} {'x base':>7} {'tokens changed':>15} {'max diff':>8}")
+    print(f"{'setting':>19} {'wall ms':>9} {'host ms':>9} {'x base':>7} {'tokens changed':>15} {'max diff':>8}")
     for row in rows:
-        print(f"{row['setting']:>12} {row['wall_ms']:>9.2f} {row['host_ms']:>9.2f} {row['wall_vs_baseline']:>7.3f} "
+        print(f"{row['setting']:>19} {row['wall_ms']:>9.2f} {row['host_ms']:>9.2f} {row['wall_vs_baseline']:>7.3f} "
               f"{row['tokens_changed']:>7} ({row['tokens_changed'] / tokens:.2%}) {row['largest_duration_difference']:>8}")
     print(f"wrote {path}")
     return 0

@@ -57,17 +57,22 @@ def test_source_noise_is_the_same_on_cpu_and_cuda():
     torch.testing.assert_close(gpu, cpu, atol=1e-5, rtol=1e-5)
 
 
-def test_unpacked_bilstm_equals_the_packed_one_on_cuda(strict_float32):
+@pytest.mark.parametrize("way, dtype, tolerance", [
+    ("unpacked", None, 1e-5), ("one_way", torch.float32, 1e-5), ("one_way", torch.float16, 5e-3)])
+def test_unpacked_bilstm_equals_the_packed_one_on_cuda(strict_float32, way, dtype, tolerance):
     """`voicegen.model.layers.UNPACKED_BILSTM` on the device: cuDNN's padded call over the batch twice gives what
-    its packed call gives (a backward direction that read padding would differ by ~1)."""
+    its packed call gives (a backward direction that read padding would differ by ~1); `ONE_WAY_BILSTM`'s two
+    one-way calls on two streams too, in float32 and in float16 (input and hidden sizes of 128, ten rows padded to
+    16: the shapes for which cuDNN's persistent kernel may run), to float16's rounding."""
     from voicegen.model.layers import BiLSTM
 
     torch.manual_seed(0)
-    lstm = BiLSTM(64, 32).cuda().eval()
-    lengths = torch.tensor([50, 17, 3, 49])
-    x = torch.randn(4, 50, 64, device="cuda")
+    lstm = BiLSTM(128, 128).cuda().eval()
+    lengths = torch.tensor([50, 17, 3, 49, 50, 1, 20, 33, 8, 41])
+    x = torch.randn(10, 50, 128, device="cuda")
     with torch.inference_mode():
-        torch.testing.assert_close(lstm.unpacked(x, lengths), lstm(x, lengths), rtol=1e-4, atol=1e-5)
+        got = lstm.unpacked(x, lengths) if dtype is None else lstm.one_way(x, lengths, dtype)
+        torch.testing.assert_close(got, lstm(x, lengths), rtol=1e-4, atol=tolerance)
 
 
 def test_a_packed_bilstm_on_cuda_never_waits_for_the_device(strict_float32):
@@ -94,13 +99,18 @@ def test_a_packed_bilstm_on_cuda_never_waits_for_the_device(strict_float32):
     torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-5)
 
 
-def test_the_token_phase_encoder_never_waits_for_the_device():
+@pytest.mark.parametrize("switch, on", [(None, None), ("UNPACKED_BILSTM", True), ("ONE_WAY_BILSTM", torch.float16)])
+def test_the_token_phase_encoder_never_waits_for_the_device(monkeypatch, switch, on):
     """`KokoroNetwork.encode` on CUDA with the lengths on the host (the engine's default path: ALBERT in float16,
-    packed BiLSTMs) is queued without one synchronizing call that torch can see (sync debug mode set to raise): the
-    only wait of a token batch is the read of its durations, after the encoder. Catches a blocking copy of a mask, a
-    permutation or an input."""
+    packed BiLSTMs; and with the BiLSTMs unpacked or one-way) is queued without one synchronizing call that torch can
+    see (sync debug mode set to raise): the only wait of a token batch is the read of its durations, after the
+    encoder. Catches a blocking copy of a mask, a permutation, the lengths or an input."""
     from voicegen import Engine, Performance, Request
     from voicegen.batching import TOKEN_BUCKETS, bucket_for
+    from voicegen.model import layers
+
+    if switch is not None:
+        monkeypatch.setitem(getattr(layers, switch), "cuda", on)
 
     engine = Engine(device="cuda", performance=Performance())
     renderer = engine.renderer
@@ -123,10 +133,11 @@ def test_the_token_phase_encoder_never_waits_for_the_device():
     assert [int(d[: n].sum()) for d, n in zip(phase.durations.cpu(), lengths.tolist())] == [it._frames for it in items]
 
 
-def test_token_phase_in_cuda_graphs_equals_the_eager_one(strict_float32, monkeypatch):
+@pytest.mark.parametrize("switch, on", [("UNPACKED_BILSTM", True), ("ONE_WAY_BILSTM", torch.float32)])
+def test_token_phase_in_cuda_graphs_equals_the_eager_one(strict_float32, monkeypatch, switch, on):
     """`voicegen.model.layers.TOKEN_GRAPHS`: the token phase's encoder replayed as captured graphs (rows padded to a
-    power of two, BiLSTMs unpacked) gives the durations and frame features of the eager, packed token phase, for a
-    batch and again for one more batch of another size (a second graph, and the first one replayed)."""
+    power of two, BiLSTMs unpacked or one-way) gives the durations and frame features of the eager, packed token
+    phase, for a batch and again for one more batch of another size (a second graph, and the first one replayed)."""
     from voicegen import Engine, Performance, Request
     from voicegen.model import layers
 
@@ -138,7 +149,7 @@ def test_token_phase_in_cuda_graphs_equals_the_eager_one(strict_float32, monkeyp
     with torch.inference_mode():
         want = [renderer._token_phase(items), renderer._token_phase(items[:1])]
         durations = [it.durations.clone() for it in items]
-        monkeypatch.setitem(layers.UNPACKED_BILSTM, "cuda", True)
+        monkeypatch.setitem(getattr(layers, switch), "cuda", on)
         monkeypatch.setitem(layers.TOKEN_GRAPHS, "cuda", True)
         for _ in range(2):  # capture, then replay
             got = [renderer._token_phase(items), renderer._token_phase(items[:1])]
@@ -187,6 +198,30 @@ def test_albert_in_float16_keeps_the_float32_durations_on_cuda(monkeypatch):
     diff = durations[torch.float16] - durations[None]
     assert float((diff == 0).float().mean()) >= 0.99, diff
     assert int(diff.abs().max()) <= 1
+
+
+def test_one_way_float16_bilstms_keep_the_float32_durations_on_cuda(monkeypatch):
+    """`layers.ONE_WAY_BILSTM` = float16 (cuDNN's persistent kernel where it applies) against the packed float32
+    BiLSTMs on the same device: >= 99% of token durations equal, none more than a frame apart, as for ALBERT's
+    float16 region; the aligned features float32 and within 0.05 (the CPU's float16 LSTMs: 0.015 on a 5-minute corpus,
+    benchmarks/RESULTS.md, thirteenth session; a direction not reversed back moves them by ~1)."""
+    from voicegen import Engine, Performance, Request
+    from voicegen.model import layers
+
+    engine = Engine(device="cuda", performance=Performance())
+    items = [item for i, text in enumerate(TEXTS) for item in engine.plan(Request(text, seed=i)).items]
+    durations, stores = {}, {}
+    for dtype in (None, torch.float16):
+        monkeypatch.setitem(layers.ONE_WAY_BILSTM, "cuda", dtype)
+        with torch.inference_mode():
+            stores[dtype] = engine.renderer._token_phase(items)
+        durations[dtype] = torch.cat([it.durations for it in items])
+    diff = durations[torch.float16] - durations[None]
+    assert float((diff == 0).float().mean()) >= 0.99, diff
+    assert int(diff.abs().max()) <= 1
+    assert stores[torch.float16][0].dtype == torch.float32
+    if not diff.any():  # aligned alike: the shared BiLSTM's features to float16's rounding
+        torch.testing.assert_close(stores[torch.float16][0], stores[None][0], rtol=0, atol=5e-2)
 
 
 def test_queueing_a_frame_batch_never_waits_for_the_device():

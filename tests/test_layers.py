@@ -123,9 +123,11 @@ def test_bilstm_packs_as_torch_does_bit_for_bit():
     assert torch.equal(grad_ours, grad_theirs)
 
 
-def test_unpacked_bilstm_equals_the_packed_one_values_and_gradients():
-    """Catches an unpacked BiLSTM (`voicegen.model.layers.UNPACKED_BILSTM`) whose backward direction reads padding,
-    whose outputs are shifted by one step or not zero on padding, or whose gradients (voice fitting) differ."""
+@pytest.mark.parametrize("way", ["unpacked", "one_way"])
+def test_unpacked_bilstm_equals_the_packed_one_values_and_gradients(way):
+    """Catches an unpacked BiLSTM (`voicegen.model.layers.UNPACKED_BILSTM`, or `ONE_WAY_BILSTM`'s two one-way calls)
+    whose backward direction reads padding or is not reversed back, whose outputs are shifted by one step or not zero
+    on padding, or whose gradients (voice fitting) differ. Five rows: the one-way calls pad them to eight."""
     from voicegen.model.layers import BiLSTM
 
     torch.manual_seed(0)
@@ -135,7 +137,7 @@ def test_unpacked_bilstm_equals_the_packed_one_values_and_gradients():
     for b, n in enumerate(lengths.tolist()):
         x[b, n:] = torch.randn(13 - n, 20) * 5  # padding that must not matter
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-    packed, unpacked = lstm(xa, lengths), lstm.unpacked(xb, lengths)
+    packed, unpacked = lstm(xa, lengths), getattr(lstm, way)(xb, lengths)
     torch.testing.assert_close(unpacked, packed, rtol=1e-5, atol=1e-6)
     assert not unpacked[1, 7:].any() and unpacked[1, 6].abs().sum() > 0
     weights = torch.randn_like(packed)
@@ -144,8 +146,13 @@ def test_unpacked_bilstm_equals_the_packed_one_values_and_gradients():
     torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_token_phase_with_unpacked_bilstms_keeps_durations_and_features(network, monkeypatch):
-    """The network's token phase and alignment (four BiLSTMs) with the switch on, on a batch of three lengths:
+SWITCHES = [("UNPACKED_BILSTM", True), ("ONE_WAY_BILSTM", torch.float32)]
+"""The two ways `BiLSTM` runs without packing (`layers.reads_no_host`), as (switch, value on)."""
+
+
+@pytest.mark.parametrize("switch, on", SWITCHES)
+def test_token_phase_with_unpacked_bilstms_keeps_durations_and_features(network, monkeypatch, switch, on):
+    """The network's token phase and alignment (six BiLSTMs) with the switch on, on a batch of three lengths:
     the same durations and, to float rounding, the same frame features."""
     from voicegen.model import layers
 
@@ -163,14 +170,15 @@ def test_token_phase_with_unpacked_bilstms_keeps_durations_and_features(network,
             return phase, network.align(phase, style)
 
     phase, frames = run()
-    monkeypatch.setitem(layers.UNPACKED_BILSTM, "cpu", True)
+    monkeypatch.setitem(getattr(layers, switch), "cpu", on)
     phase2, frames2 = run()
     assert torch.equal(phase2.durations, phase.durations)
     torch.testing.assert_close(frames2.x, frames.x, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(frames2.asr, frames.asr, rtol=1e-4, atol=1e-5)
 
 
-def test_token_encoder_with_padded_rows_and_lengths_as_a_tensor_keeps_every_row(engine, monkeypatch):
+@pytest.mark.parametrize("switch, on", SWITCHES)
+def test_token_encoder_with_padded_rows_and_lengths_as_a_tensor_keeps_every_row(engine, monkeypatch, switch, on):
     """The renderer's graphed token phase (`layers.TOKEN_GRAPHS`, CUDA) runs the encoder on rows padded to a power of
     two, with the lengths as a tensor beside the tokens and the BiLSTMs unpacked. Here the same path runs eagerly on
     the CPU (the graph replaced by the plain call): this catches padding rows that change the batch's own rows, or
@@ -185,7 +193,7 @@ def test_token_encoder_with_padded_rows_and_lengths_as_a_tensor_keeps_every_row(
     style = torch.randn(3, 256, generator=g) * 0.1
     speed = torch.tensor([1.0, 0.8, 1.25])
     renderer, network = engine.renderer, engine.renderer.network
-    monkeypatch.setitem(layers.UNPACKED_BILSTM, "cpu", True)
+    monkeypatch.setitem(getattr(layers, switch), "cpu", on)
     with torch.inference_mode():
         want = network.encode(tokens, lengths, style, speed)
         calls = []
@@ -203,3 +211,23 @@ def test_token_encoder_with_padded_rows_and_lengths_as_a_tensor_keeps_every_row(
     # padding row that leaked into the others would move them by percent
     torch.testing.assert_close(got.d, want.d, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got.t_en, want.t_en, rtol=1e-4, atol=1e-5)
+
+
+def test_one_way_bilstm_in_float16_follows_new_weights_and_stays_out_of_the_state_dict():
+    """`BiLSTM.one_way` runs on float16 copies of its weights: close to the float32 BiLSTM (float16's rounding, no
+    more), made again when the weights change (a copy kept past a load would keep speaking with the old voice of the
+    network), and never saved (the state dict keeps Kokoro's names only)."""
+    from voicegen.model.layers import BiLSTM
+
+    torch.manual_seed(1)
+    lstm, other = BiLSTM(24, 16), BiLSTM(24, 16)
+    names = list(lstm.state_dict())
+    lengths = torch.tensor([9, 3, 6])
+    x = torch.randn(3, 9, 24)
+    with torch.inference_mode():
+        half = lstm.one_way(x, lengths, torch.float16)
+        assert half.dtype == torch.float32
+        torch.testing.assert_close(half, lstm(x, lengths), rtol=0, atol=5e-3)
+        lstm.load_state_dict(other.state_dict())
+        torch.testing.assert_close(lstm.one_way(x, lengths, torch.float16), other(x, lengths), rtol=0, atol=5e-3)
+    assert list(lstm.state_dict()) == names

@@ -46,7 +46,7 @@ from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEE
 from .memory import release_free_memory
 from .model import KokoroNetwork
 from .model.fft_conv import SpectralConvs
-from .model.layers import TOKEN_GRAPHS, UNPACKED_BILSTM, to_device
+from .model.layers import TOKEN_GRAPHS, reads_no_host, to_device
 from .model.network import TokenPhase
 from .performance import Performance, resolve_device
 from .seeds import check_seed, fresh_seed
@@ -473,9 +473,10 @@ class Renderer:
 
     def _graphed_tokens(self) -> bool:
         """Whether the token phase's encoder replays CUDA graphs (`layers.TOKEN_GRAPHS`, read per call so that a
-        benchmark can switch it); it needs CUDA graphs on and the BiLSTMs unpacked. The graph cache starts empty."""
+        benchmark can switch it); it needs CUDA graphs on and BiLSTMs that read nothing from the host
+        (`layers.reads_no_host`). The graph cache starts empty."""
         kind = self.device.type
-        if not (self.performance.cuda_graphs and TOKEN_GRAPHS.get(kind, False) and UNPACKED_BILSTM.get(kind, False)):
+        if not (self.performance.cuda_graphs and TOKEN_GRAPHS.get(kind, False) and reads_no_host(kind)):
             return False
         if self._token_graphs is None:
             from .model.cuda_graphs import TOKEN_GRAPH_MAX_TOKENS, TOKEN_NAMES, GraphCache

@@ -165,11 +165,31 @@ right-aligned; see `BiLSTM.unpacked`). Off by default: an A/B switch for the GPU
 spent ~4 ms of host time (benchmarks/RESULTS.md, sixth session's H200 profile) and packing keeps the token phase
 out of CUDA graphs."""
 
+ONE_WAY_BILSTM: dict[str, torch.dtype | None] = {"cuda": None}
+"""Per device type: a dtype (torch.float16) in which to run each `BiLSTM` as two one-way LSTM calls, one per
+direction (`BiLSTM.one_way`), over rows padded to a multiple of 8; None or absent: off. Off by default: an A/B switch
+for the GPU, where this is the shape for which PyTorch gives cuDNN's persistent LSTM kernel
+(CUDNN_RNN_ALGO_PERSIST_STATIC, which keeps the recurrent weights on chip across the steps instead of a kernel
+launch or two per step): float16 data, one direction, unpacked, hidden and input sizes multiples of 128 (ours: 256;
+512 and 640), at most 128 rows in a multiple of 8, on sm_80 or newer with at least 98 multiprocessors (A100, H100,
+H200). The token phase's LSTMs are chains of ~100-400 small steps, so on a GPU they are latency-bound. Like
+`UNPACKED_BILSTM` it reads nothing from the host, so the encoder can be captured in CUDA graphs (`TOKEN_GRAPHS`)."""
+
+ONE_WAY_ROWS = 8
+"""`BiLSTM.one_way` pads its rows to a multiple of this (cuDNN's persistent kernel wants a multiple of 8)."""
+
 TOKEN_GRAPHS = {"cuda": False}
-"""Per device type (CUDA only): with CUDA graphs on (`Performance.cuda_graphs`) and `UNPACKED_BILSTM` on, the
-renderer replays the token phase's encoder (`KokoroNetwork.encode`: ALBERT, duration predictor, text encoder) as one
-captured graph per (rows, token bucket), rows padded to a power of two. Off by default: an A/B switch for the next
-GPU session (`benchmarks/token_phase.py`); the alignment after it stays eager (its size is the frame count)."""
+"""Per device type (CUDA only): with CUDA graphs on (`Performance.cuda_graphs`) and BiLSTMs that read nothing from
+the host (`UNPACKED_BILSTM` or `ONE_WAY_BILSTM` on), the renderer replays the token phase's encoder
+(`KokoroNetwork.encode`: ALBERT, duration predictor, text encoder) as one captured graph per (rows, token bucket),
+rows padded to a power of two. Off by default: an A/B switch for the next GPU session (`benchmarks/token_phase.py`);
+the alignment after it stays eager (its size is the frame count)."""
+
+
+def reads_no_host(kind: str) -> bool:
+    """Whether `BiLSTM` on a device of this type runs without packing (`UNPACKED_BILSTM` or `ONE_WAY_BILSTM`), so
+    that its lengths may live on the device and nothing is read back from it."""
+    return bool(UNPACKED_BILSTM.get(kind, False) or ONE_WAY_BILSTM.get(kind))
 
 
 def to_device(array, device: torch.device) -> torch.Tensor:
@@ -198,6 +218,9 @@ class BiLSTM(nn.LSTM):
         """x: (B, T, C_in), lengths: (B,) int64 on CPU (or on x's device when unpacked) -> (B, T, 2 * hidden),
         zero on padding."""
         total = x.shape[1]
+        one_way = ONE_WAY_BILSTM.get(x.device.type)
+        if one_way is not None:  # lengths may live on the device: nothing is read back
+            return self.one_way(x, lengths, one_way)
         if lengths.device.type == "cpu" and bool((lengths == total).all()):
             return super().forward(x)[0]
         if UNPACKED_BILSTM.get(x.device.type, False):  # lengths may live on the device: nothing is read back
@@ -224,10 +247,80 @@ class BiLSTM(nn.LSTM):
         a CUDA graph)."""
         rows, total, hidden = x.shape[0], x.shape[1], self.hidden_size
         t = torch.arange(total, device=x.device)
-        shift = (total - lengths.to(x.device))[:, None]  # (B, 1) padding steps per item
+        shift = (total - to_device(lengths, x.device))[:, None]  # (B, 1) padding steps per item
         src = t - shift  # (B, T): right-aligned step p holds step p - shift of the item
         right = torch.gather(x, 1, src.clamp(min=0)[..., None].expand(-1, -1, x.shape[2])) * (src >= 0)[..., None]
         out = super().forward(torch.cat([x, right.to(x.dtype)]))[0]  # (2B, T, 2 * hidden)
         back = torch.gather(out[rows:, :, hidden:], 1, (t + shift).clamp(max=total - 1)[..., None].expand(-1, -1, hidden))
         valid = (t < total - shift)[..., None]  # (B, T, 1): t < length
         return torch.cat([out[:rows, :, :hidden], back], -1) * valid
+
+    def one_way(self, x: torch.Tensor, lengths: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The same as `forward` (to `dtype`'s rounding) as two one-way LSTM calls: x: (B, T, C_in), lengths: (B,)
+        int64 -> (B, T, 2 * hidden) in x's dtype, zero on padding.
+
+        The forward direction runs over the batch as it is (padding after each item); the backward one over each item
+        reversed in place (its last step first, padding still after it), its outputs reversed back. Both calls take
+        `dtype` (weights and inputs; cuDNN computes float16 LSTMs in float32) and rows padded to a multiple of
+        `ONE_WAY_ROWS`: what `ONE_WAY_BILSTM` is for. No host work per step and nothing read back (capturable in a CUDA
+        graph); on a GPU the two calls are queued on two streams, so the directions may overlap (not while a graph
+        is being captured). Gradients reach x (voice fitting), not this module's weights: the calls run on copies."""
+        rows, total, width = x.shape
+        forward, backward = self._one_way_lstms(x.device, dtype)
+        forward.train(self.training), backward.train(self.training)  # cuDNN's backward (voice fitting) needs training
+        t = torch.arange(total, device=x.device)
+        last = to_device(lengths, x.device)[:, None] - 1  # (B, 1)
+        valid = (t <= last)[..., None]  # (B, T, 1)
+        mirror = (last - t).clamp(min=0)[..., None]  # (B, T, 1): step p of the reversed item is step last - p
+        reverse = torch.gather(x, 1, mirror.expand(-1, -1, width)) * valid
+        extra = -rows % ONE_WAY_ROWS
+
+        def run(lstm: nn.LSTM, inputs: torch.Tensor) -> torch.Tensor:
+            if extra:
+                inputs = torch.cat([inputs, inputs.new_zeros(extra, total, width)])
+            return lstm(inputs.to(dtype))[0][:rows]
+
+        side = _side_stream(x.device)
+        if side is None:
+            ahead, back = run(forward, x), run(backward, reverse)
+        else:
+            main = torch.cuda.current_stream(x.device)
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                back = run(backward, reverse)
+            ahead = run(forward, x)
+            main.wait_stream(side)
+            back.record_stream(main)
+        back = torch.gather(back, 1, mirror.expand(-1, -1, self.hidden_size))
+        out = torch.cat([ahead, back], -1)
+        return out.to(x.dtype) * valid
+
+    def _one_way_lstms(self, device: torch.device, dtype: torch.dtype) -> tuple[nn.LSTM, nn.LSTM]:
+        """Two one-way LSTMs with this BiLSTM's forward and backward weights, on `device` in `dtype`, made on first use
+        and kept (not registered: they are not in the state dict) until this module's weights change."""
+        key = (str(device), dtype, tuple((p.data_ptr(), p._version) for p in self._flat_weights))
+        cache = self.__dict__.setdefault("_one_way_cache", {})
+        if key not in cache:
+            cache.clear()
+            with torch.inference_mode(False), torch.no_grad():
+                pair = []
+                for suffix in ("", "_reverse"):
+                    lstm = nn.LSTM(self.input_size, self.hidden_size, 1, batch_first=True)
+                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                        getattr(lstm, f"{name}_l0").copy_(getattr(self, f"{name}_l0{suffix}"))
+                    pair.append(lstm.eval().to(device=device, dtype=dtype))
+            cache[key] = tuple(pair)
+        return cache[key]
+
+
+_SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+
+
+def _side_stream(device: torch.device):
+    """A second CUDA stream of `device` for work that may overlap the current stream's, or None (not CUDA, or a graph
+    is being captured on the current stream)."""
+    if device.type != "cuda" or torch.cuda.is_current_stream_capturing():
+        return None
+    if device not in _SIDE_STREAMS:
+        _SIDE_STREAMS[device] = torch.cuda.Stream(device)
+    return _SIDE_STREAMS[device]

@@ -85,8 +85,9 @@ class KokoroNetwork(nn.Module):
         durations: torch.Tensor | None = None,
     ) -> TokenPhase:
         """tokens: (B, T) int64 with the wrapping zeros, padded with 0; lengths: (B,) int64 (wrapping zeros
-        included) on the CPU, or on tokens' device when the BiLSTMs run unpacked (`layers.UNPACKED_BILSTM`: then
-        nothing here reads the device, so the call can be captured in a CUDA graph); style: (B, 256); speed: (B,);
+        included) on the CPU, or on tokens' device when the BiLSTMs read nothing from the host
+        (`layers.reads_no_host`: then nothing here reads the device, so the call can be captured in a CUDA graph);
+        style: (B, 256); speed: (B,);
         durations: (B, T) frames per token to use instead of the predicted ones (0 on padding) -> TokenPhase."""
         device = tokens.device
         valid = to_device(torch.arange(tokens.shape[1], device=lengths.device)[None, :] < lengths[:, None], device)
