@@ -11,26 +11,21 @@
 # Budget (the device gives ~15 minutes per session, start-up included): benchmark <= BENCH_S (330 s; the cold
 # warm-up, compile and every bucket shape captured, took 214 s on an H200 in the tenth session, and its benchmark of
 # b1-eager and the compiled mode did not finish in 300 s), fallback <= FALLBACK_S (170 s), profile <= PROFILE_S (60 s), tests <= TESTS_S
-# (80 s), voice fitting <= FIT_S (60 s; 0 skips it; PROFILE_S=0 skips the profile); first, the token phase with ALBERT in
-# float32 and float16 (the default), packed and unpacked <= TOKEN_S (60 s; benchmarks/token_phase.py, no compile; TOKEN_S=1
-# skips it in effect; the corpus with larger token budgets is gpu_followup.sh's TOKEN_CORPUS_S). For A/B runs: ALBERT_FP32=1 runs ALBERT in float32 (voicegen.model.acoustic.albert.HALF_PRECISION);
-# CUDNN_BENCHMARK=1 lets cuDNN time its convolution algorithms per shape (torch.backends.cudnn.benchmark; off: heuristics); CHANNELS_LAST=1 compiles the frame phase
-# channels-last; GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch (default: all); UNPACKED_BILSTM=1
-# runs the token phase's BiLSTMs without packing (voicegen.model.layers.UNPACKED_BILSTM); TOKEN_GRAPHS=1 (with
-# UNPACKED_BILSTM=1 or ONE_WAY_FP16=1) also replays the token phase's encoder as CUDA graphs (layers.TOKEN_GRAPHS);
-# ONE_WAY_FP16=1 runs each BiLSTM as two one-way float16 LSTM calls, cuDNN's persistent kernel on an H100/H200
-# (layers.ONE_WAY_BILSTM); TOKEN_AUTO=1 sets those from the token-phase A/B run first (the fastest of unpacked,
-# graphs, one-way-fp16 and one-way-fp16-graphs, if >= 1.1x the default with durations at most a frame from
-# float32's), or EXACT_PADDING if exact-padding is the fastest; EXACT_PADDING=1 pads
-# token batches to their longest item instead of their token bucket (voicegen.renderer.EXACT_TOKEN_PADDING, the
-# CPU's default). AB (default overhead-0,overhead-256,overhead-512,overlap,exact-padding,one-way-fp16,buckets-4,
+# (80 s), voice fitting <= FIT_S (60 s; 0 skips it; PROFILE_S=0 skips the profile); first, the token phase in its
+# settings (ALBERT float32/float16, packed, unpacked, one-way BiLSTMs, graphs) <= TOKEN_S (60 s;
+# benchmarks/token_phase.py, no compile; TOKEN_S=1 skips it in effect; the corpus with larger token budgets is
+# gpu_followup.sh's TOKEN_CORPUS_S). For A/B runs: SWITCHES=a,b sets module switches by their names in
+# benchmarks/switches.py for every process of the call (fp32-albert, unpacked, one-way-fp16, token-graphs,
+# exact-padding, channels-last, ...); TOKEN_AUTO=1 (without SWITCHES) sets them from the token-phase run first: the
+# fastest of unpacked, graphs, one-way-fp16, one-way-fp16-graphs and exact-padding, if >= 1.1x the default with
+# durations at most a frame from float32's; CUDNN_BENCHMARK=1 lets cuDNN time its convolution algorithms per shape
+# (torch.backends.cudnn.benchmark; off: heuristics); GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch
+# (default: all). AB (default overhead-0,overhead-256,overhead-512,overlap,exact-padding,one-way-fp16,buckets-4,
 # buckets-4+overhead-256; empty: none) are the variants the benchmark also renders the corpus and the script with in
 # the compiled mode, on the warm engine, alternating with it as it is (throughput.py --ab; `ab` in its JSON; ~30 s in
 # all, the new buckets' CUDA graphs captured in an untimed pass): the batch planner's per-batch cost against its 1,024
 # frames, Renderer.overlap (issue 11 item 4), exact token padding, the one-way float16 BiLSTMs, 4 frame buckets per
-# octave instead of 2. Each
-# step is cut
-# at its limit and the next one still runs; the machine stays warm 30 s after a call, with its compile cache in
+# octave instead of 2. Each step is cut at its limit and the next one still runs; the machine stays warm 30 s after a call, with its compile cache in
 # /tmp/vgc: a second call made at once (PYTHONPATH=/tmp/custom:/tmp/site:$PWD VOICEGEN_CACHE=/tmp/vgc
 # TORCHINDUCTOR_CACHE_DIR=/tmp/vgc/torch-compile, .gpu/setup.sh skipped) warms up from the cache in ~40 s:
 # `bash benchmarks/gpu_followup.sh` is that call, prepared (the overlap A/B, the script and first-audio profile,
@@ -50,44 +45,29 @@ if [ -d .gpu/graphs ]; then mkdir -p "$GRAPHS" && cp -r .gpu/graphs/. "$GRAPHS/"
     >> "$OUT/env.txt" 2>&1
 CUSTOM=/tmp/custom  # one sitecustomize.py (Python imports only the first it finds) for the A/B switches below
 mkdir -p "$CUSTOM" && : > "$CUSTOM/sitecustomize.py" && export PYTHONPATH=$CUSTOM:$PYTHONPATH
-[ -n "${CHANNELS_LAST:-}" ] && echo 'import voicegen.compiled as v; v.CHANNELS_LAST["cuda"] = True' >> "$CUSTOM/sitecustomize.py"
 [ -n "${GRAPH_MAX_FRAMES:-}" ] && echo "import voicegen.model.cuda_graphs as g; g.GRAPH_MAX_FRAMES = int($GRAPH_MAX_FRAMES)" \
     >> "$CUSTOM/sitecustomize.py"
-[ -n "${UNPACKED_BILSTM:-}" ] && echo 'import voicegen.model.layers as l; l.UNPACKED_BILSTM["cuda"] = True' \
-    >> "$CUSTOM/sitecustomize.py"
-[ -n "${TOKEN_GRAPHS:-}" ] && echo 'import voicegen.model.layers as l; l.TOKEN_GRAPHS["cuda"] = True' \
-    >> "$CUSTOM/sitecustomize.py"
-[ -n "${ONE_WAY_FP16:-}" ] && echo 'import torch, voicegen.model.layers as l; l.ONE_WAY_BILSTM["cuda"] = torch.float16' \
-    >> "$CUSTOM/sitecustomize.py"
-[ -n "${ALBERT_FP32:-}" ] && echo 'import voicegen.model.acoustic.albert as a; a.HALF_PRECISION["cuda"] = None' \
-    >> "$CUSTOM/sitecustomize.py"
-[ -n "${EXACT_PADDING:-}" ] && echo 'import voicegen.renderer as r; r.EXACT_TOKEN_PADDING["cuda"] = True' \
-    >> "$CUSTOM/sitecustomize.py"
+SWITCHES_PY="import sys; sys.path.append('$PWD/benchmarks'); import switches"  # last on the path: shadows nothing
+[ -n "${SWITCHES:-}" ] && echo "$SWITCHES_PY; switches.set_all('$SWITCHES'.split(','), 'cuda')" >> "$CUSTOM/sitecustomize.py"
 [ -n "${CUDNN_BENCHMARK:-}" ] && echo 'import torch; torch.backends.cudnn.benchmark = True' >> "$CUSTOM/sitecustomize.py"
 cat "$CUSTOM/sitecustomize.py" >> "$OUT/env.txt"
-# the token phase: ALBERT float32 and float16, packed and unpacked BiLSTMs and unpacked in CUDA graphs, alternating (seconds; its JSON goes
-# into throughput.log; it sets the switches itself)
+# the token phase in each of token_phase.py's settings, alternating (seconds; its JSON goes into throughput.log; it
+# sets the switches itself, on top of SWITCHES)
 timeout ${TOKEN_S:-60} python3 benchmarks/token_phase.py --device cuda --rounds 20 --out /tmp/token-phase-cuda.json \
     > "$OUT/throughput.log" 2>&1
 echo "token phase exit $?" >> "$OUT/throughput.log"
 cat /tmp/token-phase-cuda.json >> "$OUT/throughput.log" 2>/dev/null
-if [ -n "${TOKEN_AUTO:-}" ] && [ -z "${UNPACKED_BILSTM:-}${EXACT_PADDING:-}${ONE_WAY_FP16:-}" ]; then  # the setting that won by >= 10%
-    python3 - /tmp/token-phase-cuda.json >> "$CUSTOM/sitecustomize.py" 2>> "$OUT/throughput.log" <<'PY'
+if [ -n "${TOKEN_AUTO:-}" ] && [ -z "${SWITCHES:-}" ]; then  # the setting that won by >= 10%, if one did
+    python3 - /tmp/token-phase-cuda.json "$SWITCHES_PY" >> "$CUSTOM/sitecustomize.py" 2>> "$OUT/throughput.log" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 rows = {s["setting"]: s for s in r["settings"]}
 base = rows["fp16-albert"]  # the default token phase: ALBERT in float16, packed BiLSTMs
-tried = ("unpacked", "graphs", "exact-padding", "one-way-fp16", "one-way-fp16-graphs")
-best = min((rows[n] for n in tried if n in rows), key=lambda s: s["wall_ms"], default=None)
+switches = {"unpacked": ["unpacked"], "graphs": ["unpacked", "token-graphs"], "exact-padding": ["exact-padding"],
+            "one-way-fp16": ["one-way-fp16"], "one-way-fp16-graphs": ["one-way-fp16", "token-graphs"]}
+best = min((rows[n] for n in switches if n in rows), key=lambda s: s["wall_ms"], default=None)
 if best and best["wall_ms"] * 1.1 <= base["wall_ms"] and best["largest_duration_difference"] <= 1:
-    if best["setting"] == "exact-padding":  # CUDA graphs of the token phase replay bucket shapes: not both
-        print('import voicegen.renderer as r; r.EXACT_TOKEN_PADDING["cuda"] = True')
-    elif best["setting"].startswith("one-way"):
-        print('import torch, voicegen.model.layers as l; l.ONE_WAY_BILSTM["cuda"] = torch.float16')
-    else:
-        print('import voicegen.model.layers as l; l.UNPACKED_BILSTM["cuda"] = True')
-    if best["setting"].endswith("graphs"):
-        print('l.TOKEN_GRAPHS["cuda"] = True')
+    print(f"{sys.argv[2]}; switches.set_all({switches[best['setting']]!r}, 'cuda')")
 PY
     { echo "token setting chosen by TOKEN_AUTO:"; cat "$CUSTOM/sitecustomize.py"; } >> "$OUT/throughput.log"
 fi

@@ -56,7 +56,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "benchmarks"))  # after the checkout: benchmarks/switches.py
 
+from switches import SWITCHES, set_switch  # noqa: E402
 from voicegen import Engine, Performance, Request  # noqa: E402
 from voicegen.constants import SAMPLE_RATE  # noqa: E402
 from voicegen.podcast import Script  # noqa: E402
@@ -278,13 +280,10 @@ def variant(engine: Engine, name: str):
     one that undoes it. 'default'; 'overhead-N': the batch planner's per-batch cost (`voicegen.batching.
     STATIC_BATCH_OVERHEAD`) at N frames (static shapes only change how items are grouped: the same set of shapes);
     'overlap': `Renderer.overlap` (a turn pipelined by token batch, on CUDA the token phase on a second stream);
-    'exact-padding' / 'bucket-padding': token batches padded to their longest item / their token bucket
-    (`voicegen.renderer.EXACT_TOKEN_PADDING`; the CPU pads exactly, CUDA to buckets);
     'buckets-N': N frame buckets per octave (`voicegen.batching.frame_buckets`; with CUDA graphs the new shapes are
-    captured on first use, in the untimed pass); 'one-way-fp16' / 'one-way': each BiLSTM as two one-way LSTM calls
-    in float16 (cuDNN's persistent kernel on an A100/H100/H200) / float32 (`voicegen.model.layers.ONE_WAY_BILSTM`);
-    'a+b': both."""
-    from voicegen import batching, renderer
+    captured on first use, in the untimed pass); any module switch of benchmarks/switches.py that needs no compile
+    (exact-padding, bucket-padding, one-way, one-way-fp16, unpacked, fp32-albert, ...); 'a+b': both."""
+    from voicegen import batching
 
     kind = engine.device.type
     if "+" in name:  # several at once: applied in order, undone in reverse
@@ -306,28 +305,16 @@ def variant(engine: Engine, name: str):
             saved, engine.renderer.overlap = engine.renderer.overlap, True
             return lambda: setattr(engine.renderer, "overlap", saved)
         return apply
-    if name in ("exact-padding", "bucket-padding"):
-        def apply():
-            saved = renderer.EXACT_TOKEN_PADDING.get(kind, False)
-            renderer.EXACT_TOKEN_PADDING[kind] = name == "exact-padding"
-            return lambda: renderer.EXACT_TOKEN_PADDING.__setitem__(kind, saved)
-        return apply
-    if name in ("one-way", "one-way-fp16"):
-        def apply():
-            from voicegen.model import layers
-
-            saved = layers.ONE_WAY_BILSTM.get(kind)
-            layers.ONE_WAY_BILSTM[kind] = torch.float16 if name.endswith("fp16") else torch.float32
-            return lambda: layers.ONE_WAY_BILSTM.__setitem__(kind, saved)
-        return apply
+    if name in SWITCHES and name != "channels-last":  # channels-last changes the compiled graph: a recompile
+        return lambda: set_switch(name, kind)
     if name.startswith("buckets-"):
         def apply():
             saved = engine.renderer.frame_buckets
             engine.renderer.frame_buckets = batching.frame_buckets(per_octave=int(name.split("-", 1)[1]))
             return lambda: setattr(engine.renderer, "frame_buckets", saved)
         return apply
-    raise ValueError(f"unknown A/B variant {name!r}: default, overhead-N, overlap, exact-padding, bucket-padding, "
-                     "buckets-N, one-way, one-way-fp16")
+    switches = ", ".join(n for n in SWITCHES if n != "channels-last")
+    raise ValueError(f"unknown A/B variant {name!r}: default, overhead-N, overlap, buckets-N, {switches}")
 
 
 def variants_ab(engine: Engine, items, script: Script, device: str, names, rounds: int = 3, progress=None) -> dict:

@@ -62,20 +62,17 @@ from typing import NamedTuple  # noqa: E402
 from throughput import build_corpus, one_minute_script, sync  # noqa: E402
 
 from voicegen import Engine, Performance, Request, renderer  # noqa: E402
+from switches import set_all  # noqa: E402
 from voicegen.batching import token_batches  # noqa: E402
-from voicegen.model import layers  # noqa: E402
 from voicegen.model.acoustic import albert  # noqa: E402
 
 
 class Setting(NamedTuple):
-    """One way to run the token phase: the switches it sets, then restores."""
+    """One way to run the token phase: the switches it sets (names in `switches.SWITCHES`; the rest keep the
+    device's defaults), then restores, and its token budget."""
 
-    unpacked: bool  # layers.UNPACKED_BILSTM
-    graphs: bool  # layers.TOKEN_GRAPHS
-    albert: torch.dtype | None  # albert.HALF_PRECISION (None: float32)
+    switches: tuple[str, ...]
     budget: int  # padded tokens per token batch
-    exact: bool  # renderer.EXACT_TOKEN_PADDING
-    one_way: torch.dtype | None = None  # layers.ONE_WAY_BILSTM (None: off)
 
 
 def script_items(engine: Engine, corpus_minutes: float = 0.0):
@@ -123,20 +120,14 @@ def main() -> int:
     budget = engine.renderer.performance.max_batch_tokens
     default_albert = albert.HALF_PRECISION.get(kind)
     exact = renderer.EXACT_TOKEN_PADDING.get(kind, False)
-    settings = {
-        "fp32-albert": Setting(False, False, None, budget, exact),
-        "fp16-albert": Setting(False, False, torch.float16, budget, exact),
-        "bf16-albert": Setting(False, False, torch.bfloat16, budget, exact),
-        "unpacked": Setting(True, False, default_albert, budget, exact),
-        "exact-padding" if not exact else "bucket-padding": Setting(False, False, default_albert, budget, not exact),
-        "one-way": Setting(False, False, default_albert, budget, exact, torch.float32),
-        "one-way-fp16": Setting(False, False, default_albert, budget, exact, torch.float16),
-    }
-    if kind == "cuda":  # graphs replay bucket shapes
-        settings["graphs"] = Setting(True, True, default_albert, budget, False)
-        settings["one-way-fp16-graphs"] = Setting(False, True, default_albert, budget, False, torch.float16)
+    padding = "bucket-padding" if exact else "exact-padding"  # the other way than the device's default
+    settings = {name: Setting((name,), budget) for name in
+                ("fp32-albert", "fp16-albert", "bf16-albert", "unpacked", padding, "one-way", "one-way-fp16")}
+    if kind == "cuda":  # graphed token batches keep their buckets (`Renderer._token_phase`)
+        settings["graphs"] = Setting(("unpacked", "token-graphs"), budget)
+        settings["one-way-fp16-graphs"] = Setting(("one-way-fp16", "token-graphs"), budget)
     for extra in (int(b) for b in args.budgets.split(",") if b.strip()):
-        settings[f"budget-{extra}"] = Setting(False, False, default_albert, extra, exact)
+        settings[f"budget-{extra}"] = Setting((), extra)
     batches = {setting.budget: batches_of(items, setting.budget) for setting in settings.values()}
     times = {name: [] for name in settings}
     results, failures = {}, {}
@@ -150,10 +141,7 @@ def main() -> int:
         for name, setting in settings.items():
             if name in failures:
                 continue
-            layers.UNPACKED_BILSTM[kind], layers.TOKEN_GRAPHS[kind] = setting.unpacked, setting.graphs
-            layers.ONE_WAY_BILSTM[kind] = setting.one_way
-            albert.HALF_PRECISION[kind] = setting.albert
-            renderer.EXACT_TOKEN_PADDING[kind] = setting.exact
+            undo = set_all(setting.switches, kind)
             try:
                 wall, host, stores, durations = token_phase(engine, items, batches[setting.budget], device)
             except Exception as exc:  # a setting that fails (a capture on a new GPU) must not cost the others
@@ -162,6 +150,8 @@ def main() -> int:
                 failures[name] = f"{type(exc).__name__}: {exc}"
                 print(f"{name} failed: {failures[name]}", file=sys.stderr)
                 continue
+            finally:
+                undo()
             if r:
                 times[name].append((wall, host))
             results[name] = (stores, durations)
@@ -169,10 +159,6 @@ def main() -> int:
                 hook.remove()  # measured once, in float32
     for name in failures:
         del settings[name], times[name]
-    layers.UNPACKED_BILSTM[kind] = layers.TOKEN_GRAPHS[kind] = False
-    layers.ONE_WAY_BILSTM[kind] = None
-    albert.HALF_PRECISION[kind] = default_albert
-    renderer.EXACT_TOKEN_PADDING[kind] = exact
     s0, d0 = results["fp32-albert"]
     tokens = sum(len(d) for d in d0)
     agreement = {}

@@ -1,0 +1,36 @@
+"""benchmarks/switches.py: the table of module switches that token_phase.py, throughput.py --ab and gpu_session.sh
+set by name. A switch renamed or removed in voicegen fails here, on the CPU, instead of in a device call."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+def test_every_switch_names_a_per_device_table_sets_its_value_and_undoes_itself():
+    import switches
+
+    for name, (module, attribute, value) in switches.SWITCHES.items():
+        table = getattr(importlib.import_module(module), attribute)
+        assert isinstance(table, dict), name
+        before = dict(table)
+        undo = switches.set_switch(name, "cuda")
+        assert table["cuda"] is value, name
+        undo()
+        assert table == before, name
+
+
+def test_unknown_switches_fail_before_any_is_set():
+    import switches
+    from voicegen.model import layers
+
+    before = dict(layers.ONE_WAY_BILSTM)
+    with pytest.raises(ValueError, match="'no-such-switch'.*one-way-fp16"):
+        switches.set_all(["one-way-fp16", "no-such-switch"], "cpu")
+    assert layers.ONE_WAY_BILSTM == before
+    undo = switches.set_all(["one-way-fp16", "exact-padding"], "cpu")
+    undo()
+    assert layers.ONE_WAY_BILSTM == before
