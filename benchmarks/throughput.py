@@ -282,10 +282,12 @@ def variant(engine: Engine, name: str):
     'overlap': `Renderer.overlap` (a turn pipelined by token batch, on CUDA the token phase on a second stream);
     'buckets-N': N frame buckets per octave (`voicegen.batching.frame_buckets`; with CUDA graphs the new shapes are
     captured on first use, in the untimed pass); any module switch of benchmarks/switches.py that needs no compile
-    (exact-padding, bucket-padding, one-way, one-way-fp16, unpacked, fp32-albert, ...); 'a+b': both."""
+    (exact-padding, bucket-padding, one-way, one-way-fp16, unpacked, fp32-albert, ...); 'a+b': both. An unknown
+    name raises ValueError here, before anything is applied (`engine` is read only by what is applied: None checks
+    a name)."""
     from voicegen import batching
 
-    kind = engine.device.type
+    number = name.partition("-")[2]
     if "+" in name:  # several at once: applied in order, undone in reverse
         parts = [variant(engine, part) for part in name.split("+")]
 
@@ -295,7 +297,7 @@ def variant(engine: Engine, name: str):
         return apply
     if name == "default":
         return lambda: (lambda: None)
-    if name.startswith("overhead-"):
+    if name.startswith("overhead-") and number.isdigit():
         def apply():
             saved, batching.STATIC_BATCH_OVERHEAD = batching.STATIC_BATCH_OVERHEAD, int(name.split("-", 1)[1])
             return lambda: setattr(batching, "STATIC_BATCH_OVERHEAD", saved)
@@ -306,8 +308,8 @@ def variant(engine: Engine, name: str):
             return lambda: setattr(engine.renderer, "overlap", saved)
         return apply
     if name in SWITCHES and name != "channels-last":  # channels-last changes the compiled graph: a recompile
-        return lambda: set_switch(name, kind)
-    if name.startswith("buckets-"):
+        return lambda: set_switch(name, engine.device.type)
+    if name.startswith("buckets-") and number.isdigit():
         def apply():
             saved = engine.renderer.frame_buckets
             engine.renderer.frame_buckets = batching.frame_buckets(per_octave=int(name.split("-", 1)[1]))
@@ -317,17 +319,28 @@ def variant(engine: Engine, name: str):
     raise ValueError(f"unknown A/B variant {name!r}: default, overhead-N, overlap, buckets-N, {switches}")
 
 
+def first_audio(engine: Engine, device: str, k: int):
+    """Time to the first audio of a streamed two-sentence text (take k: the same text for the same k) -> (seconds,
+    the first chunk's Audio)."""
+    t0 = time.perf_counter()
+    first = next(engine.stream(f"Time to first audio is what a listener waits for, take {k + 1}. "
+                               "The rest follows while they listen.", seed=k))
+    sync(device)
+    return time.perf_counter() - t0, first
+
+
 def variants_ab(engine: Engine, items, script: Script, device: str, names, rounds: int = 3, progress=None) -> dict:
     """In-process A/B on the warm engine: the corpus and the one-minute script rendered with the engine as it is
     ('default') and with each variant of `names` (`variant`), alternating, `rounds` rounds after one untimed pass
     each (what a variant sets up on first use: cuDNN plans for new token shapes, a second stream, CUDA graphs of new
     frame buckets). Nothing is compiled again, so on a warm GPU a round takes about a second per variant. -> per
     variant: x real time (the corpus's median round), frame batches and padding of its last corpus pass, the
-    script's latency (median round), every round's seconds, the untimed pass's seconds. `progress(figures so far)`
+    script's latency and the time to first audio (`first_audio`, take r in round r; medians), every round's seconds,
+    the untimed pass's seconds. `progress(figures so far)`
     after every round, so that a run cut short (a variant whose first pass takes long) keeps the rounds it made."""
     names = ["default"] + [n for n in names if n != "default"]
     applies = {n: variant(engine, n) for n in names}  # unknown names fail here, before any rendering
-    runs = {n: {"corpus_s": [], "script_s": []} for n in names}
+    runs = {n: {"corpus_s": [], "script_s": [], "first_audio_s": []} for n in names}
     failed = {}  # a variant that fails (one never run on this device) must not cost the mode's own figures
     stats = engine.stats
     audio_s = None  # the corpus's seconds of audio, from the first timed pass
@@ -335,7 +348,8 @@ def variants_ab(engine: Engine, items, script: Script, device: str, names, round
     def figures() -> dict:
         return {name: {"error": failed[name]} if name in failed else
                 r | ({"x_realtime": audio_s / float(np.median(r["corpus_s"])),
-                      "script_latency_s": float(np.median(r["script_s"]))} if r["corpus_s"] else {})
+                      "script_latency_s": float(np.median(r["script_s"])),
+                      "first_audio_median_s": float(np.median(r["first_audio_s"]))} if r["corpus_s"] else {})
                 for name, r in runs.items()}
     for r in range(rounds + 1):  # round 0: the untimed pass
         for name in names:
@@ -348,6 +362,7 @@ def variants_ab(engine: Engine, items, script: Script, device: str, names, round
                     t0 = time.perf_counter()
                     render_all(engine, items, False)
                     timed_script(engine, script)  # synchronizes the device at its end
+                    first_audio(engine, device, 0)
                     runs[name]["untimed_pass_s"] = time.perf_counter() - t0
                     continue
                 before = (stats.frame_batches, stats.padded_frames, stats.valid_frames)
@@ -360,6 +375,7 @@ def variants_ab(engine: Engine, items, script: Script, device: str, names, round
                 runs[name]["padding_overhead"] = ((stats.padded_frames - before[1])
                                                   / max(stats.valid_frames - before[2], 1) - 1)
                 runs[name]["script_s"].append(timed_script(engine, script)[1])
+                runs[name]["first_audio_s"].append(first_audio(engine, device, r)[0])
             except Exception as exc:
                 if name == "default":
                     raise
@@ -410,14 +426,9 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
     # each stage's median over the three renders (a stage of a few ms is noise within one render)
     stages = {name: float(np.median([run[2][name] for run in runs])) for name in runs[0][2]}
     stage_runs = {name: [run[2][name] for run in runs] for name in runs[0][2]}
-    first_times = []
-    for k in range(5):
-        t0 = time.perf_counter()
-        first = next(engine.stream(f"Time to first audio is what a listener waits for, take {k + 1}. "
-                                   "The rest follows while they listen.", seed=k))
-        sync(device)
-        first_times.append(time.perf_counter() - t0)
-    first_audio = float(np.median(first_times))
+    firsts = [first_audio(engine, device, k) for k in range(5)]
+    first_times, first = [t for t, _ in firsts], firsts[-1][1]
+    first_audio_s = float(np.median(first_times))
     result = {
         "audio_s": audio_s,
         "wall_s": wall,
@@ -439,7 +450,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         "script_stage_runs_s": stage_runs,
         "script_latencies_s": latencies,
         "script_latency_profiled_s": profiled_latency,
-        "first_audio_s": first_audio,
+        "first_audio_s": first_audio_s,
         "first_audio_runs_s": first_times,
         "first_chunk_audio_s": first.duration,
         "peak_memory_mb": peak_memory_mb(device),  # before the A/B runs, whose variants may capture more CUDA graphs
@@ -492,20 +503,23 @@ def main() -> int:
     parser.add_argument("--ab", default="", metavar="VARIANTS",
                         help="batched modes: also render the corpus and the script with each of these variants of the "
                              "warm engine, alternating with it as it is, 3 rounds (JSON: `ab`): overhead-N (the batch "
-                             "planner's per-batch cost, static shapes), overlap (Renderer.overlap), exact-padding / "
-                             "bucket-padding (token batches padded to their longest item / token bucket), buckets-N "
-                             "(N frame buckets per octave, default 2), a+b (both); an untimed pass first, nothing "
-                             "compiled again")
+                             "planner's per-batch cost, static shapes), overlap (Renderer.overlap), buckets-N (N "
+                             "frame buckets per octave, default 2), a module switch of benchmarks/switches.py "
+                             "(exact-padding, bucket-padding, one-way-fp16, ...), a+b (both); an untimed pass first, "
+                             "nothing compiled again")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ab = [v.strip() for v in args.ab.split(",") if v.strip()]
-    for name in (part for v in ab for part in v.split("+")):
-        number = name.removeprefix("overhead-").removeprefix("buckets-")
-        named = name in ("default", "overlap", "exact-padding", "bucket-padding")
-        if not named and not (number != name and number.isdigit()):
-            parser.error(f"unknown --ab variant {name!r}: overhead-N, overlap, exact-padding, bucket-padding, "
-                         "buckets-N (a+b: both)")
+    for name in ab:  # before any rendering
+        try:
+            variant(None, name)
+        except ValueError as exc:
+            parser.error(str(exc))
     modes = args.modes.split(",") if args.modes else (CUDA_MODES if args.device == "cuda" else CPU_MODES)
+    for mode in modes:  # engine_for reads a mode by its parts: a misspelt one would run some other engine
+        if mode.removesuffix("-overlap") not in CPU_MODES + CUDA_MODES:
+            parser.error(f"unknown mode {mode!r}: one of {', '.join(dict.fromkeys(CPU_MODES + CUDA_MODES))} "
+                         "(a batched one may end in -overlap)")
     if args.device == "cpu" and "batched-compiled-bf16" in modes and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         modes.remove("batched-compiled-bf16")
 
@@ -565,6 +579,17 @@ def main() -> int:
     for mode, r in results.items():
         if r.get("script_stages_s"):
             print(f"{mode:26} " + " ".join(f"{r['script_stages_s'][n]:14.3f}" for n in names))
+    for mode, r in results.items():
+        if r.get("ab"):  # the variants against 'default', the same warm engine, alternating
+            base = r["ab"].get("default", {})
+            print(f"\n{mode} A/B: {'variant':24} {'x realtime':>10} {'vs default':>10} {'script s':>9} {'first audio s':>13}")
+            for name, v in r["ab"].items():
+                if "error" in v or "x_realtime" not in v:
+                    print(f"{'':{len(mode) + 6}}{name:24} {v.get('error', 'no timed round')}")
+                    continue
+                ratio = v["x_realtime"] / base["x_realtime"] if "x_realtime" in base else float("nan")
+                print(f"{'':{len(mode) + 6}}{name:24} {v['x_realtime']:10.2f} {ratio:10.3f} {v['script_latency_s']:9.3f} "
+                      f"{v['first_audio_median_s']:13.3f}")
     for mode, r in results.items():
         if r.get("warmup_cached"):
             print(f"{mode}: warm-up cold {r['warmup_s']:.1f} s, cached (fresh process) {r['warmup_cached']}")
