@@ -106,7 +106,6 @@ def test_the_token_phase_encoder_never_waits_for_the_device(monkeypatch, switch,
     see (sync debug mode set to raise): the only wait of a token batch is the read of its durations, after the
     encoder. Catches a blocking copy of a mask, a permutation, the lengths or an input."""
     from voicegen import Engine, Performance, Request
-    from voicegen.batching import TOKEN_BUCKETS, bucket_for
     from voicegen.model import layers
 
     if switch is not None:
@@ -117,11 +116,8 @@ def test_the_token_phase_encoder_never_waits_for_the_device(monkeypatch, switch,
     items = [item for i, t in enumerate(TEXTS) for item in engine.plan(Request(t, seed=i)).items]
     with torch.inference_mode():
         renderer._token_phase(items)  # cuDNN and the allocators set up; the durations to compare with
-        lengths = torch.tensor([len(it.tokens) + 2 for it in items])
-        tokens = torch.zeros(len(items), bucket_for(int(lengths.max()), TOKEN_BUCKETS), dtype=torch.int64)  # as it pads
-        for i, it in enumerate(items):
-            tokens[i, 1 : len(it.tokens) + 1] = torch.as_tensor(it.tokens)
-        tokens = tokens.cuda()
+        tokens, lengths = renderer._token_matrix(items)  # as the token phase pads them
+        tokens = torch.from_numpy(tokens).cuda()
         style = torch.stack([it.style for it in items]).cuda()
         speed = torch.ones(len(items), device="cuda")
         torch.cuda.synchronize()

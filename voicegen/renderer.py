@@ -436,14 +436,8 @@ class Renderer:
         """Token phase and alignment of one batch -> its valid frames' features, packed: (frames, 512) each for x
         and asr. Sets each item's durations and frame count."""
         self.stats.token_batches += 1
-        lengths = torch.tensor([len(it.tokens) + 2 for it in batch])
         graphed = self._graphed_tokens()
-        longest = int(lengths.max())
-        exact = EXACT_TOKEN_PADDING.get(self.device.type, False) and not graphed  # graphs replay bucket shapes
-        size = longest if exact else bucket_for(longest, TOKEN_BUCKETS)
-        tokens = np.full((len(batch), size), PAD_ID, dtype=np.int64)
-        for i, it in enumerate(batch):
-            tokens[i, 1 : len(it.tokens) + 1] = it.tokens
+        tokens, lengths = self._token_matrix(batch, graphed)
         style = torch.stack([it.style for it in batch])
         speed = torch.tensor([it.speed for it in batch])
         if graphed and self._token_graphs.captures(round_up_pow2(len(batch)), size):
@@ -470,6 +464,19 @@ class Renderer:
             return t.transpose(1, 2).reshape(rows * width, HIDDEN_DIM).index_select(0, index)
 
         return pack(frames.x), pack(frames.asr)
+
+    def _token_matrix(self, batch: list[Item], graphed: bool = False) -> tuple[np.ndarray, torch.Tensor]:
+        """A token batch as the token phase takes it -> tokens (B, T) int64, each item between its two wrapping pads
+        and padded with PAD_ID to the longest item (`EXACT_TOKEN_PADDING` for this device, not graphed) or to its
+        token bucket; lengths (B,) int64 on the CPU, the wrapping pads included."""
+        lengths = torch.tensor([len(it.tokens) + 2 for it in batch])
+        longest = int(lengths.max())
+        exact = EXACT_TOKEN_PADDING.get(self.device.type, False) and not graphed  # graphs replay bucket shapes
+        size = longest if exact else bucket_for(longest, TOKEN_BUCKETS)
+        tokens = np.full((len(batch), size), PAD_ID, dtype=np.int64)
+        for i, it in enumerate(batch):
+            tokens[i, 1 : len(it.tokens) + 1] = it.tokens
+        return tokens, lengths
 
     def _graphed_tokens(self) -> bool:
         """Whether the token phase's encoder replays CUDA graphs (`layers.TOKEN_GRAPHS`, read per call so that a
