@@ -8,32 +8,49 @@
 #     bash ../shared/gpu/make-bundle.sh                        # builds .gpu/ (about 3-6 minutes)
 # then call the device tool with
 #     command="bash benchmarks/gpu_session.sh", carry=[".gpu"], timeout_s=550
-# Budget (the device gives ~15 minutes per session, start-up included): benchmark <= BENCH_S (330 s; the cold
-# warm-up, compile and every bucket shape captured, took 214 s on an H200 in the tenth session, and its benchmark of
-# b1-eager and the compiled mode did not finish in 300 s), fallback <= FALLBACK_S (170 s), profile <= PROFILE_S (60 s), tests <= TESTS_S
-# (80 s), voice fitting <= FIT_S (60 s; 0 skips it; PROFILE_S=0 skips the profile); first, the token phase in its
-# settings (ALBERT float32/float16, packed, unpacked, one-way BiLSTMs, graphs) <= TOKEN_S (60 s;
-# benchmarks/token_phase.py, no compile; TOKEN_S=1 skips it in effect; the corpus with larger token budgets is
-# gpu_followup.sh's TOKEN_CORPUS_S). For A/B runs: SWITCHES=a,b sets module switches by their names in
-# benchmarks/switches.py for every process of the call (fp32-albert, unpacked, one-way-fp16, token-graphs,
-# exact-padding, channels-last, ...); TOKEN_AUTO=1 (without SWITCHES) sets them from the token-phase run first: the
-# fastest of unpacked, graphs, one-way-fp16, one-way-fp16-graphs and exact-padding, if >= 1.1x the default with
+# Budget (the device gives ~15 minutes per session, start-up included), each step cut at its limit, the next one
+# still run:
+#   TOKEN_S (60 s)     first, the token phase in each setting of benchmarks/token_phase.py (ALBERT float32/float16;
+#                      BiLSTMs packed, unpacked, one-way float32/float16; the encoder in CUDA graphs; the text encoder
+#                      on a second stream), 20 rounds, no compile; TOKEN_S=1 skips it in effect (the corpus with
+#                      larger token budgets is gpu_followup.sh's TOKEN_CORPUS_S)
+#   BENCH_S (330 s)    the benchmark, b1-eager and the compiled mode (the cold warm-up, compile and every bucket shape
+#                      captured, took 214 s on an H200 in the tenth session), then its A/B: AB (default
+#                      overhead-0,overhead-256,overhead-512,overlap,exact-padding,one-way-fp16,text-encoder-stream,
+#                      one-way-fp16+text-encoder-stream,buckets-4,buckets-4+overhead-256; empty: none) are variants
+#                      the compiled mode's warm engine renders the corpus, the script and first audio with,
+#                      alternating with it as it is, AB_ROUNDS (3) rounds after an untimed pass (throughput.py --ab;
+#                      `ab` in its JSON; ~30 s in all, new buckets' CUDA graphs captured in the untimed pass): the
+#                      batch planner's per-batch cost against its 1,024 frames, Renderer.overlap (issue 11 item 4),
+#                      exact token padding, the one-way float16 BiLSTMs, the text encoder on a second stream, 4 frame
+#                      buckets per octave instead of 2
+#   FALLBACK_S (170 s) if the compiled mode failed in inductor: once more, traced size-obliviously
+#   PROFILE_S (60 s), TESTS_S (80 s), FIT_S (60 s)   the profile, the CUDA tests, voice fitting (0 skips a step)
+# Switches: SWITCHES=a,b sets module switches by their names in benchmarks/switches.py for every process of the call
+# (fp32-albert, unpacked, one-way-fp16, token-graphs, text-encoder-stream, exact-padding, channels-last, ...);
+# TOKEN_AUTO=1 (without SWITCHES) sets them from the token-phase run: the fastest of unpacked, graphs, one-way-fp16,
+# one-way-fp16-graphs, text-encoder-stream, one-way-fp16-stream and exact-padding, if >= 1.1x the default with
 # durations at most a frame from float32's; CUDNN_BENCHMARK=1 lets cuDNN time its convolution algorithms per shape
 # (torch.backends.cudnn.benchmark; off: heuristics); GRAPH_MAX_FRAMES=N captures CUDA graphs up to N frames per batch
-# (default: all). AB (default overhead-0,overhead-256,overhead-512,overlap,exact-padding,one-way-fp16,buckets-4,
-# buckets-4+overhead-256; empty: none) are the variants the benchmark also renders the corpus and the script with in
-# the compiled mode, on the warm engine, alternating with it as it is (throughput.py --ab; `ab` in its JSON; ~30 s in
-# all, the new buckets' CUDA graphs captured in an untimed pass): the batch planner's per-batch cost against its 1,024
-# frames, Renderer.overlap (issue 11 item 4), exact token padding, the one-way float16 BiLSTMs, 4 frame buckets per
-# octave instead of 2. Each step is cut at its limit and the next one still runs; the machine stays warm 30 s after a call, with its compile cache in
-# /tmp/vgc: a second call made at once (PYTHONPATH=/tmp/custom:/tmp/site:$PWD VOICEGEN_CACHE=/tmp/vgc
-# TORCHINDUCTOR_CACHE_DIR=/tmp/vgc/torch-compile, .gpu/setup.sh skipped) warms up from the cache in ~40 s:
-# `bash benchmarks/gpu_followup.sh` is that call, prepared (the overlap A/B, the script and first-audio profile,
-# optionally cuDNN's autotuning); what a step measured is saved as it goes. The 8 files that come back (the device's limit): env.txt, throughput-cuda.json,
-# throughput.log (with the profile's log), profile.json, kernels.txt, pytest-cuda.log (with the fit's log),
-# voices-cuda.json, and throughput-cuda-fallback.json or graphs.tar.xz.
+# (default: all).
+# The machine stays warm 30 s after a call, with its compile cache in /tmp/vgc: a second call made at once
+# (PYTHONPATH=/tmp/custom:/tmp/site:$PWD VOICEGEN_CACHE=/tmp/vgc TORCHINDUCTOR_CACHE_DIR=/tmp/vgc/torch-compile,
+# .gpu/setup.sh skipped) warms up from the cache in ~40 s: `bash benchmarks/gpu_followup.sh` is that call, prepared
+# (the script and first-audio profile, more A/Bs); what a step measured is saved as it goes. The 8 files that come
+# back (the device's limit): env.txt, throughput-cuda.json, throughput.log (with the profile's log), profile.json,
+# kernels.txt, pytest-cuda.log (with the fit's log), voices-cuda.json, and throughput-cuda-fallback.json or
+# graphs.tar.xz.
+# DRY_RUN=1 runs the same steps on this CPU machine in about 10 minutes, to check the call's plumbing before device
+# time is spent on it (the bundle unpacked and used, the switches, TOKEN_AUTO, the A/B, the tests' collection): the
+# token phase one round, the benchmark batched-fft over a 0.2-minute corpus with AB=one-way-fp16,overlap and one A/B
+# round, no profile, no fit, tests/test_cuda.py only (it skips without a GPU). Its figures mean nothing.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
+DEV=cuda
+if [ -n "${DRY_RUN:-}" ]; then
+    DEV=cpu MODES=${MODES:-batched-fft} MINUTES=${MINUTES:-0.2} AB=${AB-one-way-fp16,overlap} AB_ROUNDS=${AB_ROUNDS:-1}
+    TOKEN_ROUNDS=${TOKEN_ROUNDS:-1} PROFILE_S=0 FIT_S=0 TESTS="tests/test_cuda.py"
+fi
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 bash .gpu/setup.sh > "$OUT/env.txt" 2>&1
@@ -53,7 +70,7 @@ SWITCHES_PY="import sys; sys.path.append('$PWD/benchmarks'); import switches"  #
 cat "$CUSTOM/sitecustomize.py" >> "$OUT/env.txt"
 # the token phase in each of token_phase.py's settings, alternating (seconds; its JSON goes into throughput.log; it
 # sets the switches itself, on top of SWITCHES)
-timeout ${TOKEN_S:-60} python3 benchmarks/token_phase.py --device cuda --rounds 20 --out /tmp/token-phase-cuda.json \
+timeout ${TOKEN_S:-60} python3 benchmarks/token_phase.py --device $DEV --rounds ${TOKEN_ROUNDS:-20} --out /tmp/token-phase-cuda.json \
     > "$OUT/throughput.log" 2>&1
 echo "token phase exit $?" >> "$OUT/throughput.log"
 cat /tmp/token-phase-cuda.json >> "$OUT/throughput.log" 2>/dev/null
@@ -62,9 +79,11 @@ if [ -n "${TOKEN_AUTO:-}" ] && [ -z "${SWITCHES:-}" ]; then  # the setting that 
 import json, sys
 r = json.load(open(sys.argv[1]))
 rows = {s["setting"]: s for s in r["settings"]}
-base = rows["fp16-albert"]  # the default token phase: ALBERT in float16, packed BiLSTMs
+base = rows[{"float16": "fp16", "bfloat16": "bf16"}.get(r["albert_default"], "fp32") + "-albert"]  # the default
 switches = {"unpacked": ["unpacked"], "graphs": ["unpacked", "token-graphs"], "exact-padding": ["exact-padding"],
-            "one-way-fp16": ["one-way-fp16"], "one-way-fp16-graphs": ["one-way-fp16", "token-graphs"]}
+            "one-way-fp16": ["one-way-fp16"], "one-way-fp16-graphs": ["one-way-fp16", "token-graphs"],
+            "text-encoder-stream": ["text-encoder-stream"],
+            "one-way-fp16-stream": ["one-way-fp16", "text-encoder-stream"]}
 best = min((rows[n] for n in switches if n in rows), key=lambda s: s["wall_ms"], default=None)
 if best and best["wall_ms"] * 1.1 <= base["wall_ms"] and best["largest_duration_difference"] <= 1:
     print(f"{sys.argv[2]}; switches.set_all({switches[best['setting']]!r}, 'cuda')")
@@ -72,8 +91,11 @@ PY
     { echo "token setting chosen by TOKEN_AUTO:"; cat "$CUSTOM/sitecustomize.py"; } >> "$OUT/throughput.log"
 fi
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
-timeout ${BENCH_S:-330} python3 benchmarks/throughput.py --device cuda --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
-    --ab "${AB-overhead-0,overhead-256,overhead-512,overlap,exact-padding,one-way-fp16,buckets-4,buckets-4+overhead-256}" \
+AB_DEFAULT=overhead-0,overhead-256,overhead-512,overlap,exact-padding,one-way-fp16,text-encoder-stream
+AB_DEFAULT=$AB_DEFAULT,one-way-fp16+text-encoder-stream,buckets-4,buckets-4+overhead-256
+timeout ${BENCH_S:-330} python3 benchmarks/throughput.py --device $DEV --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
+    --ab "${AB-$AB_DEFAULT}" \
+    --ab-rounds ${AB_ROUNDS:-3} \
     --out "$OUT/throughput-cuda.json" \
     >> "$OUT/throughput.log" 2>&1
 echo "benchmark exit $?" >> "$OUT/throughput.log"
@@ -92,9 +114,10 @@ if [ "${PROFILE_S:-60}" != 0 ]; then
     timeout ${PROFILE_S:-60} python3 benchmarks/gpu_profile.py --minutes 2 --out "$OUT" > /tmp/profile.log 2>&1
     echo "profile exit $?" >> /tmp/profile.log; cat /tmp/profile.log >> "$OUT/throughput.log"  # 8 files come back at most
 fi
-timeout ${TESTS_S:-80} python3 -m pytest -q -p no:cacheprovider -m "not slow" tests/test_cuda.py \
-    tests/test_compile.py::test_bf16_autocast_stays_close_to_float32 tests/test_compile.py::test_cuda_graphs_match_eager \
-    tests/test_precision.py::test_reduced_precision_on_cuda_stays_within_015_nats_of_float32 > "$OUT/pytest-cuda.log" 2>&1
+TESTS=${TESTS:-tests/test_cuda.py tests/test_compile.py::test_bf16_autocast_stays_close_to_float32
+    tests/test_compile.py::test_cuda_graphs_match_eager
+    tests/test_precision.py::test_reduced_precision_on_cuda_stays_within_015_nats_of_float32}
+timeout ${TESTS_S:-80} python3 -m pytest -q -p no:cacheprovider -m "not slow" $TESTS > "$OUT/pytest-cuda.log" 2>&1
 echo "pytest exit $?" >> "$OUT/pytest-cuda.log"
 if [ "${FIT_S:-60}" != 0 ]; then  # issue 13: fitting time on the GPU (no judge there)
     timeout ${FIT_S:-60} python3 benchmarks/voices.py --device cuda --judge 0 --asr 0 --targets jf_nezumi --train 2 \

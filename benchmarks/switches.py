@@ -14,6 +14,9 @@ value for one device type, and `set_switch` returns the function that puts back 
                    the shape of cuDNN's persistent LSTM kernel on an A100/H100/H200)
   token-graphs     the token phase's encoder replayed as CUDA graphs (`layers.TOKEN_GRAPHS`; needs unpacked or
                    one-way BiLSTMs, and pads token batches to their buckets)
+  text-encoder-stream
+                   the token phase's text encoder on a second CUDA stream (`voicegen.model.network.
+                   TEXT_ENCODER_STREAM`)
   exact-padding / bucket-padding
                    token batches padded to their longest item / their token bucket
                    (`voicegen.renderer.EXACT_TOKEN_PADDING`; the CPU's default exact, CUDA's buckets)
@@ -35,6 +38,7 @@ SWITCHES: dict[str, tuple[str, str, object]] = {
     "one-way": ("voicegen.model.layers", "ONE_WAY_BILSTM", torch.float32),
     "one-way-fp16": ("voicegen.model.layers", "ONE_WAY_BILSTM", torch.float16),
     "token-graphs": ("voicegen.model.layers", "TOKEN_GRAPHS", True),
+    "text-encoder-stream": ("voicegen.model.network", "TEXT_ENCODER_STREAM", True),
     "exact-padding": ("voicegen.renderer", "EXACT_TOKEN_PADDING", True),
     "bucket-padding": ("voicegen.renderer", "EXACT_TOKEN_PADDING", False),
     "channels-last": ("voicegen.compiled", "CHANNELS_LAST", True),

@@ -389,7 +389,8 @@ def variants_ab(engine: Engine, items, script: Script, device: str, names, round
 
 
 def run_mode(mode: str, device: str, items, script: Script, reference, judge=None, asr_chunks: int = 0,
-             mos_judge=None, cached: bool = True, ab=(), checkpoint=None) -> tuple[dict, list[np.ndarray]]:
+             mos_judge=None, cached: bool = True, ab=(), checkpoint=None,
+             ab_rounds: int = 3) -> tuple[dict, list[np.ndarray]]:
     """One mode measured (see the module docstring) -> (its figures, its audio per chunk). With `ab`, the variants'
     A/B runs come last, after `checkpoint(figures)` has saved the rest: a run cut short during them keeps those."""
     if device == "cuda":
@@ -461,7 +462,7 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
         if checkpoint is not None:
             checkpoint(result)
         progress = None if checkpoint is None else (lambda partial: checkpoint(result | {"ab": partial}))
-        result["ab"] = variants_ab(engine, items, script, device, ab, progress=progress)
+        result["ab"] = variants_ab(engine, items, script, device, ab, rounds=ab_rounds, progress=progress)
         log(f"A/B: {json.dumps(result['ab'])}")
     return result, audio
 
@@ -507,6 +508,8 @@ def main() -> int:
                              "frame buckets per octave, default 2), a module switch of benchmarks/switches.py "
                              "(exact-padding, bucket-padding, one-way-fp16, ...), a+b (both); an untimed pass first, "
                              "nothing compiled again")
+    parser.add_argument("--ab-rounds", type=int, default=3, metavar="N",
+                        help="timed rounds of the --ab variants after their untimed pass (default 3)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ab = [v.strip() for v in args.ab.split(",") if v.strip()]
@@ -556,7 +559,7 @@ def main() -> int:
             results[mode], _ = run_onnx(items, args.threads)
         else:
             results[mode], audio = run_mode(mode, args.device, items, script, reference, judge, args.asr, mos_judge,
-                                            cached=not args.no_cached_warmup, ab=ab,
+                                            cached=not args.no_cached_warmup, ab=ab, ab_rounds=args.ab_rounds,
                                             checkpoint=lambda r: save(args, out, requests, items, frontend_s,
                                                                       results | {mode: r}))
             if mode == "b1-eager":

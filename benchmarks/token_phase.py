@@ -15,6 +15,9 @@ predictor, the shared BiLSTM) in several settings, alternating in one process:
                its persistent LSTM kernel on an A100/H100/H200 (on a CPU: for its durations)
   one-way-fp16-graphs
                (CUDA) one-way-fp16 with the encoder replayed as CUDA graphs
+  text-encoder-stream, one-way-fp16-stream
+               (CUDA) the text encoder on a second stream (`voicegen.model.network.TEXT_ENCODER_STREAM`), alone and
+               with one-way-fp16
   bucket-padding / exact-padding
                the device's default with its token batches padded the other way
                (`voicegen.renderer.EXACT_TOKEN_PADDING`): to their token bucket on the CPU (which pads to the longest
@@ -126,6 +129,8 @@ def main() -> int:
     if kind == "cuda":  # graphed token batches keep their buckets (`Renderer._token_phase`)
         settings["graphs"] = Setting(("unpacked", "token-graphs"), budget)
         settings["one-way-fp16-graphs"] = Setting(("one-way-fp16", "token-graphs"), budget)
+        settings["text-encoder-stream"] = Setting(("text-encoder-stream",), budget)
+        settings["one-way-fp16-stream"] = Setting(("one-way-fp16", "text-encoder-stream"), budget)
     for extra in (int(b) for b in args.budgets.split(",") if b.strip()):
         settings[f"budget-{extra}"] = Setting((), extra)
     batches = {setting.budget: batches_of(items, setting.budget) for setting in settings.values()}

@@ -34,3 +34,24 @@ def test_unknown_switches_fail_before_any_is_set():
     undo = switches.set_all(["one-way-fp16", "exact-padding"], "cpu")
     undo()
     assert layers.ONE_WAY_BILSTM == before
+
+
+def test_the_gpu_sessions_default_ab_variants_and_token_auto_switches_are_known():
+    """gpu_session.sh's default `--ab` list (what the next device call renders) and the switch names its TOKEN_AUTO
+    writes are all names that throughput.py and switches.py accept: a name they refuse would end the benchmark
+    step of a device call at its argument check (`one-way-fp16` would have been, while throughput.py kept a list of
+    its own)."""
+    import re
+
+    import switches
+    import throughput
+
+    script = (Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_session.sh").read_text()
+    default_ab = ",".join(re.findall(r"^AB_DEFAULT=(?:\$AB_DEFAULT,)?(\S+)$", script, re.M))
+    assert '--ab "${AB-$AB_DEFAULT}"' in script
+    assert "one-way-fp16" in default_ab.split(",")
+    for name in default_ab.split(","):
+        throughput.variant(None, name)  # raises ValueError for an unknown name
+    auto = re.search(r"switches = (\{.*?\})\n", script, re.S).group(1)
+    for names in eval(auto).values():  # noqa: S307 - our own script's literal
+        switches.set_all(names, "cpu")()

@@ -99,17 +99,18 @@ def test_a_packed_bilstm_on_cuda_never_waits_for_the_device(strict_float32):
     torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("switch, on", [(None, None), ("UNPACKED_BILSTM", True), ("ONE_WAY_BILSTM", torch.float16)])
+@pytest.mark.parametrize("switch, on", [(None, None), ("UNPACKED_BILSTM", True), ("ONE_WAY_BILSTM", torch.float16),
+                                        ("TEXT_ENCODER_STREAM", True)])
 def test_the_token_phase_encoder_never_waits_for_the_device(monkeypatch, switch, on):
     """`KokoroNetwork.encode` on CUDA with the lengths on the host (the engine's default path: ALBERT in float16,
     packed BiLSTMs; and with the BiLSTMs unpacked or one-way) is queued without one synchronizing call that torch can
     see (sync debug mode set to raise): the only wait of a token batch is the read of its durations, after the
     encoder. Catches a blocking copy of a mask, a permutation, the lengths or an input."""
     from voicegen import Engine, Performance, Request
-    from voicegen.model import layers
+    from voicegen.model import layers, network
 
     if switch is not None:
-        monkeypatch.setitem(getattr(layers, switch), "cuda", on)
+        monkeypatch.setitem(getattr(layers if hasattr(layers, switch) else network, switch), "cuda", on)
 
     engine = Engine(device="cuda", performance=Performance())
     renderer = engine.renderer
@@ -218,6 +219,29 @@ def test_one_way_float16_bilstms_keep_the_float32_durations_on_cuda(monkeypatch)
     assert stores[torch.float16][0].dtype == torch.float32
     if not diff.any():  # aligned alike: the shared BiLSTM's features to float16's rounding
         torch.testing.assert_close(stores[torch.float16][0], stores[None][0], rtol=0, atol=5e-2)
+
+
+@pytest.mark.parametrize("one_way", [None, torch.float16])
+def test_the_text_encoder_on_a_second_stream_gives_the_same_token_phase(strict_float32, monkeypatch, one_way):
+    """`network.TEXT_ENCODER_STREAM`: the text encoder on its own stream, overlapping ALBERT and the duration
+    predictor, the alignment waiting for it: the same durations and the same frame features as in order (the same
+    kernels), twice in a row (a feature read before the stream finished, or a mask reused under it, would differ);
+    also with the one-way BiLSTMs, whose backward directions use a stream of their own."""
+    from voicegen import Engine, Performance, Request
+    from voicegen.model import layers, network
+
+    monkeypatch.setitem(layers.ONE_WAY_BILSTM, "cuda", one_way)
+    engine = Engine(device="cuda", performance=Performance())
+    items = [item for i, text in enumerate(TEXTS) for item in engine.plan(Request(text, seed=i)).items]
+    with torch.inference_mode():
+        want = engine.renderer._token_phase(items)
+        durations = [it.durations.clone() for it in items]
+        monkeypatch.setitem(network.TEXT_ENCODER_STREAM, "cuda", True)
+        for _ in range(2):
+            got = engine.renderer._token_phase(items)
+            assert all(torch.equal(it.durations, d) for it, d in zip(items, durations))
+            for a, b in zip(got, want):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_queueing_a_frame_batch_never_waits_for_the_device():

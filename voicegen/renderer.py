@@ -502,7 +502,7 @@ class Renderer:
     def _encode_call(self, tokens, lengths, style, speed) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`KokoroNetwork.encode` with every input on the device, as a tuple (what a graph captures)."""
         phase = self.network.encode(tokens, lengths, style, speed)
-        return phase.durations, phase.d, phase.t_en
+        return phase.durations, phase.d, phase.wait()  # t_en ready on this stream (a graph has one stream)
 
     def _token_inputs(self, rows: int, size: int) -> tuple[torch.Tensor, ...]:
         """Valid token-phase inputs of one shape, laid out as `_encode_padded` makes them: rows of two wrapping

@@ -280,7 +280,7 @@ class BiLSTM(nn.LSTM):
                 inputs = torch.cat([inputs, inputs.new_zeros(extra, total, width)])
             return lstm(inputs.to(dtype))[0][:rows]
 
-        side = _side_stream(x.device)
+        side = side_stream(x.device)
         if side is None:
             ahead, back = run(forward, x), run(backward, reverse)
         else:
@@ -313,14 +313,17 @@ class BiLSTM(nn.LSTM):
         return cache[key]
 
 
-_SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+_SIDE_STREAMS: dict[tuple[torch.device, int], torch.cuda.Stream] = {}
 
 
-def _side_stream(device: torch.device):
-    """A second CUDA stream of `device` for work that may overlap the current stream's, or None (not CUDA, or a graph
-    is being captured on the current stream)."""
+def side_stream(device: torch.device, slot: int = 0):
+    """A second CUDA stream of `device` (one per slot: 0 for `BiLSTM.one_way`'s backward direction, 1 for the text
+    encoder, `voicegen.model.network.TEXT_ENCODER_STREAM`) for work that may overlap the current stream's, or None:
+    not CUDA, or a graph is being captured on the current stream (the work then runs in order on it)."""
+    device = torch.device(device)
     if device.type != "cuda" or torch.cuda.is_current_stream_capturing():
         return None
-    if device not in _SIDE_STREAMS:
-        _SIDE_STREAMS[device] = torch.cuda.Stream(device)
-    return _SIDE_STREAMS[device]
+    key = (device, slot)
+    if key not in _SIDE_STREAMS:
+        _SIDE_STREAMS[key] = torch.cuda.Stream(device)
+    return _SIDE_STREAMS[key]

@@ -21,7 +21,7 @@ from ..constants import HIDDEN_DIM, N_TOKENS, SAMPLES_PER_FRAME, TIMBRE_DIM
 from .acoustic.albert import Albert, AlbertConfig
 from .acoustic.prosody import ProsodyPredictor
 from .acoustic.text_encoder import TextEncoder
-from .layers import lengths_to_mask, to_device
+from .layers import lengths_to_mask, side_stream, to_device
 from .vocoder.decoder import Decoder
 from .vocoder.noise import gaussian_noise
 
@@ -41,17 +41,34 @@ class NetworkConfig:
         return asdict(self)
 
 
+TEXT_ENCODER_STREAM = {"cuda": False}
+"""Per device type (CUDA only): run the token phase's text encoder (convolutions and a BiLSTM, independent of ALBERT
+and the duration predictor) on a second CUDA stream, so that it overlaps them and the read of the durations that
+follows them; the alignment waits for it (`TokenPhase.ready`). Off by default: an A/B switch for the GPU, where the
+token phase is a few chains of small LSTM steps that leave most of the device idle (benchmarks/RESULTS.md,
+thirteenth session). Not while autograd records (voice fitting) or a graph is being captured."""
+
+
 @dataclass
 class TokenPhase:
     """What the token phase hands to the alignment.
 
     durations: (B, T) int64 frames per token (0 on padding); d: (B, T, 640) duration-encoder features;
-    t_en: (B, 512, T) text-encoder features.
+    t_en: (B, 512, T) text-encoder features; ready: None, or (`TEXT_ENCODER_STREAM`) a CUDA event that the stream
+    reading t_en must wait for first (`wait`).
     """
 
     durations: torch.Tensor
     d: torch.Tensor
     t_en: torch.Tensor
+    ready: torch.cuda.Event | None = None
+
+    def wait(self) -> torch.Tensor:
+        """t_en, once the current stream has been told to wait for the text encoder's stream (a no-op without it)."""
+        if self.ready is not None:
+            torch.cuda.current_stream(self.t_en.device).wait_event(self.ready)
+            self.ready = None
+        return self.t_en
 
 
 @dataclass
@@ -92,12 +109,28 @@ class KokoroNetwork(nn.Module):
         device = tokens.device
         valid = to_device(torch.arange(tokens.shape[1], device=lengths.device)[None, :] < lengths[:, None], device)
         mask = valid[..., None].float()  # (B, T, 1)
+        side = None
+        if TEXT_ENCODER_STREAM.get(device.type, False) and not torch.is_grad_enabled():
+            side = side_stream(device, 1)
+        ready = None
+        if side is not None:  # the text encoder first, on its own stream, overlapping what follows
+            main = torch.cuda.current_stream(device)
+            side.wait_stream(main)  # its inputs (the mask) are made on this stream
+            for t in (tokens, mask, lengths):  # read there: not reused by this stream's allocations before it is done
+                if t.device.type == "cuda":
+                    t.record_stream(side)
+            with torch.cuda.stream(side):
+                t_en = self.text_encoder(tokens, lengths, mask.transpose(1, 2))
+            ready = torch.cuda.Event()
+            ready.record(side)
+            t_en.record_stream(main)  # made on the side stream, read and freed on this one
         bert = self.bert(tokens, valid)  # (B, T, 768)
         d_en = self.bert_encoder(bert) * mask  # (B, T, 512)
         predicted, d = self.predictor.durations(d_en, style[:, TIMBRE_DIM:], lengths, mask, speed)
         durations = predicted if durations is None else durations.to(predicted)
-        t_en = self.text_encoder(tokens, lengths, mask.transpose(1, 2))
-        return TokenPhase(durations, d, t_en)
+        if side is None:
+            t_en = self.text_encoder(tokens, lengths, mask.transpose(1, 2))
+        return TokenPhase(durations, d, t_en, ready)
 
     def align(self, phase: TokenPhase, style: torch.Tensor, frames: int | None = None) -> FramePhase:
         """Expand token features to frames and run the shared BiLSTM.
@@ -117,7 +150,8 @@ class KokoroNetwork(nn.Module):
         token = token.clamp(max=durations.shape[1] - 1)
         valid = lengths_to_mask(lengths, frames)  # (B, 1, F)
         en = torch.gather(phase.d, 1, token[..., None].expand(-1, -1, phase.d.shape[-1])) * valid.transpose(1, 2)
-        asr = torch.gather(phase.t_en, 2, token[:, None, :].expand(-1, phase.t_en.shape[1], -1)) * valid
+        t_en = phase.wait()
+        asr = torch.gather(t_en, 2, token[:, None, :].expand(-1, t_en.shape[1], -1)) * valid
         x = self.predictor.shared(en, frame_lengths).transpose(1, 2)  # (B, 512, F)
         return FramePhase(x * valid, asr, frame_lengths)
 
