@@ -231,3 +231,43 @@ def test_one_way_bilstm_in_float16_follows_new_weights_and_stays_out_of_the_stat
         lstm.load_state_dict(other.state_dict())
         torch.testing.assert_close(lstm.one_way(x, lengths, torch.float16), other(x, lengths), rtol=0, atol=5e-3)
     assert list(lstm.state_dict()) == names
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_the_graphed_token_branch_gives_the_eager_token_phase(engine, monkeypatch, rows):
+    """`Renderer._token_phase`'s branch for replayed token graphs (`layers.TOKEN_GRAPHS`, CUDA only) run on the CPU
+    with a stand-in graph cache that calls the encoder directly: the durations and frame features of the eager
+    branch (to float32 rounding: rows padded to a power of two, the token bucket). Catches a name, shape or padding
+    error in that branch, which only a GPU would reach otherwise."""
+    from voicegen import Request
+    from voicegen.batching import TOKEN_BUCKETS, bucket_for
+    from voicegen.model import layers
+
+    renderer = engine.renderer
+    texts = ["A short one.", "Something a little longer, with a comma.", "And a third, the last of them."][:rows]
+    items = [item for i, text in enumerate(texts) for item in engine.plan(Request(text, seed=i)).items]
+    with torch.inference_mode():
+        want = renderer._token_phase(items)
+    durations = [it.durations.clone() for it in items]
+
+    class StandInGraphs:  # what `voicegen.model.cuda_graphs.GraphCache` offers the token phase
+        graphs: dict = {}
+
+        def captures(self, rows: int, size: int) -> bool:
+            calls.append((rows, size))
+            return True
+
+        def run(self, *inputs):
+            return renderer._encode_call(*inputs)
+
+    calls = []
+    monkeypatch.setattr(renderer, "_token_graphs", StandInGraphs())
+    monkeypatch.setattr(renderer, "_graphed_tokens", lambda: True)
+    monkeypatch.setitem(layers.UNPACKED_BILSTM, "cpu", True)  # a graphed encoder reads its lengths on the device
+    with torch.inference_mode():
+        got = renderer._token_phase(items)
+    bucket = bucket_for(max(len(it.tokens) for it in items) + 2, TOKEN_BUCKETS)
+    assert calls == [(1 if rows == 1 else 4, bucket)]  # rows to a power of two, tokens to their bucket
+    assert all(torch.equal(it.durations, d) for it, d in zip(items, durations))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -440,7 +440,7 @@ class Renderer:
         tokens, lengths = self._token_matrix(batch, graphed)
         style = torch.stack([it.style for it in batch])
         speed = torch.tensor([it.speed for it in batch])
-        if graphed and self._token_graphs.captures(round_up_pow2(len(batch)), size):
+        if graphed and self._token_graphs.captures(round_up_pow2(len(batch)), tokens.shape[1]):
             phase = self._encode_padded(self._token_graphs.run, tokens, lengths, style, speed)
             style = self._to_device(style)
         elif graphed:  # too large to capture: the same encoder, unpadded, launched directly
