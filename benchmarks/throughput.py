@@ -336,8 +336,8 @@ def variants_ab(engine: Engine, items, script: Script, device: str, names, round
     frame buckets). Nothing is compiled again, so on a warm GPU a round takes about a second per variant. -> per
     variant: x real time (the corpus's median round), frame batches and padding of its last corpus pass, the
     script's latency and the time to first audio (`first_audio`, take r in round r; medians), every round's seconds,
-    the untimed pass's seconds. `progress(figures so far)`
-    after every round, so that a run cut short (a variant whose first pass takes long) keeps the rounds it made."""
+    the untimed pass's seconds. `progress(figures so far)` after every round, so that a run cut short (a variant
+    whose first pass takes long) keeps the rounds it made."""
     names = ["default"] + [n for n in names if n != "default"]
     applies = {n: variant(engine, n) for n in names}  # unknown names fail here, before any rendering
     runs = {n: {"corpus_s": [], "script_s": [], "first_audio_s": []} for n in names}
@@ -503,7 +503,8 @@ def main() -> int:
                              "figure: saves ~40 s per compiled mode on a GPU)")
     parser.add_argument("--ab", default="", metavar="VARIANTS",
                         help="batched modes: also render the corpus and the script with each of these variants of the "
-                             "warm engine, alternating with it as it is, 3 rounds (JSON: `ab`): overhead-N (the batch "
+                             "warm engine, alternating with it as it is, --ab-rounds rounds (JSON: `ab`): overhead-N "
+                             "(the batch "
                              "planner's per-batch cost, static shapes), overlap (Renderer.overlap), buckets-N (N "
                              "frame buckets per octave, default 2), a module switch of benchmarks/switches.py "
                              "(exact-padding, bucket-padding, one-way-fp16, ...), a+b (both); an untimed pass first, "
