@@ -251,8 +251,6 @@ def test_the_graphed_token_branch_gives_the_eager_token_phase(engine, monkeypatc
     durations = [it.durations.clone() for it in items]
 
     class StandInGraphs:  # what `voicegen.model.cuda_graphs.GraphCache` offers the token phase
-        graphs: dict = {}
-
         def captures(self, rows: int, size: int) -> bool:
             calls.append((rows, size))
             return True
