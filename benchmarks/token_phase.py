@@ -40,7 +40,8 @@ Usage:
   python benchmarks/token_phase.py --device cuda --rounds 20
   python benchmarks/token_phase.py --corpus 10 --rounds 1   # durations over throughput.py's 10-minute corpus
   python benchmarks/token_phase.py --device cuda --corpus 10 --budgets 16384,32768
-Writes benchmarks/results/token-phase-<device>-<date>.json (or --out) and prints a table.
+Writes benchmarks/results/token-phase-<device>-<date>.json (or --out) after every timed round (a run cut short keeps
+the rounds it made: `rounds_done`) and prints a table at the end.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def main() -> int:
     ap.add_argument("--budgets", default="", help="comma-separated token budgets to try besides the engine's")
     ap.add_argument("--out")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1 (round 0, the warm-up, is not timed)")
     device = args.device
     kind = torch.device(device).type
     # CUDA graphs on for the token phase's own graphs (the frame phase does not run here)
@@ -142,6 +145,58 @@ def main() -> int:
     layer = engine.renderer.network.bert.encoder.albert_layer_groups[0].albert_layers[0]
     hook = layer.full_layer_layer_norm.register_forward_pre_hook(
         lambda module, inputs: peak.__setitem__(0, max(peak[0], float(inputs[0].float().abs().max()))))
+    date = datetime.date.today().isoformat()
+    path = Path(args.out or ROOT / "benchmarks" / "results" / f"token-phase-{device.split(':')[0]}-{date}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    machine = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine()
+
+    def report() -> dict:
+        """The figures of the rounds timed so far (the settings that have one and have not failed)."""
+        s0, d0 = results["fp32-albert"]
+        agreement = {}
+        for name in settings:
+            if name in failures or name not in results:
+                continue
+            s1, d1 = results[name]
+            changed = sum(int((a != b).sum()) for a, b in zip(d0, d1))
+            largest = max(int((a - b).abs().max()) for a, b in zip(d0, d1))
+            feature = None
+            if not changed and settings[name].budget == budget:  # aligned frame by frame, stores laid out alike
+                feature = max(float((a - b).abs().max()) for (xa, aa), (xb, ab) in zip(s0, s1) for a, b in ((xa, xb), (aa, ab)))
+            agreement[name] = {"tokens_changed": changed, "largest_duration_difference": largest,
+                               "items_changed": sum(1 for a, b in zip(d0, d1) if not torch.equal(a, b)),
+                               "largest_feature_difference": feature}
+        rows = []
+        for name, t in times.items():
+            if name in failures or not t:
+                continue
+            wall, host = np.median([w for w, _ in t]), np.median([h for _, h in t])
+            rows.append({"setting": name, "wall_ms": round(1e3 * wall, 2), "host_ms": round(1e3 * host, 2),
+                         "rounds": len(t)})
+        for row in rows:
+            row["wall_vs_baseline"] = round(rows[0]["wall_ms"] / row["wall_ms"], 3)
+            row.update(agreement[row["setting"]])
+        return {
+            "date": date,
+            "machine": f"{platform.node()}, {machine}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+            "device": device,
+            "command": "python benchmarks/token_phase.py " + " ".join(sys.argv[1:]),
+            "token_batches": {str(b): [len(batch) for batch in plan] for b, plan in batches.items()},
+            "token_budget": budget,
+            "items": len(items),
+            "rounds": args.rounds,
+            "rounds_done": len(times["fp32-albert"]),  # fewer than `rounds` in a run cut short
+            "corpus_minutes": args.corpus or None,  # None: the one-minute script
+            "tokens": sum(len(d) for d in d0),
+            "albert_peak_activation": peak[0],  # float32, first round; float16 overflows at 65,504
+            "albert_default": str(default_albert).replace("torch.", "") if default_albert else "float32",
+            "baseline": "fp32-albert: ALBERT in float32, packed BiLSTMs, the device's token padding, same run",
+            "exact_token_padding": exact,
+            "token_graphs": len(engine.renderer._token_graphs.graphs) if engine.renderer._token_graphs else 0,
+            "failures": failures,
+            "settings": rows,
+        }
+
     for r in range(args.rounds + 1):  # round 0 warms every setting up (allocator, cuDNN plans, captures): not counted
         for name, setting in settings.items():
             if name in failures:
@@ -162,51 +217,10 @@ def main() -> int:
             results[name] = (stores, durations)
             if name == "fp32-albert":
                 hook.remove()  # measured once, in float32
-    for name in failures:
-        del settings[name], times[name]
-    s0, d0 = results["fp32-albert"]
-    tokens = sum(len(d) for d in d0)
-    agreement = {}
-    for name in settings:
-        s1, d1 = results[name]
-        changed = sum(int((a != b).sum()) for a, b in zip(d0, d1))
-        largest = max(int((a - b).abs().max()) for a, b in zip(d0, d1))
-        feature = None
-        if not changed and settings[name].budget == budget:  # aligned frame by frame, stores laid out alike: compare
-            feature = max(float((a - b).abs().max()) for (xa, aa), (xb, ab) in zip(s0, s1) for a, b in ((xa, xb), (aa, ab)))
-        agreement[name] = {"tokens_changed": changed, "largest_duration_difference": largest,
-                           "items_changed": sum(1 for a, b in zip(d0, d1) if not torch.equal(a, b)),
-                           "largest_feature_difference": feature}
-    rows = []
-    for name, t in times.items():
-        wall, host = np.median([w for w, _ in t]), np.median([h for _, h in t])
-        rows.append({"setting": name, "wall_ms": round(1e3 * wall, 2), "host_ms": round(1e3 * host, 2)})
-    for row in rows:
-        row["wall_vs_baseline"] = round(rows[0]["wall_ms"] / row["wall_ms"], 3)
-        row.update(agreement[row["setting"]])
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine()
-    out = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.node()}, {name}, torch {torch.__version__}, {torch.get_num_threads()} threads",
-        "device": device,
-        "command": "python benchmarks/token_phase.py " + " ".join(sys.argv[1:]),
-        "token_batches": {str(b): [len(batch) for batch in plan] for b, plan in batches.items()},
-        "token_budget": budget,
-        "items": len(items),
-        "rounds": args.rounds,
-        "corpus_minutes": args.corpus or None,  # None: the one-minute script
-        "tokens": tokens,
-        "albert_peak_activation": peak[0],  # float32, first round; float16 overflows at 65,504
-        "albert_default": str(default_albert).replace("torch.", "") if default_albert else "float32",
-        "baseline": "fp32-albert: ALBERT in float32, packed BiLSTMs, the device's token padding, same run",
-        "exact_token_padding": exact,
-        "token_graphs": len(engine.renderer._token_graphs.graphs) if engine.renderer._token_graphs else 0,
-        "failures": failures,
-        "settings": rows,
-    }
-    path = Path(args.out or ROOT / "benchmarks" / "results" / f"token-phase-{device.split(':')[0]}-{out['date']}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+        if r:  # saved after every round: a run cut at its time limit keeps the rounds it made
+            out = report()
+            path.write_text(json.dumps(out, indent=2) + "\n")
+    tokens, rows = out["tokens"], out["settings"]
     print(f"{out['items']} items, {tokens} tokens, in token batches of {out['token_batches'][str(budget)]}; "
           f"ALBERT's largest activation {peak[0]:.1f}")
     print(f"{'setting':>19} {'wall ms':>9} {'host ms':>9} {'x base':>7} {'tokens changed':>15} {'max diff':>8}")
