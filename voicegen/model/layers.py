@@ -172,8 +172,9 @@ for the GPU, where this is the shape for which PyTorch gives cuDNN's persistent 
 (CUDNN_RNN_ALGO_PERSIST_STATIC, which keeps the recurrent weights on chip across the steps instead of a kernel
 launch or two per step): float16 data, one direction, unpacked, hidden and input sizes multiples of 128 (ours: 256;
 512 and 640), at most 128 rows in a multiple of 8, on sm_80 or newer with at least 98 multiprocessors (A100, H100,
-H200). The token phase's LSTMs are chains of ~100-400 small steps, so on a GPU they are latency-bound. Like
-`UNPACKED_BILSTM` it reads nothing from the host, so the encoder can be captured in CUDA graphs (`TOKEN_GRAPHS`)."""
+H200). The token phase's LSTMs are chains of small steps, one per token or frame (hundreds), so on a GPU they are
+latency-bound. Like `UNPACKED_BILSTM` it reads nothing from the host, so the encoder can be captured in CUDA graphs
+(`TOKEN_GRAPHS`)."""
 
 ONE_WAY_ROWS = 8
 """`BiLSTM.one_way` pads its rows to a multiple of this (cuDNN's persistent kernel wants a multiple of 8)."""
