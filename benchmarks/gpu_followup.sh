@@ -11,8 +11,9 @@
 #                      makes this A/B on one warm engine (--ab overlap), so this is a second opinion
 #   PROFILE_S (70 s)   where the one-minute script's time and time to first audio go: gpu_profile.py --script-only
 #                      (torch.profiler, top kernels and host operations) -> profile.json
-#   TOKEN_CORPUS_S (0 s)  the token phase over the 10-minute corpus, ALBERT float32/float16, packed/unpacked/graphs and
-#                      token budgets of 16k and 32k against the default 8k (token_phase.py, no compile)
+#   TOKEN_CORPUS_S (0 s)  the token phase over the 10-minute corpus in each of token_phase.py's settings (ALBERT
+#                      float32/float16; BiLSTMs packed, unpacked, one-way; graphs; the text-encoder stream) and token
+#                      budgets of 16k and 32k against the default 8k (no compile; its JSON saved after every round)
 #                      -> token-phase-cuda-corpus.json
 #   CUDNN_S (0 s)      the compiled mode with torch.backends.cudnn.benchmark on (cuDNN times its convolution algorithms
 #                      per shape) -> cudnn-benchmark-cuda.json; the baseline: gpu_session.sh's throughput-cuda.json

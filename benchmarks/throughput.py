@@ -299,7 +299,7 @@ def variant(engine: Engine, name: str):
         return lambda: (lambda: None)
     if name.startswith("overhead-") and number.isdigit():
         def apply():
-            saved, batching.STATIC_BATCH_OVERHEAD = batching.STATIC_BATCH_OVERHEAD, int(name.split("-", 1)[1])
+            saved, batching.STATIC_BATCH_OVERHEAD = batching.STATIC_BATCH_OVERHEAD, int(number)
             return lambda: setattr(batching, "STATIC_BATCH_OVERHEAD", saved)
         return apply
     if name == "overlap":
@@ -312,7 +312,7 @@ def variant(engine: Engine, name: str):
     if name.startswith("buckets-") and number.isdigit():
         def apply():
             saved = engine.renderer.frame_buckets
-            engine.renderer.frame_buckets = batching.frame_buckets(per_octave=int(name.split("-", 1)[1]))
+            engine.renderer.frame_buckets = batching.frame_buckets(per_octave=int(number))
             return lambda: setattr(engine.renderer, "frame_buckets", saved)
         return apply
     switches = ", ".join(n for n in SWITCHES if n != "channels-last")

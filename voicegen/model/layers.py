@@ -9,6 +9,7 @@ zeros on padded frames, just as a lone item's convolution sees its zero padding.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -281,17 +282,9 @@ class BiLSTM(nn.LSTM):
                 inputs = torch.cat([inputs, inputs.new_zeros(extra, total, width)])
             return lstm(inputs.to(dtype))[0][:rows]
 
-        side = side_stream(x.device)
-        if side is None:
-            ahead, back = run(forward, x), run(backward, reverse)
-        else:
-            main = torch.cuda.current_stream(x.device)
-            side.wait_stream(main)
-            with torch.cuda.stream(side):
-                back = run(backward, reverse)
-            ahead = run(forward, x)
-            main.wait_stream(side)
-            back.record_stream(main)
+        back, done = beside(x.device, 0, run, backward, reverse)
+        ahead = run(forward, x)
+        wait_for(done, x.device)
         back = torch.gather(back, 1, mirror.expand(-1, -1, self.hidden_size))
         out = torch.cat([ahead, back], -1)
         return out.to(x.dtype) * valid
@@ -328,3 +321,32 @@ def side_stream(device: torch.device, slot: int = 0):
     if key not in _SIDE_STREAMS:
         _SIDE_STREAMS[key] = torch.cuda.Stream(device)
     return _SIDE_STREAMS[key]
+
+
+def beside(device: torch.device, slot: int, fn: Callable[..., torch.Tensor], *args) -> tuple[torch.Tensor, object]:
+    """fn(*args) queued on the side stream `slot` of `device` (`side_stream`), after what the current stream has
+    queued so far, so that what the current stream queues next may overlap it -> (its tensor, a CUDA event that the
+    stream reading that tensor must wait for first: `wait_for`). Where there is no side stream (not CUDA, or a graph
+    being captured) fn runs here, in order, and the event is None. The tensor arguments are recorded on the side
+    stream and the result on the current one, so that the allocator hands neither out while the other stream may
+    still use it."""
+    side = side_stream(device, slot)
+    if side is None:
+        return fn(*args), None
+    main = torch.cuda.current_stream(device)
+    side.wait_stream(main)  # fn's inputs are made on the current stream
+    for arg in args:
+        if isinstance(arg, torch.Tensor) and arg.device.type == "cuda":
+            arg.record_stream(side)
+    with torch.cuda.stream(side):
+        out = fn(*args)
+    done = torch.cuda.Event()
+    done.record(side)
+    out.record_stream(main)
+    return out, done
+
+
+def wait_for(done, device: torch.device) -> None:
+    """Make the current stream of `device` wait for an event from `beside` (None: nothing to wait for)."""
+    if done is not None:
+        torch.cuda.current_stream(device).wait_event(done)

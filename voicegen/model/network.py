@@ -21,7 +21,7 @@ from ..constants import HIDDEN_DIM, N_TOKENS, SAMPLES_PER_FRAME, TIMBRE_DIM
 from .acoustic.albert import Albert, AlbertConfig
 from .acoustic.prosody import ProsodyPredictor
 from .acoustic.text_encoder import TextEncoder
-from .layers import lengths_to_mask, side_stream, to_device
+from .layers import beside, lengths_to_mask, to_device, wait_for
 from .vocoder.decoder import Decoder
 from .vocoder.noise import gaussian_noise
 
@@ -65,9 +65,8 @@ class TokenPhase:
 
     def wait(self) -> torch.Tensor:
         """t_en, once the current stream has been told to wait for the text encoder's stream (a no-op without it)."""
-        if self.ready is not None:
-            torch.cuda.current_stream(self.t_en.device).wait_event(self.ready)
-            self.ready = None
+        wait_for(self.ready, self.t_en.device)
+        self.ready = None
         return self.t_en
 
 
@@ -109,27 +108,15 @@ class KokoroNetwork(nn.Module):
         device = tokens.device
         valid = to_device(torch.arange(tokens.shape[1], device=lengths.device)[None, :] < lengths[:, None], device)
         mask = valid[..., None].float()  # (B, T, 1)
-        side = None
-        if TEXT_ENCODER_STREAM.get(device.type, False) and not torch.is_grad_enabled():
-            side = side_stream(device, 1)
-        ready = None
-        if side is not None:  # the text encoder first, on its own stream, overlapping what follows
-            main = torch.cuda.current_stream(device)
-            side.wait_stream(main)  # its inputs (the mask) are made on this stream
-            for t in (tokens, mask, lengths):  # read there: not reused by this stream's allocations before it is done
-                if t.device.type == "cuda":
-                    t.record_stream(side)
-            with torch.cuda.stream(side):
-                t_en = self.text_encoder(tokens, lengths, mask.transpose(1, 2))
-            ready = torch.cuda.Event()
-            ready.record(side)
-            t_en.record_stream(main)  # made on the side stream, read and freed on this one
+        concurrent = TEXT_ENCODER_STREAM.get(device.type, False) and not torch.is_grad_enabled()
+        if concurrent:  # the text encoder first, on its own stream, overlapping what follows
+            t_en, ready = beside(device, 1, self.text_encoder, tokens, lengths, mask.transpose(1, 2))
         bert = self.bert(tokens, valid)  # (B, T, 768)
         d_en = self.bert_encoder(bert) * mask  # (B, T, 512)
         predicted, d = self.predictor.durations(d_en, style[:, TIMBRE_DIM:], lengths, mask, speed)
         durations = predicted if durations is None else durations.to(predicted)
-        if side is None:
-            t_en = self.text_encoder(tokens, lengths, mask.transpose(1, 2))
+        if not concurrent:
+            t_en, ready = self.text_encoder(tokens, lengths, mask.transpose(1, 2)), None
         return TokenPhase(durations, d, t_en, ready)
 
     def align(self, phase: TokenPhase, style: torch.Tensor, frames: int | None = None) -> FramePhase:
