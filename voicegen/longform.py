@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import interrupts
 from .audio import Audio, Segment, audio_format, write_audio_blocks
 from .batching import text_windows
 from .constants import SAMPLE_RATE
@@ -107,6 +108,7 @@ def render_windows(engine: Engine, request: Request | Plan | str, *, window_char
     ranges = windows(plan.chunks, limit)
     total, samples = len(plan.chunks), 0
     for lo, hi in ranges:
+        interrupts.check()  # a Ctrl-C that compiled code swallowed: the next window would be rendered for nothing
         items = plan.items[lo:hi]
         with _Watch(items, lo, total, samples / SAMPLE_RATE, progress):
             engine.renderer.render(items)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from .. import interrupts
 from ..audio import Audio, Segment
 from ..batching import text_windows
 from ..engine import Engine, Request
@@ -73,6 +74,7 @@ def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequenc
     if plan_ahead is not None and windows:
         plan_ahead(requests_of(*windows[0]))
     for k, (lo, hi) in enumerate(windows):
+        interrupts.check()  # a Ctrl-C that compiled code swallowed: the next window would be rendered for nothing
         if plan_ahead is not None and k + 1 < len(windows):
             plan_ahead(requests_of(*windows[k + 1]))  # the next window's frontend runs while this one renders
         if piecewise:

