@@ -17,13 +17,14 @@
 #   BENCH_S (330 s)    the benchmark, b1-eager and the compiled mode (the cold warm-up, compile and every bucket shape
 #                      captured, took 214 s on an H200 in the tenth session), then its A/B: AB (default
 #                      overhead-0,overhead-256,overhead-512,overlap,exact-padding,one-way-fp16,text-encoder-stream,
-#                      one-way-fp16+text-encoder-stream,buckets-4,buckets-4+overhead-256; empty: none) are variants
-#                      the compiled mode's warm engine renders the corpus, the script and first audio with,
+#                      one-way-fp16+text-encoder-stream,buckets-4,buckets-4+overhead-256,tokens-65536; empty: none)
+#                      are variants the compiled mode's warm engine renders the corpus, the script and first audio with,
 #                      alternating with it as it is, AB_ROUNDS (3) rounds after an untimed pass (throughput.py --ab;
 #                      `ab` in its JSON; ~30 s in all, new buckets' CUDA graphs captured in the untimed pass): the
 #                      batch planner's per-batch cost against its 1,024 frames, Renderer.overlap (issue 11 item 4),
 #                      exact token padding, the one-way float16 BiLSTMs, the text encoder on a second stream, 4 frame
-#                      buckets per octave instead of 2
+#                      buckets per octave instead of 2, the corpus's token phase in one batch instead of three (its
+#                      token batches and host time are in the JSON per variant, its stages in `corpus_stages_s`)
 #   FALLBACK_S (170 s) if the compiled mode failed in inductor: once more, traced size-obliviously
 #   PROFILE_S (60 s), TESTS_S (80 s), FIT_S (60 s)   the profile, the CUDA tests, voice fitting (0 skips a step)
 # Switches: SWITCHES=a,b sets module switches by their names in benchmarks/switches.py for every process of the call
@@ -93,7 +94,7 @@ PY
 fi
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
 AB_DEFAULT=overhead-0,overhead-256,overhead-512,overlap,exact-padding,one-way-fp16,text-encoder-stream
-AB_DEFAULT=$AB_DEFAULT,one-way-fp16+text-encoder-stream,buckets-4,buckets-4+overhead-256
+AB_DEFAULT=$AB_DEFAULT,one-way-fp16+text-encoder-stream,buckets-4,buckets-4+overhead-256,tokens-65536
 timeout ${BENCH_S:-330} python3 benchmarks/throughput.py --device $DEV --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
     --ab "${AB-$AB_DEFAULT}" \
     --ab-rounds ${AB_ROUNDS:-3} \

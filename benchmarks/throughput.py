@@ -27,7 +27,8 @@ its three values, every value kept in the JSON's `script_stage_runs_s`). On CUDA
 the device at every stage boundary, which keeps frame batches from overlapping, so there the script's latency is
 the median of three more renders without them (`script_latency_s`; the profiled median is kept as
 `script_latency_profiled_s`); on the CPU the counters wait for nothing and one set of runs gives both. Time to first audio is
-the median of five streamed sentences. Compiled modes also time their warm-up again in a fresh process that loads
+the median of five streamed sentences. The corpus's pass records its token batches and the token phase's host
+time (`corpus_token_phase_s`), and one more pass with synchronized stage counters its stages (`corpus_stages_s`). Compiled modes also time their warm-up again in a fresh process that loads
 this run's compiled graphs from the cache (`warmup_cached`). Quality per mode: log-mel distance to the float32
 eager rendering of the same chunks, Whisper tiny.en WER over 40 chunks (--asr N) against their text, and DNSMOS
 overall (voicegen.eval.dnsmos) over the same chunks. `--ab overhead-256,overlap,...`: in batched modes, the corpus
@@ -49,6 +50,7 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +178,41 @@ def render_all(engine: Engine, items, batch_one: bool) -> list[np.ndarray]:
     return [it.audio for it in engine.renderer.render(fresh)]
 
 
+def counted_corpus(engine: Engine, items, batch_one: bool, device: str) -> tuple[list[np.ndarray], float, dict]:
+    """Render the corpus as `render_all`, the device synchronized at the end -> (audio per chunk, wall seconds, the
+    renderer's counters over the pass: token batches, the token phase's seconds (its host time: the durations and
+    frame counts it reads back wait for the device, and the frame phase starts only after it unless
+    `Renderer.overlap`), frame batches, padded and valid frames)."""
+    stats = engine.stats
+    names = ("token_batches", "token_s", "frame_batches", "padded_frames", "valid_frames")
+    before = [getattr(stats, n) for n in names]
+    t0 = time.perf_counter()
+    audio = render_all(engine, items, batch_one)
+    sync(device)
+    wall = time.perf_counter() - t0
+    return audio, wall, {n: getattr(stats, n) - b for n, b in zip(names, before)}
+
+
+def corpus_stages(engine: Engine, items, device: str) -> dict:
+    """One more pass over the corpus with the renderer's stage counters synchronizing the device at every stage
+    boundary (`Renderer.profile`, as the script's stages) -> seconds per stage: token phase + alignment, frame
+    phase, host copies and the rest, and the pass's wall time. Slower than an unprofiled pass on CUDA (no frame
+    batch overlaps the next one's launch): shares, not a throughput."""
+    stats = engine.renderer.stats
+    before = (stats.token_s, stats.frame_s, stats.copy_s)
+    engine.renderer.profile = True
+    try:
+        t0 = time.perf_counter()
+        render_all(engine, items, False)
+        sync(device)
+        wall = time.perf_counter() - t0
+    finally:
+        engine.renderer.profile = False
+    token, frame, copy = (now - was for now, was in zip((stats.token_s, stats.frame_s, stats.copy_s), before))
+    return {"token_phase_and_alignment": token, "frame_phase": frame, "host_copies": copy,
+            "rest": wall - token - frame - copy, "wall": wall}
+
+
 def seconds(audio: list[np.ndarray]) -> float:
     return sum(len(a) for a in audio) / SAMPLE_RATE
 
@@ -281,7 +318,9 @@ def variant(engine: Engine, name: str):
     STATIC_BATCH_OVERHEAD`) at N frames (static shapes only change how items are grouped: the same set of shapes);
     'overlap': `Renderer.overlap` (a turn pipelined by token batch, on CUDA the token phase on a second stream);
     'buckets-N': N frame buckets per octave (`voicegen.batching.frame_buckets`; with CUDA graphs the new shapes are
-    captured on first use, in the untimed pass); any module switch of benchmarks/switches.py that needs no compile
+    captured on first use, in the untimed pass); 'tokens-N': a token budget of N padded tokens per token batch
+    (`Performance.max_batch_tokens`; fewer, larger token batches: on a GPU each costs ~50-70 ms of mostly serial
+    LSTM steps and host work, whatever its rows); any module switch of benchmarks/switches.py that needs no compile
     (exact-padding, bucket-padding, one-way, one-way-fp16, unpacked, fp32-albert, ...); 'a+b': both. An unknown
     name raises ValueError here, before anything is applied (`engine` is read only by what is applied: None checks
     a name)."""
@@ -309,6 +348,12 @@ def variant(engine: Engine, name: str):
         return apply
     if name in SWITCHES and name != "channels-last":  # channels-last changes the compiled graph: a recompile
         return lambda: set_switch(name, engine.device.type)
+    if name.startswith("tokens-") and number.isdigit():
+        def apply():
+            saved = engine.renderer.performance
+            engine.renderer.performance = replace(saved, max_batch_tokens=int(number))
+            return lambda: setattr(engine.renderer, "performance", saved)
+        return apply
     if name.startswith("buckets-") and number.isdigit():
         def apply():
             saved = engine.renderer.frame_buckets
@@ -316,7 +361,7 @@ def variant(engine: Engine, name: str):
             return lambda: setattr(engine.renderer, "frame_buckets", saved)
         return apply
     switches = ", ".join(n for n in SWITCHES if n != "channels-last")
-    raise ValueError(f"unknown A/B variant {name!r}: default, overhead-N, overlap, buckets-N, {switches}")
+    raise ValueError(f"unknown A/B variant {name!r}: default, overhead-N, overlap, buckets-N, tokens-N, {switches}")
 
 
 def first_audio(engine: Engine, device: str, k: int):
@@ -340,9 +385,8 @@ def variants_ab(engine: Engine, items, script: Script, device: str, names, round
     whose first pass takes long) keeps the rounds it made."""
     names = ["default"] + [n for n in names if n != "default"]
     applies = {n: variant(engine, n) for n in names}  # unknown names fail here, before any rendering
-    runs = {n: {"corpus_s": [], "script_s": [], "first_audio_s": []} for n in names}
+    runs = {n: {"corpus_s": [], "corpus_token_phase_s": [], "script_s": [], "first_audio_s": []} for n in names}
     failed = {}  # a variant that fails (one never run on this device) must not cost the mode's own figures
-    stats = engine.stats
     audio_s = None  # the corpus's seconds of audio, from the first timed pass
 
     def figures() -> dict:
@@ -365,15 +409,13 @@ def variants_ab(engine: Engine, items, script: Script, device: str, names, round
                     first_audio(engine, device, 0)
                     runs[name]["untimed_pass_s"] = time.perf_counter() - t0
                     continue
-                before = (stats.frame_batches, stats.padded_frames, stats.valid_frames)
-                t0 = time.perf_counter()
-                audio = render_all(engine, items, False)
-                sync(device)
-                runs[name]["corpus_s"].append(time.perf_counter() - t0)
+                audio, wall, counts = counted_corpus(engine, items, False, device)
+                runs[name]["corpus_s"].append(wall)
+                runs[name]["corpus_token_phase_s"].append(counts["token_s"])
                 audio_s = seconds(audio)
-                runs[name]["frame_batches"] = stats.frame_batches - before[0]
-                runs[name]["padding_overhead"] = ((stats.padded_frames - before[1])
-                                                  / max(stats.valid_frames - before[2], 1) - 1)
+                runs[name]["frame_batches"] = counts["frame_batches"]
+                runs[name]["token_batches"] = counts["token_batches"]
+                runs[name]["padding_overhead"] = counts["padded_frames"] / max(counts["valid_frames"], 1) - 1
                 runs[name]["script_s"].append(timed_script(engine, script)[1])
                 runs[name]["first_audio_s"].append(first_audio(engine, device, r)[0])
             except Exception as exc:
@@ -408,15 +450,8 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
     sync(device)
     warmup_s = time.perf_counter() - t0
     log(f"warm-up: {report}")
-    stats_before = (engine.stats.frame_batches, engine.stats.padded_frames, engine.stats.valid_frames)
-    t0 = time.perf_counter()
-    audio = render_all(engine, items, batch_one)
-    sync(device)
-    wall = time.perf_counter() - t0
+    audio, wall, counts = counted_corpus(engine, items, batch_one, device)
     audio_s = seconds(audio)
-    batches = engine.stats.frame_batches - stats_before[0]
-    padded = engine.stats.padded_frames - stats_before[1]
-    valid = engine.stats.valid_frames - stats_before[2]
     render_script(engine, script, seed=0)  # warm the script path
     runs = sorted((script_stages(engine, script) for _ in range(3)), key=lambda run: run[1])
     episode, script_latency, _ = runs[1]  # the median of three
@@ -443,8 +478,11 @@ def run_mode(mode: str, device: str, items, script: Script, reference, judge=Non
                    "graphs_loaded": report.graphs_loaded, "graphs_compiled": report.graphs_compiled,
                    "graph_compile_s": report.compile_s, "engine_warmup_s": report.seconds,
                    "compile_cache_hits": report.cache_hits, "compile_cache_misses": report.cache_misses},
-        "frame_batches": batches,
-        "padding_overhead": padded / max(valid, 1) - 1,
+        "frame_batches": counts["frame_batches"],
+        "padding_overhead": counts["padded_frames"] / max(counts["valid_frames"], 1) - 1,
+        "token_batches": counts["token_batches"],
+        "corpus_token_phase_s": counts["token_s"],
+        "corpus_stages_s": None if batch_one else corpus_stages(engine, items, device),
         "script_audio_s": episode.duration,
         "script_latency_s": script_latency,
         "script_stages_s": stages,
@@ -504,11 +542,10 @@ def main() -> int:
     parser.add_argument("--ab", default="", metavar="VARIANTS",
                         help="batched modes: also render the corpus and the script with each of these variants of the "
                              "warm engine, alternating with it as it is, --ab-rounds rounds (JSON: `ab`): overhead-N "
-                             "(the batch "
-                             "planner's per-batch cost, static shapes), overlap (Renderer.overlap), buckets-N (N "
-                             "frame buckets per octave, default 2), a module switch of benchmarks/switches.py "
-                             "(exact-padding, bucket-padding, one-way-fp16, ...), a+b (both); an untimed pass first, "
-                             "nothing compiled again")
+                             "(the batch planner's per-batch cost, static shapes), overlap (Renderer.overlap), "
+                             "buckets-N (N frame buckets per octave, default 2), tokens-N (the token budget), a module "
+                             "switch of benchmarks/switches.py (exact-padding, bucket-padding, one-way-fp16, ...), a+b "
+                             "(both); an untimed pass first, nothing compiled again")
     parser.add_argument("--ab-rounds", type=int, default=3, metavar="N",
                         help="timed rounds of the --ab variants after their untimed pass (default 3)")
     args = parser.parse_args()
@@ -583,17 +620,25 @@ def main() -> int:
     for mode, r in results.items():
         if r.get("script_stages_s"):
             print(f"{mode:26} " + " ".join(f"{r['script_stages_s'][n]:14.3f}" for n in names))
+    print("\ncorpus, seconds per stage (one pass with the device synchronized at each stage boundary):")
+    names = ["token_phase_and_alignment", "frame_phase", "host_copies", "rest", "wall"]
+    print(f"{'mode':26} {'token batches':>13} " + " ".join(f"{n[:14]:>14}" for n in names))
+    for mode, r in results.items():
+        if r.get("corpus_stages_s"):
+            print(f"{mode:26} {r['token_batches']:13d} " + " ".join(f"{r['corpus_stages_s'][n]:14.3f}" for n in names))
     for mode, r in results.items():
         if r.get("ab"):  # the variants against 'default', the same warm engine, alternating
             base = r["ab"].get("default", {})
-            print(f"\n{mode} A/B: {'variant':24} {'x realtime':>10} {'vs default':>10} {'script s':>9} {'first audio s':>13}")
+            print(f"\n{mode} A/B: {'variant':24} {'x realtime':>10} {'vs default':>10} {'script s':>9} {'first audio s':>13} "
+                  f"{'token s':>8} {'batches':>7}")
             for name, v in r["ab"].items():
                 if "error" in v or "x_realtime" not in v:
                     print(f"{'':{len(mode) + 6}}{name:24} {v.get('error', 'no timed round')}")
                     continue
                 ratio = v["x_realtime"] / base["x_realtime"] if "x_realtime" in base else float("nan")
                 print(f"{'':{len(mode) + 6}}{name:24} {v['x_realtime']:10.2f} {ratio:10.3f} {v['script_latency_s']:9.3f} "
-                      f"{v['first_audio_median_s']:13.3f}")
+                      f"{v['first_audio_median_s']:13.3f} {float(np.median(v['corpus_token_phase_s'])):8.3f} "
+                      f"{v['token_batches']:>3d}/{v['frame_batches']:<3d}")
     for mode, r in results.items():
         if r.get("warmup_cached"):
             print(f"{mode}: warm-up cold {r['warmup_s']:.1f} s, cached (fresh process) {r['warmup_cached']}")
