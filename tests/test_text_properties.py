@@ -126,3 +126,33 @@ def test_the_aligners_edit_distance_is_levenshtein(a, b):
 
     assert _distance(a, b) == edit_distance(list(a), list(b))
     assert _distance(a, a + b) == len(b)
+
+
+READINGS = st.lists(st.sampled_from(["", "a", "ab", "ˈba", "ca", "ə", "a b", "ab c", "a b c d e"]), min_size=1,
+                    max_size=9)
+
+
+@FAST
+@given(READINGS, st.lists(st.integers(0, 3), max_size=9), st.lists(st.sampled_from(["a", "ba", "cə", "x"]),
+                                                                      max_size=3))
+def test_the_banded_alignment_is_the_full_search(per_word, merges, noise):
+    """`phonemize._align` searches only the band of cells that can lie on a complete alignment: the same result as
+    every cell, ties included. The phrase is made from the per-word readings as espeak makes it (some neighbours
+    run together, each reading's words as tokens) with a few tokens changed or added, so that most cases line up
+    and some do not. Catches a band too narrow (a different or missing alignment) or one cut at the wrong end."""
+    from voicegen.text.phonemize import _align
+
+    tokens, k = [], 0
+    for i, reading in enumerate(per_word):
+        parts = reading.split()
+        if tokens and parts and k < len(merges) and merges[k] == 1:  # run together with the word before
+            tokens[-1] += parts[0]
+            parts = parts[1:]
+        k += 1
+        tokens.extend(parts)
+    for j, extra in enumerate(noise):  # a changed token, then added ones
+        if j == 0 and tokens:
+            tokens[len(tokens) // 2] = extra
+        else:
+            tokens.insert(j % (len(tokens) + 1), extra)
+    assert _align(tokens, per_word) == _align(tokens, per_word, banded=False)

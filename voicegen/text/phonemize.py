@@ -201,15 +201,26 @@ def _split_merged(token: str, words: list[str]) -> list[str]:
     return pieces[::-1]
 
 
-def _align(phrase: list[str], per_word: list[str]) -> list[str] | None:
+def _align(phrase: list[str], per_word: list[str], banded: bool = True) -> list[str] | None:
     """Give each word its part of the in-context phrase output ``phrase`` (a token list), using the
     word-by-word output ``per_word`` as a guide, by a least-edit-distance alignment of the whole sequence.
 
     A word that espeak reads as several words takes that many tokens; a token that covers several words
     ("on the" -> "ɔnðə") is cut between them (:func:`_split_merged`) and the pieces after the first are
-    marked with :data:`GLUE`. Returns ``None`` if the two cannot be lined up."""
+    marked with :data:`GLUE`. Returns ``None`` if the two cannot be lined up. ``banded=False`` searches every
+    cell (the same result, slower: for tests)."""
     n, m = len(per_word), len(phrase)
     counts = [len(w.split()) for w in per_word]
+    # Every move keeps or raises d = (tokens the words so far read as alone) - (phrase tokens taken), from 0 at the
+    # start to `excess` at the end ("take" and "none" keep it, a merge of k words raises it by k - 1), so only cells
+    # with 0 <= d <= excess lie on a complete alignment: the band searched below, a few cells per word instead of
+    # every token. Cells outside it can only lead outside it, so the result is the full search's, ties included.
+    alone = [0]
+    for c in counts:
+        alone.append(alone[-1] + c)
+    excess = alone[n] - m
+    if excess < 0 and banded:  # more tokens in the phrase than the words read alone: no alignment of these moves
+        return None
     # the bare symbols of each word and token, once: _bare of a concatenation is the concatenation of the _bare's
     bare_words, bare_tokens = [_bare(w) for w in per_word], [_bare(t) for t in phrase]
     inf = float("inf")
@@ -222,7 +233,7 @@ def _align(phrase: list[str], per_word: list[str]) -> list[str] | None:
             cost[i][j], move[i, j] = value, how
 
     for i in range(n):
-        for j in range(m + 1):
+        for j in range(max(0, alone[i] - excess), min(m, alone[i]) + 1) if banded else range(m + 1):
             here = cost[i][j]
             if here == inf:
                 continue
@@ -267,7 +278,9 @@ def espeak_words(words: tuple[str, ...], language: str = "en-us") -> tuple[str, 
     """
     if not words:
         return ()
-    per_word = _espeak(list(words), language)
     phrase = _espeak([" ".join(words)], language)[0].split()
-    aligned = _align(phrase, per_word) if len(phrase) != len(words) else phrase
+    if len(phrase) == len(words):  # one token per word: the reading in context, word by word
+        return tuple(phrase)
+    per_word = _espeak(list(words), language)  # the guide for lining up the phrase (one espeak call per word)
+    aligned = _align(phrase, per_word)
     return tuple(aligned if aligned is not None else per_word)
