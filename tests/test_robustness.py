@@ -120,15 +120,15 @@ def test_unexpected_errors_are_one_line_with_status_1(tmp_path, monkeypatch, cap
     assert outputs(tmp_path) == []
 
 
-def _interrupt(args, delay: float, cwd: Path):
+def _interrupt(args, delay: float, cwd: Path, signum: int = signal.SIGINT):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     # Ctrl-C's default handling in the child, even when this test runs where SIGINT is ignored (a background job
     # of a shell without job control, e.g. `nohup ... &`): the child would inherit the ignoring and never stop
     proc = subprocess.Popen([sys.executable, "-m", "voicegen", *map(str, args)], cwd=cwd, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signum)])
     time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, err.decode("utf-8", "replace")
 
@@ -145,6 +145,22 @@ def test_ctrl_c_exits_130_with_one_line_and_leaves_no_file(tmp_path, command, de
     args = ["say", "-f", source, "-o", out] if command == "say" else ["podcast", source, "-o", out]
     rc, err = _interrupt([*args, "--device", "cpu", "--seed", "1"], delay, ROOT)
     assert (rc, err) == (130, "voicegen: interrupted\n"), (rc, err)
+    assert outputs(tmp_path, keep={"input.txt"}) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command, delay, signum", [("say", 0.3, signal.SIGTERM), ("say", 6.0, signal.SIGTERM),
+                                                    ("podcast", 8.0, signal.SIGHUP)])
+def test_kill_exits_128_plus_the_signal_with_one_line_and_leaves_no_file(tmp_path, command, delay, signum):
+    """`kill` (SIGTERM: also `timeout`, job schedulers, `docker stop`) or a closed terminal (SIGHUP) killed the
+    process on the spot (exit -15), leaving the temporary output `.out.wav.xxxx.part` beside the output. Catches: a
+    file or temporary left, any exit but 128 + the signal with the single line "voicegen: terminated"."""
+    source = tmp_path / "input.txt"
+    source.write_text(LONG_TEXT if command == "say" else LONG_SCRIPT, encoding="utf-8")
+    out = tmp_path / ("out.wav" if command == "say" else "show.flac")
+    args = ["say", "-f", source, "-o", out] if command == "say" else ["podcast", source, "-o", out]
+    rc, err = _interrupt([*args, "--device", "cpu", "--seed", "1"], delay, ROOT, signum)
+    assert (rc, err) == (128 + signum, "voicegen: terminated\n"), (rc, err)
     assert outputs(tmp_path, keep={"input.txt"}) == []
 
 
@@ -235,6 +251,7 @@ def test_a_ctrl_c_after_the_command_has_begun_to_exit_is_not_raised():
     finally:
         interrupts.uninstall()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and not interrupts.pending()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     interrupts.check()  # not installed: nothing
 
 

@@ -1,5 +1,5 @@
-"""`python -m voicegen` and the `voicegen` command: the command line (`voicegen.cli.main`) with Ctrl-C handled
-from the first moment to the last (`voicegen.interrupts`)."""
+"""`python -m voicegen` and the `voicegen` command: the command line (`voicegen.cli.main`) with Ctrl-C and
+termination handled from the first moment to the last (`voicegen.interrupts`)."""
 
 import os
 import sys
@@ -16,7 +16,7 @@ def run() -> None:
         status = main()
     except KeyboardInterrupt:
         status = interrupts.report()
-    if status == 130 and interrupts.pending():
+    if status > 128 and interrupts.pending():
         # Python ends a process whose Ctrl-C ever passed through code that a native extension ran with
         # PyRun_String (pybind11 modules, on import) by killing itself with SIGINT, whatever the exit status; the
         # command has cleaned up (temporary files, workers) on its way out, so it ends here, with its own status.
@@ -25,7 +25,7 @@ def run() -> None:
                 stream.flush()
             except (OSError, ValueError):
                 pass
-        os._exit(130)
+        os._exit(status)
     raise SystemExit(status)
 
 

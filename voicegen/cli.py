@@ -2,8 +2,9 @@
 `voicegen warmup`, `voicegen serve` (also `python -m voicegen`).
 
 Every failure is one line on stderr: `voicegen: error: ...` with exit status 2 for bad input or an unusable path
-(checked before any rendering), `voicegen: interrupted` with 130 for Ctrl-C, and `voicegen: internal error: ...`
-with 1 for a bug (VOICEGEN_DEBUG=1 shows its traceback). No output file is left behind in any of these cases.
+(checked before any rendering), `voicegen: interrupted` with 130 for Ctrl-C, `voicegen: terminated` with 143 or 129
+for SIGTERM or SIGHUP (`voicegen.interrupts`), and `voicegen: internal error: ...` with 1 for a bug
+(VOICEGEN_DEBUG=1 shows its traceback). No output file is left behind in any of these cases.
 Progress goes to stderr, only on a terminal or with --progress; stdout is written to only by the reports of
 `voices`, `voice show` and `warmup`.
 """
@@ -432,7 +433,7 @@ def _message(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    installed = interrupts.install()  # `python -m voicegen` installed it already, and keeps it to the process's end
+    installed = interrupts.install()  # `python -m voicegen` installed them already, and keeps them to the end
     try:
         with interrupts.deferred():  # build_parser imports torch and numpy: not interrupted halfway
             parser = build_parser()
@@ -442,9 +443,9 @@ def main(argv: list[str] | None = None) -> int:
         show_progress(args.progress if hasattr(args, "progress") else None)
         warnings.showwarning = _warning
         status = args.run(args)
-        interrupts.check()  # a Ctrl-C that compiled code swallowed on the way (nothing was written: `atomic_write`)
+        interrupts.check()  # a signal that compiled code swallowed on the way (nothing was written: `atomic_write`)
         return status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or interrupts.Terminated
         return interrupts.report()
     except (ValueError, OSError, RuntimeError) as exc:
         if interrupts.pending():  # the interrupt became another error inside compiled code (e.g. an ImportError)
