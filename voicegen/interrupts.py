@@ -120,5 +120,8 @@ def report() -> int:
     Ctrl-C, also when it came without the handlers)."""
     exiting()
     signum = _pending or signal.SIGINT
-    print(f"voicegen: {'interrupted' if signum == signal.SIGINT else 'terminated'}", file=sys.stderr)
+    try:
+        print(f"voicegen: {'interrupted' if signum == signal.SIGINT else 'terminated'}", file=sys.stderr)
+    except (OSError, ValueError):  # no terminal any more (SIGHUP): the status says it
+        pass
     return 128 + signum
