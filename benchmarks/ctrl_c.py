@@ -2,13 +2,15 @@
 at a git revision ("before") and this checkout ("after") alternating, each try in a fresh process.
 
 A try is right when the process exits 130, prints exactly "voicegen: interrupted" on stderr, and leaves nothing
-beside its output path (no file, no temporary). Anything else is recorded by its exit status and the last line of
+beside its output path (no file, no temporary); with `--signal TERM` or `HUP`, 128 + the signal and "voicegen:
+terminated". Anything else is recorded by its exit status and the last line of
 its stderr. The moments are drawn from `--delays` (seconds after the process starts), the same sequence for both
 versions: the start (imports, the weight cache, the voices) is where native code can swallow, replace or turn
 an interrupt into an abort (voicegen/interrupts.py); tests/test_robustness.py holds each case found.
 
 Usage:
   python benchmarks/ctrl_c.py --baseline 66b130d --tries 60
+  python benchmarks/ctrl_c.py --baseline 66b130d --tries 20 --signal TERM --delays 0.3,1,2,3,4
 Writes benchmarks/results/ctrl-c-<date>.json (or --out) and prints a table.
 """
 
@@ -38,8 +40,8 @@ def package_of(path: Path) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def one_try(path: Path, delay: float) -> str:
-    """`say` from the package under `path`, SIGINT `delay` s after the start -> "ok" or what went wrong."""
+def one_try(path: Path, delay: float, signum: int = signal.SIGINT) -> str:
+    """`say` from the package under `path`, `signum` `delay` s after the start -> "ok" or what went wrong."""
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         source, out = folder / "input.txt", folder / "out" / "speech.wav"
@@ -49,13 +51,14 @@ def one_try(path: Path, delay: float) -> str:
         proc = subprocess.Popen([sys.executable, "-m", "voicegen", "say", "-f", str(source), "-o", str(out),
                                  "--device", "cpu", "--seed", "1"], cwd=folder, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                                preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL))
         time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=600)
         err = err.decode("utf-8", "replace")
         left = sorted(p.name for p in out.parent.iterdir())
-    if proc.returncode == 130 and err == "voicegen: interrupted\n" and not left:
+    line = "voicegen: interrupted\n" if signum == signal.SIGINT else "voicegen: terminated\n"
+    if proc.returncode == 128 + signum and err == line and not left:
         return "ok"
     last = (err.strip().splitlines() or ["(nothing)"])[-1][:160]
     return f"exit {proc.returncode}" + (f", left {left}" if left else "") + f": {last}"
@@ -68,9 +71,12 @@ def main() -> int:
     parser.add_argument("--delays", default="0.05,0.1,0.2,0.3,0.35,0.4,0.45,0.5,0.6,0.8,1.0,1.3",
                         help="seconds after the start at which to interrupt, drawn at random (comma-separated)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawn delays")
+    parser.add_argument("--signal", default="INT", choices=["INT", "TERM", "HUP"],
+                        help="what to send: INT (Ctrl-C, the default), TERM (kill) or HUP (the terminal closed)")
     parser.add_argument("--out", help="JSON path (default benchmarks/results/ctrl-c-<date>.json)")
     args = parser.parse_args()
     delays = [float(d) for d in args.delays.split(",")]
+    signum = getattr(signal, f"SIG{args.signal}")
     draw = random.Random(args.seed)
     moments = [draw.choice(delays) for _ in range(args.tries)]
     with tempfile.TemporaryDirectory() as exported:
@@ -83,12 +89,12 @@ def main() -> int:
         outcomes = {name: [] for name in versions}
         for k, delay in enumerate(moments):
             for name, path in versions.items():
-                outcomes[name].append({"delay_s": delay, "outcome": one_try(path, delay)})
+                outcomes[name].append({"delay_s": delay, "outcome": one_try(path, delay, signum)})
             print(f"\r{k + 1}/{args.tries}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     summary = {name: dict(Counter(o["outcome"] for o in runs).most_common()) for name, runs in outcomes.items()}
-    path = before_after.write_report("ctrl-c", args.baseline, args.out, tries=args.tries, delays_s=delays,
-                                     summary=summary, outcomes=outcomes)
+    path = before_after.write_report("ctrl-c", args.baseline, args.out, signal=f"SIG{args.signal}", tries=args.tries,
+                                     delays_s=delays, summary=summary, outcomes=outcomes)
     for name, counts in summary.items():
         print(f"{name:7} right {counts.get('ok', 0)}/{args.tries}")
         for outcome, n in counts.items():
