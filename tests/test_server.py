@@ -465,6 +465,23 @@ def test_timeout_answers_504_and_cancels(tmp_path):
         srv.stop()
 
 
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_kill_or_a_closed_terminal_stops_the_server_gracefully_with_one_line(tmp_path, signum, status):
+    """SIGTERM (uvicorn's graceful shutdown, then the command line's exit) and SIGHUP, which uvicorn does not
+    handle: the command line's handler raised it inside the event loop (a traceback in the log, no graceful
+    shutdown), and before that handler Python's default killed the server on the spot. Catches: a traceback, an exit
+    other than 128 + the signal, a last line other than "voicegen: terminated"."""
+    srv = Server(tmp_path)
+    try:
+        srv.wait_ready()
+        srv.proc.send_signal(signum)
+        assert srv.proc.wait(60) == status
+    finally:
+        srv.stop()
+    log = srv.log_path.read_text()
+    assert "Traceback" not in log and log.splitlines()[-1] == "voicegen: terminated", log
+
+
 def test_serve_refuses_a_bad_voice_map_before_loading():
     """Catches: a typo in --voice-map found only on the first request (or a traceback instead of one line)."""
     r = subprocess.run([sys.executable, "-m", "voicegen", "serve", "--voice-map", "alloy=nobody", "--port", "1"],

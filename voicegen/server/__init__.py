@@ -11,6 +11,11 @@ FastAPI, uvicorn and prometheus-client are the `server` extra; `import voicegen`
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
 from .config import ServerConfig
 
 __all__ = ["ServerConfig", "create_app", "serve"]
@@ -47,6 +52,32 @@ def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8880, log_l
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            timeout_graceful_shutdown=5))
     logs.event("listening", host=host, port=port, auth=config.api_key is not None)
-    server.run()
+    with _hangup_stops(server):
+        server.run()
     if failed:
         raise RuntimeError(f"the engine failed to load: {type(failed[0]).__name__}: {failed[0]}")
+
+
+@contextlib.contextmanager
+def _hangup_stops(server) -> Iterator[None]:
+    """SIGHUP (the terminal closed) shuts the server down gracefully, as uvicorn does for SIGINT and SIGTERM, and
+    is raised again once it has stopped (the command line then exits 129). Unless SIGHUP is ignored (nohup), or
+    this is not the main thread, or there is no SIGHUP (Windows)."""
+    hangup = getattr(signal, "SIGHUP", None)
+    if (hangup is None or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(hangup) is signal.SIG_IGN):
+        yield
+        return
+    hung_up = []
+
+    def stop(signum, frame) -> None:
+        hung_up.append(signum)
+        server.should_exit = True
+
+    previous = signal.signal(hangup, stop)
+    try:
+        yield
+    finally:
+        signal.signal(hangup, signal.SIG_DFL if previous is None else previous)
+    if hung_up:
+        signal.raise_signal(hangup)
