@@ -26,12 +26,13 @@ stages (frontend, token phase + alignment, frame phase, host copies, mixing and 
 its three values, every value kept in the JSON's `script_stage_runs_s`). On CUDA the stage counters synchronize
 the device at every stage boundary, which keeps frame batches from overlapping, so there the script's latency is
 the median of three more renders without them (`script_latency_s`; the profiled median is kept as
-`script_latency_profiled_s`); on the CPU the counters wait for nothing and one set of runs gives both. Time to first audio is
-the median of five streamed sentences. The script's latency with the phoneme cache emptied before each render
-(`script_latency_new_text_s`: a script the engine has not read, as a user's is; median of three on CUDA, one render
-on the CPU) adds espeak-ng's time for every sentence. The corpus's pass records its token batches and the token phase's host
-time (`corpus_token_phase_s`), and one more pass with synchronized stage counters its stages (`corpus_stages_s`). Compiled modes also time their warm-up again in a fresh process that loads
-this run's compiled graphs from the cache (`warmup_cached`). Quality per mode: log-mel distance to the float32
+`script_latency_profiled_s`); on the CPU the counters wait for nothing and one set of runs gives both. Time to
+first audio is the median of five streamed sentences. The script's latency with the phoneme cache emptied before
+each render (`script_latency_new_text_s`: a script the engine has not read, as a user's is; median of three on CUDA,
+one render on the CPU) adds espeak-ng's time for every sentence. The corpus's pass records its token batches and the
+token phase's host time (`corpus_token_phase_s`), and one more pass with synchronized stage counters its stages
+(`corpus_stages_s`). Compiled modes also time their warm-up again in a fresh process that loads this run's compiled
+graphs from the cache (`warmup_cached`). Quality per mode: log-mel distance to the float32
 eager rendering of the same chunks, Whisper tiny.en WER over 40 chunks (--asr N) against their text, and DNSMOS
 overall (voicegen.eval.dnsmos) over the same chunks. `--ab overhead-256,overlap,...`: in batched modes, the corpus
 and the script again with each variant of the warm engine, alternating with it as it is (`ab` in the JSON): A/B runs
@@ -322,8 +323,9 @@ def variant(engine: Engine, name: str):
     'overlap': `Renderer.overlap` (a turn pipelined by token batch, on CUDA the token phase on a second stream);
     'buckets-N': N frame buckets per octave (`voicegen.batching.frame_buckets`; with CUDA graphs the new shapes are
     captured on first use, in the untimed pass); 'tokens-N': a token budget of N padded tokens per token batch
-    (`Performance.max_batch_tokens`; fewer, larger token batches: on a GPU each costs ~50-70 ms of mostly serial
-    LSTM steps and host work, whatever its rows); any module switch of benchmarks/switches.py that needs no compile
+    (`Performance.max_batch_tokens`: fewer, larger token batches; the one-minute script's one batch of 15 items took
+    51-69 ms on an H200, mostly serial LSTM steps: how a batch's time grows with its rows is what this measures);
+    any module switch of benchmarks/switches.py that needs no compile
     (exact-padding, bucket-padding, one-way, one-way-fp16, unpacked, fp32-albert, ...); 'a+b': both. An unknown
     name raises ValueError here, before anything is applied (`engine` is read only by what is applied: None checks
     a name)."""
