@@ -197,24 +197,34 @@ def counted_corpus(engine: Engine, items, batch_one: bool, device: str) -> tuple
     return audio, wall, {n: getattr(stats, n) - b for n, b in zip(names, before)}
 
 
-def corpus_stages(engine: Engine, items, device: str) -> dict:
-    """One more pass over the corpus with the renderer's stage counters synchronizing the device at every stage
-    boundary (`Renderer.profile`, as the script's stages) -> seconds per stage: token phase + alignment, frame
-    phase, host copies and the rest, and the pass's wall time. Slower than an unprofiled pass on CUDA (no frame
-    batch overlaps the next one's launch): shares, not a throughput."""
+def profiled_stages(engine: Engine, call):
+    """call() with the renderer's stage counters synchronizing the device at every stage boundary
+    (`Renderer.profile`) -> (its result, seconds it spent per renderer stage: token phase + alignment, frame phase,
+    host copies)."""
     stats = engine.renderer.stats
     before = (stats.token_s, stats.frame_s, stats.copy_s)
     engine.renderer.profile = True
     try:
-        t0 = time.perf_counter()
-        render_all(engine, items, False)
-        sync(device)
-        wall = time.perf_counter() - t0
+        out = call()
     finally:
         engine.renderer.profile = False
     token, frame, copy = (now - was for now, was in zip((stats.token_s, stats.frame_s, stats.copy_s), before))
-    return {"token_phase_and_alignment": token, "frame_phase": frame, "host_copies": copy,
-            "rest": wall - token - frame - copy, "wall": wall}
+    return out, {"token_phase_and_alignment": token, "frame_phase": frame, "host_copies": copy}
+
+
+def corpus_stages(engine: Engine, items, device: str) -> dict:
+    """One more pass over the corpus with the renderer's stage counters synchronizing the device at every stage
+    boundary (`profiled_stages`, as the script's stages) -> seconds per stage: token phase + alignment, frame
+    phase, host copies and the rest, and the pass's wall time. Slower than an unprofiled pass on CUDA (no frame
+    batch overlaps the next one's launch): shares, not a throughput."""
+    def render() -> float:
+        t0 = time.perf_counter()
+        render_all(engine, items, False)
+        sync(device)
+        return time.perf_counter() - t0
+
+    wall, stages = profiled_stages(engine, render)
+    return stages | {"rest": wall - sum(stages.values()), "wall": wall}
 
 
 def seconds(audio: list[np.ndarray]) -> float:
@@ -259,8 +269,7 @@ def script_stages(engine: Engine, script: Script):
     trims on the CPU, Python between the stages)."""
     from voicegen.podcast import mix, render
 
-    stats, plan = engine.renderer.stats, engine.plan
-    before = (stats.token_s, stats.frame_s, stats.copy_s)
+    plan = engine.plan
     spent = {"frontend": 0.0, "mixing": 0.0}
 
     def timed(fn, stage):
@@ -278,19 +287,15 @@ def script_stages(engine: Engine, script: Script):
     saved = [(obj, name, obj.__dict__.get(name)) for obj, name, _ in patched]
     for obj, name, fn in patched:
         setattr(obj, name, fn)
-    engine.renderer.profile = True
     try:
-        episode, total = timed_script(engine, script)
+        (episode, total), renderer = profiled_stages(engine, lambda: timed_script(engine, script))
     finally:
         for obj, name, original in saved:
             if original is None:
                 delattr(obj, name)
             else:
                 setattr(obj, name, original)
-        engine.renderer.profile = False
-    token, frame, copy = (now - was for now, was in zip((stats.token_s, stats.frame_s, stats.copy_s), before))
-    stages = {"frontend": spent["frontend"], "token_phase_and_alignment": token, "frame_phase": frame,
-              "host_copies": copy, "mixing": spent["mixing"]}
+    stages = {"frontend": spent["frontend"], **renderer, "mixing": spent["mixing"]}
     stages["rest"] = total - sum(stages.values())
     stages["mixing_and_rest"] = stages["mixing"] + stages["rest"]  # the one figure of earlier runs
     return episode, total, stages
