@@ -447,15 +447,13 @@ def main(argv: list[str] | None = None) -> int:
         return status
     except KeyboardInterrupt:  # Ctrl-C, or interrupts.Terminated
         return interrupts.report()
-    except (ValueError, OSError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure is one line
         if interrupts.pending():  # the interrupt became another error inside compiled code (e.g. an ImportError)
             return interrupts.report()
-        print(f"voicegen: error: {_message(exc)}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - a bug: still one line, and the traceback on request
-        if interrupts.pending():
-            return interrupts.report()
-        if os.environ.get("VOICEGEN_DEBUG"):
+        if isinstance(exc, (ValueError, OSError, RuntimeError)):
+            print(f"voicegen: error: {_message(exc)}", file=sys.stderr)
+            return 2
+        if os.environ.get("VOICEGEN_DEBUG"):  # a bug: the traceback on request
             raise
         print(f"voicegen: internal error: {type(exc).__name__}: {_message(exc)} (a bug: please report it; "
               "VOICEGEN_DEBUG=1 shows the traceback)", file=sys.stderr)
