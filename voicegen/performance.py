@@ -59,7 +59,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         if not torch.cuda.is_available():
             build = "a CPU-only build" if torch.version.cuda is None else f"a CUDA {torch.version.cuda} build"
             raise ValueError(f"device {device!r} is not available: this torch ({torch.__version__}, {build}) sees no "
-                             "CUDA GPU; use --device cpu")
+                             "CUDA GPU; use 'cpu' (--device cpu on the command line)")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {device!r} is not available: {torch.cuda.device_count()} CUDA device(s)")
     elif dev.type != "cpu":
