@@ -166,6 +166,18 @@ def test_render_script_casts_voices_and_renders_pauses():
     assert pause >= 1.5
 
 
+def test_a_turn_of_nothing_but_a_pause_is_that_pause_once():
+    def gap_after_first_turn(text: str) -> float:
+        audio = mix_script(Script.parse(text), lambda requests: [synthesize(t, v, s) for t, v, s, _ in requests],
+                           voices=["jf_alpha", "jm_kumo"])
+        first, second = audio.segments
+        return second.start - first.end
+
+    alone = gap_after_first_turn("Host: Hi there.\nGuest: [pause 3s]\nHost: Bye now.")
+    at_the_end = gap_after_first_turn("Host: Hi there. [pause 3s]\nGuest: Bye now.")
+    assert 3.0 <= alone < 3.0 + 0.6 and alone == pytest.approx(at_the_end, abs=0.3)  # 6.25 s when counted twice
+
+
 def files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 

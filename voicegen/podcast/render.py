@@ -83,7 +83,8 @@ def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequenc
             rendered = iter(synthesize_many(requests_of(lo, hi)))
         for turn in turns[lo:hi]:
             pieces = [p if isinstance(p, Pause) else next(rendered) for p in turn.pieces]
-            lead, trail = _leading_pauses(pieces), _leading_pauses(pieces[::-1])
+            lead = _leading_pauses(pieces)
+            trail = _leading_pauses(pieces[::-1]) if len(lead) < len(pieces) else []  # a turn of pauses: once
             spoken = pieces[len(lead) : len(pieces) - len(trail)]
             if lead:
                 writer.add_silence(sum(p.seconds for p in lead))
