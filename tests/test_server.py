@@ -267,6 +267,12 @@ def test_podcast_endpoint_mixes_a_cast_script_with_its_transcript(server):
     turns = body["transcript"]["turns"]
     assert [(t["speaker"], t["voice"]) for t in turns] == [("Host", "nova"), ("Guest", "jm_kumo")]
     assert turns[0]["end"] <= turns[1]["start"] and turns[1]["end"] <= body["duration"]
+    # an alias takes its voice: the uncast speaker gets another one ("nova" is jf_alpha, the first voice)
+    r = httpx.post(server.url + "/v1/audio/podcast", headers=server.auth, timeout=600,
+                   json={"script": script, "cast": {"Host": "nova"}, "response_format": "wav", "seed": 2})
+    assert r.status_code == 200, r.text
+    host, guest = (t["voice"] for t in r.json()["transcript"]["turns"])
+    assert host == "nova" and guest not in ("nova", "jf_alpha"), guest
     bad = httpx.post(server.url + "/v1/audio/podcast", headers=server.auth,
                      json={"script": script, "cast": {"Host": "nobody"}})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "script" and "nobody" in bad.json()["error"]["message"]

@@ -481,8 +481,11 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         if state.podcasts >= cfg.max_podcasts:
             raise ApiError(429, f"the server is already rendering {state.podcasts} podcasts (at most {cfg.max_podcasts}); "
                            "retry later", type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "30"})
-        named = {m.voice for m in script.cast.values() if m.voice} - set(state.engine.voices)
-        available = state.engine.voices + sorted(named)  # aliases only where the cast names them
+        named = {m.voice for m in script.cast.values() if m.voice}
+        aliases = sorted(named - set(state.engine.voices))  # in the list only where the cast names them
+        # the voices those aliases speak with are taken: automatic casting must not give them to anyone else
+        taken = {state.voice_map.aliases.get(a.lower()) for a in aliases} - named
+        available = [v for v in state.engine.voices if v not in taken] + aliases
         log.update(voice=",".join(f"{s}={v}" for s, v in script.voices(available).items()), turns=len(script.turns))
         job = PodcastJob(state, params, deadline=log.arrived + cfg.timeout)
         state.podcasts += 1
