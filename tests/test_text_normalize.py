@@ -126,6 +126,50 @@ CASES = {
         ("Really?!", "Really?"),
         ("‘Quoted’ and don’t.", "Quoted and don't."),
     ],
+    "grouped_decimals": [  # the decimal rule ran before the grouping rule: "one, two hundred thirty-four point ..."
+        ("It is 1,234.5678 in all.", "It is one thousand two hundred thirty-four point five six seven eight in all."),
+        ("Pay 12,345.678 now.", "Pay twelve thousand three hundred forty-five point six seven eight now."),
+    ],
+    "decimal_before_letter": [  # "1.5M" left a sentence stop: "one. five M users"
+        ("1.5M users joined.", "one point five million users joined."),
+        ("We hit 12.5k and 2.5B views.", "We hit twelve point five thousand and two point five billion views."),
+        ("It is 2.5x faster, 10x cheaper.", "It is two point five times faster, ten times cheaper."),
+        ("See you at 2.30pm today.", "See you at two thirty P M today."),
+        ("A 4K TV, Seat 12B and a 5k run.", "A four K T V, Seat twelve B and a five k run."),  # letters kept
+        ("A lap in 12.50s.", "A lap in twelve point five zero seconds."),
+        ("Rated 3.5/5.", "Rated three point five out of five."),
+    ],
+    "splits_and_ranges": [
+        ("a 50/50 chance, an 80/20 rule", "a fifty-fifty chance, an eighty-twenty rule"),
+        ("Up 10%-20% or 5-10% or 5-10 km.", "Up ten percent to twenty percent or five to ten percent or five to ten kilometers."),
+        ("Open 5pm-7pm or 9:00-17:00.", "Open five P M to seven P M or nine o'clock to seventeen hundred."),
+    ],
+    "durations": [
+        ("It ran 10:30:15 and 1:30:00.", "It ran ten hours, thirty minutes and fifteen seconds and one hour and thirty minutes."),
+        ("Reset at 10:00:00.", "Reset at ten hours."),
+    ],
+    "per_units": [
+        ("At 5 m/s or 60 mi/h.", "At five meters per second or sixty miles per hour."),
+        ("It is $5/month or $3/kg.", "It is five dollars per month or three dollars per kilogram."),
+    ],
+    "money_and_signs": [
+        ("It is ±5 and 50¢.", "It is plus or minus five and fifty cents."),
+        ("Only $.99 or $-5.", "Only ninety-nine cents or minus five dollars."),
+    ],
+    "hyphen_compounds": [
+        ("The 2nd-floor office in a 21st-century town.", "The second floor office in a twenty-first century town."),
+    ],
+    "code_names": [
+        ("C# and .NET on x86-64.", "C sharp and dot net on x eighty-six sixty-four."),
+    ],
+    "latin_letters": [
+        ("Straße, Æsir, Ørsted, œuvre, Łukasz, Đorđe, Þór.", "Strasse, Aesir, Orsted, oeuvre, Lukasz, Dorde, Thór."),
+    ],
+    "other_scripts": [  # espeak-ng read them as "Japanese letter", "Chinese letter"; Greek letters are read by name
+        ("Hello こんにちは世界 world.", "Hello world."),
+        ("Привет, مرحبا, שלום: ok.", "ok."),
+        ("Let α = 2π and 5 μs.", "Let α equals two π and five μs."),  # Greek kept
+    ],
     "lists_and_paragraphs": [
         ("1. Buy milk\n2. Eat\n\n\n- item", "one, Buy milk\ntwo, Eat\n\nitem"),
     ],
@@ -150,7 +194,7 @@ def test_number_helpers() -> None:
 
 
 def test_weird_input_is_cleaned() -> None:
-    assert normalize("😀 hello\u200f שלום \x07\x00") == "hello שלום"
+    assert normalize("😀 hello\u200f שלום \x07\x00") == "hello"  # Hebrew: not read in English (see below)
     assert normalize("   \n\n  ") == ""
     out = normalize("1" * 60)
     assert not any(c.isdigit() for c in out) and out.startswith("one one")
@@ -162,3 +206,22 @@ def test_non_english_only_cleans() -> None:
 
 def test_line_endings() -> None:
     assert normalize("a\r\nb\r\n\r\nc") == "a\nb\n\nc"
+
+
+def test_text_in_other_scripts_is_unspeakable() -> None:
+    """Letters of scripts other than Latin and Greek are dropped, so text of nothing else raises the frontend's
+    ValueError instead of being read letter by letter ("Japanese letter, Chinese letter")."""
+    from voicegen.text import Frontend
+
+    assert normalize("こんにちは世界") == ""
+    with pytest.raises(ValueError, match="nothing speakable"):
+        Frontend()("こんにちは世界 Привет")
+    assert normalize("Привет мир", language="ru") == "Привет мир"  # other languages keep their script
+
+
+def test_ellipsis_splits_before_a_capital_only() -> None:
+    """An ellipsis before a lower-case word is a pause inside the sentence ("and then… we left"), not its end."""
+    from voicegen.text.split import split_sentences
+
+    assert [s.text for s in split_sentences(normalize("Wait… What?"))] == ["Wait…", "What?"]
+    assert [s.text for s in split_sentences(normalize("and then… we left"))] == ["and then… we left"]

@@ -1,16 +1,18 @@
 """English text normalization: written text -> the words a reader would say.
 
 ``normalize`` is pure and idempotent (``normalize(normalize(x)) == normalize(x)``). Its output holds only
-letters (any script), apostrophes and hyphens inside words, the pause punctuation the model knows
-(``. , ; : ! ? — … " “ ” ( )``), spaces, newlines (a blank line marks a paragraph) and private-use
-characters (the frontend's placeholders for inline phonemes). Sentence-ending periods survive; the periods
-of abbreviations, initials and decimals do not, so the sentence splitter can trust every remaining ``.``.
+letters (Latin and Greek for English, see :func:`_english_letters`; any script for other languages),
+apostrophes and hyphens inside words, the pause punctuation the model knows (``. , ; : ! ? — … " “ ” ( )``),
+spaces, newlines (a blank line marks a paragraph) and private-use characters (the frontend's placeholders for
+inline phonemes). Sentence-ending periods survive; the periods of abbreviations, initials and decimals
+("1.5M", "2.30pm" included) do not, so the sentence splitter can trust every remaining ``.``.
 
-Rules run in a fixed order, most specific first: list markers, URLs and e-mail addresses, hashtags and
-@handles, all-caps lines, abbreviations and titles, dates, times, phone numbers, versions, decades,
-currency, units and percentages, years, ranges, ordinals, fractions, decimals, plain numbers, Roman
-numerals, acronyms, symbols; then the characters are tidied. The whole pass repeats until nothing changes.
-Number words come from :mod:`voicegen.text.numbers` (num2words).
+Rules run in a fixed order, most specific first: letters of other scripts, list markers, URLs and e-mail
+addresses, hashtags and @handles, all-caps lines, abbreviations and titles, dates, time ranges, durations
+(10:30:15), times, phone numbers, versions, decades, currency, units and percentages, scaled amounts (1.5M)
+and multipliers (3x), years, ranges, ordinals, splits (50/50), fractions, grouped numbers, decimals, plain
+numbers, Roman numerals, acronyms, symbols; then the characters are tidied. The whole pass repeats until
+nothing changes. Number words come from :mod:`voicegen.text.numbers` (num2words).
 """
 
 from __future__ import annotations
@@ -78,6 +80,32 @@ def _clean_chars(text: str) -> str:
             out.append(" ")
         else:
             out.append(ch)
+    return "".join(out)
+
+
+_LATIN_MAP = str.maketrans({
+    "ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L",
+    "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "Th", "ħ": "h", "Ħ": "H", "ı": "i", "ŧ": "t",
+    "Ŧ": "T",
+})
+"""Latin letters that NFKD does not take apart into an ASCII letter and a mark, as an English reader says them."""
+
+
+def _english_letters(text: str) -> str:
+    """Latin letters without an ASCII decomposition spelled out ("Straße" -> "Strasse"), and letters of scripts
+    other than Latin and Greek (kept: espeak reads α, π, μ, Ω by name) dropped with the marks on them: English
+    espeak-ng reads "世界" as "Chinese letter, Chinese letter". Modifier letters (ˈ, ʻ) belong to no script and
+    stay."""
+    if text.isascii():
+        return text
+    out: list[str] = []
+    dropped = False
+    for ch in text.translate(_LATIN_MAP):
+        cat = unicodedata.category(ch)
+        if cat[0] == "M" and dropped:
+            continue
+        dropped = cat[0] == "L" and not unicodedata.name(ch, "LATIN").startswith(("LATIN", "GREEK", "MODIFIER"))
+        out.append(" " if dropped else ch)
     return "".join(out)
 
 
@@ -169,6 +197,9 @@ ABBREV_RULES: list[Rule] = [
     (re.compile(r"\b[Nn]o\.\s?(?=\d)"), lambda m: "number "),
     (re.compile(r"#\s?(?=\d)"), lambda m: " number "),
     (re.compile(r"\bOK\b"), lambda m: "okay"),
+    (re.compile(r"\b([CF])#(?![\w#])"), lambda m: f"{m.group(1)} sharp"),
+    (re.compile(r"(?<![\w.])\.NET\b"), lambda m: "dot net"),
+    (re.compile(r"\bx86[-_]64\b"), lambda m: "x eighty-six sixty-four"),
 ]
 
 # ---------------------------------------------------------------- dates, times, phones, versions
@@ -226,6 +257,17 @@ def _time(m: re.Match[str]) -> str:
     return _sp(spoken + (" " + _ampm(m, ap) if ap else ""))
 
 
+def _clock_seconds(m: re.Match[str]) -> str:
+    """10:30:15 -> "ten hours, thirty minutes and fifteen seconds": read as a duration, zero parts left out."""
+    secs = m.group(3) + (f".{m.group(4)}" if m.group(4) else "")
+    amounts = (str(int(m.group(1))), str(int(m.group(2))), secs if m.group(4) else str(int(secs)))
+    parts = [f"{number(a)} {unit if a == '1' else unit + 's'}"
+             for a, unit in zip(amounts, ("hour", "minute", "second")) if float(a)]
+    if len(parts) > 1:
+        return _sp(", ".join(parts[:-1]) + " and " + parts[-1])
+    return _sp(parts[0] if parts else "zero seconds")
+
+
 def _phone(m: re.Match[str]) -> str:
     groups = [g for g in re.split(r"[^\d+]+", m.group(0)) if g]
     spoken = ", ".join(("plus " if g.startswith("+") else "") + digits(g) for g in groups)
@@ -244,14 +286,23 @@ def _version(m: re.Match[str]) -> str:
     return _sp(" point ".join(cardinal(int(p)) if len(p) < 16 else digits(p) for p in m.group(1).split(".")))
 
 
+_AMPM = r"\s?[AaPp]\.?\s?[Mm]\b\.?"
+
 DATE_RULES: list[Rule] = [
     (re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"), _iso_date),
     (re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})\b"), _us_date),
     (re.compile(rf"\b({_MONTH_RE})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?"), _month_date),
     (re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+({_MONTH_RE})(?:,?\s+(\d{{4}})\b)?"), _day_month),
     (re.compile(rf"\b({'|'.join(a for a in _MONTH_ABBR if a != 'May')})\.(?=\s)"), lambda m: _month(m.group(1))),
+    (re.compile(rf"(?<![\d:])(\d{{1,2}}(?:[:.][0-5]\d)?(?:{_AMPM})?)\s?-\s?(?=\d{{1,2}}(?:[:.][0-5]\d)?{_AMPM})"),
+     lambda m: re.sub(r"^(\d+)\.", r"\1:", m.group(1)) + " to "),  # 5pm-7pm, 1.30-2.30pm: a time range
+    (re.compile(r"(?<![\d:])((?:[01]?\d|2[0-3]):[0-5]\d)\s?-\s?(?=(?:[01]?\d|2[0-3]):[0-5]\d(?![\d:]))"),
+     lambda m: m.group(1) + " to "),
+    (re.compile(r"(?<![\d:])(\d{1,2}):([0-5]\d):([0-5]\d)(?:\.(\d+))?\b(?!:\d)"), _clock_seconds),
     (re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s*([AaPp])\.?\s?[Mm]\b\.?)?"), _time),
-    (re.compile(r"\b(\d{1,2})\s?([AaPp])\.?[Mm]\b\.?"), lambda m: _sp(cardinal(int(m.group(1))) + " " + _ampm(m, m.group(2)))),
+    (re.compile(r"(?<![$€£¥₹₩.])\b(1[0-2]|0?[1-9])\.([0-5]\d)\s?([AaPp])\.?\s?[Mm]\b\.?"), _time),  # 2.30pm
+    (re.compile(r"(?<![.,])\b(\d{1,2})\s?([AaPp])\.?[Mm]\b\.?"),
+     lambda m: _sp(cardinal(int(m.group(1))) + " " + _ampm(m, m.group(2)))),
     (re.compile(r"\b([AaPp])\.[Mm]\.(?=\W|$)"), lambda m: _sp(_ampm(m, m.group(1)))),
     (re.compile(r"(?<![\w+])(?:\+?1[\s.-])?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b"), _phone),
     (re.compile(r"(?<![\w+])\+\d{1,3}(?:[\s.-]\d{2,5}){2,5}\b"), _phone),
@@ -273,7 +324,8 @@ _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 
 
 def _money(m: re.Match[str]) -> str:
-    sign, sym, amount, scale = m.group(1), m.group(2), m.group(3).replace(",", ""), m.group(4)
+    """$3.50 -> "three dollars and fifty cents", $.99 -> "ninety-nine cents", -$5 and $-5 -> "minus five dollars"."""
+    sign, sym, amount, scale = m.group(1) or m.group(3), m.group(2), m.group(4).replace(",", ""), m.group(5)
     one, many, cent, cents = CURRENCIES[sym]
     minus = "minus " if sign else ""
     if scale:
@@ -307,12 +359,37 @@ UNITS = {"km/h": ("kilometer per hour", "kilometers per hour"), "km": ("kilomete
          "V": ("volt", "volts"), "mAh": ("milliamp hour", "milliamp hours"), "dB": ("decibel", "decibels"),
          "fps": ("frame per second", "frames per second"), "px": ("pixel", "pixels"), "%": ("percent", "percent")}
 _UNIT_RE = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True))
+PER = {u: one for u, (one, _) in UNITS.items() if u not in ("%", "°", "°C", "°F")} | {
+    w: w for w in ("hour", "day", "night", "week", "month", "year", "person", "head", "user", "seat", "item")
+} | {"wk": "week", "mo": "month", "yr": "year", "pp": "person"}
+"""What may follow "/" after an amount, read "per" and then this: "5 m/s", "60 mi/h", "$5/month", "$3/kg"."""
+_PER_RE = "|".join(re.escape(u) for u in sorted(PER, key=len, reverse=True))
 
 
 def _unit(m: re.Match[str]) -> str:
-    sign, amount, unit = m.group(1), m.group(2), m.group(3)
+    """5 km -> "five kilometers", 1 h -> "one hour", 5 m/s -> "five meters per second"."""
+    sign, amount, unit, per = m.group(1), m.group(2), m.group(3), m.group(4)
     one, many = UNITS[unit]
-    return _sp(("minus " if sign else "") + number(amount) + " " + (one if amount == "1" else many))
+    spoken = ("minus " if sign else "") + number(amount) + " " + (one if amount == "1" else many)
+    return _sp(spoken + (f" per {PER[per]}" if per else ""))
+
+
+LABEL_CUES = frozenset("room seat gate apartment apt flight platform suite unit row bus route model track level "
+                       "floor building block lot exit terminal channel line pin size plan form flat bay grade "
+                       "figure fig table chapter section type class vitamin".split())
+"""Words after which a number with a letter is a label ("Seat 12B", "Gate 4K"), not a scaled amount."""
+
+
+def _scaled(m: re.Match[str]) -> str:
+    """1.5M -> "one point five million", 12.5k -> "twelve point five thousand". Kept as a letter: a label after
+    a word such as "Seat" ("Seat 12B"), K after a one-digit whole number ("4K TV"), and a race ("5k run")."""
+    amount, scale = m.group(1), m.group(2) or m.group(3)
+    label = re.search(r"\b([A-Za-z]+)\s*$", _before(m, 20))
+    race = re.match(r"\s+(?:run|race|runs|races)\b", m.string[m.end():])
+    if (label and label.group(1).lower() in LABEL_CUES) or race or (scale == "K" and re.fullmatch(r"\d", amount)):
+        return m.group(0)
+    return _sp(f"{number(amount)} {_SCALES[scale]}")
+
 
 
 def _decade(m: re.Match[str]) -> str:
@@ -322,15 +399,24 @@ def _decade(m: re.Match[str]) -> str:
 MONEY_RULES: list[Rule] = [
     (re.compile(r"\b(\d{1,2})'\s?(\d{1,2})(?:\"|'')"),
      lambda m: _sp(f"{cardinal(int(m.group(1)))} foot {cardinal(int(m.group(2)))}")),
-    (re.compile(r"(?<=\d)-(?=[^\W\d_])|(?<=[^\W\d_])-(?=\d)"), lambda m: " "),
+    (re.compile(r"(?<=\d)(st|nd|rd|th|s)?-(?=[^\W\d_])|(?<=[^\W\d_])-(?=\d)"),  # 24-hour, 2nd-floor, COVID-19
+     lambda m: (m.group(1) or "") + " "),
+    (re.compile(rf"(?<=\d)\s?-\s?(?=(?:{_NUM})\s?(?:{_UNIT_RE})(?![\w°]))|(?:(?<=\d%)|(?<=\d\s%))\s?-\s?(?=\d)"),
+     lambda m: " to "),  # 5-10 km, 5-10%, 10%-20%: a range
+    (re.compile(rf"(?<![\w.])({_NUM})\s?¢"),
+     lambda m: _sp(number(m.group(1)) + (" cent" if m.group(1) == "1" else " cents"))),
+    (re.compile(rf"(?<=\d)\s?/\s?({_PER_RE})\b(?!/)"), lambda m: f" per {PER[m.group(1)]} "),
     (re.compile(r"\b(USD|EUR|GBP|JPY|INR)\s?(?=\d)"), lambda m: _CODES[m.group(1)]),
     (re.compile(rf"({_NUM})\s?(USD|EUR|GBP|JPY|INR)\b"), lambda m: _CODES[m.group(2)] + m.group(1)),
     (re.compile(r"\b(\d{3})0s\b"), _decade),
-    (re.compile(r"(?<![\w'])'?([1-9])0s\b"), lambda m: _sp(plural(cardinal(int(m.group(1)) * 10)))),
+    (re.compile(r"(?<![\w'.,])'?([1-9])0s\b"), lambda m: _sp(plural(cardinal(int(m.group(1)) * 10)))),
     (re.compile(rf"(?<![\d.,])({_NUM})\s?([€£¥₹₩])"), lambda m: m.group(2) + m.group(1)),
     (re.compile(rf"(?<![\w])([$€£¥₹₩])\s?({_NUM})\s?-\s?\1?(?=\d)"), lambda m: f"{m.group(1)}{m.group(2)} to {m.group(1)}"),
-    (re.compile(rf"(?<![\w])(-)?([$€£¥₹₩])\s?({_NUM})(?:\s?(thousand|million|billion|trillion|bn|mn|[kKmMbBT])\b)?"), _money),
-    (re.compile(rf"(?<![\w.])(-)?({_NUM})\s?({_UNIT_RE})(?![\w°])"), _unit),
+    (re.compile(rf"(?<![\w])(-)?([$€£¥₹₩])\s?(-)?({_NUM}|\.\d+)"
+                r"(?:\s?(thousand|million|billion|trillion|bn|mn|[kKmMbBT])\b)?"), _money),
+    (re.compile(rf"(?<![\w.])(-)?({_NUM})\s?({_UNIT_RE})(?:/({_PER_RE}))?(?![\w°])"), _unit),
+    (re.compile(rf"(?<![\w.])({_NUM})(?:([kKMB])|\s?(bn|mn))\b"), _scaled),
+    (re.compile(rf"(?<![\w.])({_NUM})x\b"), lambda m: _sp(number(m.group(1)) + " times")),  # 2.5x, 10x faster
 ]
 
 # ---------------------------------------------------------------- years, ranges, plain numbers
@@ -371,6 +457,15 @@ def _bare_year(m: re.Match[str]) -> str:
     return _sp(year(int(m.group(0))))
 
 
+def _split(m: re.Match[str]) -> str:
+    """50/50 -> "fifty-fifty", 80/20 -> "eighty-twenty", 20/20 -> "twenty-twenty" (a split or a score, not a
+    fraction); other tens stay fractions ("10/30")."""
+    a, b = int(m.group(1)), int(m.group(2))
+    if a + b == 100 or a == b == 20:
+        return _sp(f"{cardinal(a)}-{cardinal(b)}")
+    return m.group(0)
+
+
 NUMBER_RULES: list[Rule] = [
     (re.compile(r"\b(1\d{3}|20\d{2})\s?-\s?(1\d{3}|20\d{2})\b"),
      lambda m: _sp(f"{year(int(m.group(1)))} to {year(int(m.group(2)))}")),
@@ -381,13 +476,16 @@ NUMBER_RULES: list[Rule] = [
     (re.compile(r"(?<=\d)\s?-\s?(?=[$€£¥]?\d)"), lambda m: " to "),
     (re.compile(r"\b(\d[\d,]*)(st|nd|rd|th)\b"), lambda m: _sp(ordinal(int(m.group(1).replace(",", ""))))),
     (re.compile(r"\b24/7\b"), lambda m: " twenty-four seven "),
+    (re.compile(r"\b([1-9]0)/([1-9]0)\b"), _split),
     (re.compile(r"\b(\d+)\s+(\d+)/(\d+)\b"),
      lambda m: _sp(f"{cardinal(int(m.group(1)))} and {fraction(int(m.group(2)), int(m.group(3)))}")),
+    (re.compile(r"(?<![\d.])(\d+\.\d+)/(\d+(?:\.\d+)?)\b"),  # 3.5/5: a rating, not a fraction
+     lambda m: _sp(f"{number(m.group(1))} out of {number(m.group(2))}")),
     (re.compile(r"\b(\d{1,15})/(\d{1,15})\b"), lambda m: _sp(fraction(int(m.group(1)), int(m.group(2))))),
     (re.compile(r"(?<![\w.])-(?=\.?\d)"), lambda m: " minus "),
-    (re.compile(r"\b(\d+)\.(\d+)\b"), lambda m: _sp(decimal(m.group(1), m.group(2)))),
-    (re.compile(r"(?<![\w.])\.(\d+)\b"), lambda m: _sp(decimal("", m.group(1)))),
-    (re.compile(r"\b\d{1,3}(?:,\d{3})+\b"), lambda m: _sp(number(m.group(0)))),
+    (re.compile(r"\b\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)"), lambda m: _sp(number(m.group(0)))),
+    (re.compile(r"(?<![\d.])(\d+)\.(\d+)"), lambda m: _sp(decimal(m.group(1), m.group(2)))),
+    (re.compile(r"(?<![\w.])\.(\d+)"), lambda m: _sp(decimal("", m.group(1)))),
     (re.compile(r"\d+"), lambda m: _sp(digits(m.group(0)) if m.group(0).startswith("0") and len(m.group(0)) > 1
                                        else cardinal(int(m.group(0))))),
 ]
@@ -509,6 +607,7 @@ SYMBOL_RULES: list[Rule] = [
     (re.compile(r"%"), lambda m: " percent "),
     (re.compile(r"°"), lambda m: " degrees "),
     (re.compile(r"×"), lambda m: " times "),
+    (re.compile(r"±"), lambda m: " plus or minus "),
     (re.compile(r"§"), lambda m: " section "),
     (re.compile(r"#"), lambda m: " hash "),
     (re.compile(r"(?<=\w)/(?=\w)"), lambda m: " slash "),
@@ -576,6 +675,7 @@ def _apply(rules: list[Rule], text: str) -> str:
 
 
 def _english(text: str) -> str:
+    text = _english_letters(text)
     text = _LIST_MARKER.sub(_list_marker, text)
     text = _apply(WEB_RULES, text)
     text = "\n".join(_unshout_line(line) for line in text.split("\n"))
