@@ -252,9 +252,9 @@ def test_stream_phonemizes_the_rest_only_after_the_first_chunk(engine, monkeypat
     frontend = engine.frontend
     original, phonemized = frontend._pieces, []
 
-    def counting(sentence, inline):
+    def counting(sentence, inline, first=0):
         phonemized.append(sentence)
-        return original(sentence, inline)
+        return original(sentence, inline, first)
 
     monkeypatch.setattr(frontend, "_pieces", counting)
     text = " ".join(f"This is sentence number {i}, and it is short." for i in range(1, 9))
@@ -264,7 +264,7 @@ def test_stream_phonemizes_the_rest_only_after_the_first_chunk(engine, monkeypat
     rest = list(pieces)
     assert len(phonemized) == 8
     planned = engine.plan(Request(text, "jf_alpha", seed=3))
-    assert [p.segments[0].text for p in [first, *rest]] == [c.text for c in planned.chunks]
+    assert [p.segments[0].text for p in [first, *rest]] == [c.written for c in planned.chunks]
 
 
 def test_plan_parts_are_the_plan_split_after_its_first_chunk(engine):

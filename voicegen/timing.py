@@ -26,8 +26,9 @@ def chunk_segment(chunk: Chunk, durations: torch.Tensor, start_s: float, samples
     durations: (T + 2,) frames per token, wrapping pads included; samples: the chunk's audio length.
     """
     ends = torch.cumsum(durations, 0).tolist()  # frames after each token (token 0 is the leading pad)
-    words = tuple(Word(w.text, start_s + ends[w.start] * FRAME_S, start_s + ends[w.end] * FRAME_S) for w in chunk.words)
-    return Segment(chunk.text, start_s, start_s + samples / SAMPLE_RATE, words=words)
+    words = tuple(Word(w.text, start_s + ends[w.start] * FRAME_S, start_s + ends[w.end] * FRAME_S)
+                  for w in chunk.written_words or chunk.words)
+    return Segment(chunk.written or chunk.text, start_s, start_s + samples / SAMPLE_RATE, words=words)
 
 
 def assemble(chunks: Sequence[Chunk], durations: Sequence[torch.Tensor], audio: Sequence[np.ndarray],

@@ -17,6 +17,7 @@ neighbours (``voicegen.text.homographs``); the rest (read, lead, live, ...) are 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import Iterator, Mapping
@@ -36,6 +37,7 @@ from voicegen.text.phonemize import (
 )
 from voicegen.text.split import CLAUSE_PAUSE, WORD_PAUSE, split_sentences
 from voicegen.text.vocab import VOCAB
+from voicegen.text.written import WrittenText
 
 INLINE = re.compile(r"\[([^\[\]\n]+)\]\(/([^/\n]*)/\)")
 """Inline phoneme override: ``[written text](/phonemes/)``."""
@@ -65,12 +67,19 @@ class WordSpan:
 
 @dataclass(frozen=True)
 class Chunk:
-    """One model item: phonemes (1..MAX_PHONEMES vocabulary symbols) and what they say."""
+    """One model item: phonemes (1..MAX_PHONEMES vocabulary symbols) and what they say.
+
+    ``text`` and ``words`` are what is said (the normalized text: "four dollars and twenty cents"); ``written``
+    and ``written_words`` the same stretch as the user wrote it ("$4.20"), each written word timed by the phonemes
+    of the spoken words that say it (``voicegen.text.written``): what segments and subtitles show. Empty, they are
+    ``text`` and ``words``."""
 
     text: str
     phonemes: str
     words: tuple[WordSpan, ...]
     pause_after: float
+    written: str = ""
+    written_words: tuple[WordSpan, ...] = ()
 
     @property
     def tokens(self) -> list[int]:
@@ -84,7 +93,8 @@ class _Piece:
 
     text: str
     phonemes: str
-    kind: str  # "word" | "space" | "punct"
+    kind: str  # "word" | "space" | "glue" (a space in the text, none in the phonemes) | "punct"
+    index: int = -1  # words: the position among the text's spoken words
 
 
 class Frontend:
@@ -126,19 +136,26 @@ class Frontend:
         is phonemized. Each chunk comes once the next speakable one is known (a sentence of bare punctuation after
         it lengthens its pause); yields nothing if nothing in the text can be spoken."""
         text, inline = self._extract_inline(text)
+        sentences = split_sentences(normalize(text, self.language))
+        spoken = [[t for t in _TOKEN.findall(s.text) if _is_word(t)] for s in sentences]
+        written = WrittenText(text, [w for words in spoken for w in words], inline,
+                              lambda token: [t for t in _TOKEN.findall(normalize(token, self.language)) if _is_word(t)])
         last: Chunk | None = None
-        for sentence in split_sentences(normalize(text, self.language)):
-            pieces = self._pieces(sentence.text, inline)
+        first, shown = 0, -1  # the sentence's first word among the text's; the last written run shown
+        for sentence, words in zip(sentences, spoken):
+            pieces = self._pieces(sentence.text, inline, first)
+            first += len(words)
             groups = _pack(pieces, MAX_PHONEMES)
             for k, group in enumerate(groups):
                 pause = sentence.pause_after if k == len(groups) - 1 else _cut_pause(group)
                 chunk = _chunk(group, pause)
                 if chunk is not None:
+                    chunk, shown = _with_written(chunk, group, written, shown)
                     if last is not None:
                         yield last, True
                     last = chunk
                 elif last is not None:  # nothing speakable (bare punctuation): keep its pause
-                    last = Chunk(last.text, last.phonemes, last.words, max(last.pause_after, pause))
+                    last = dataclasses.replace(last, pause_after=max(last.pause_after, pause))
         if last is not None:
             yield last, False
 
@@ -160,8 +177,9 @@ class Frontend:
 
         return INLINE.sub(sub, text), inline
 
-    def _pieces(self, sentence: str, inline: Mapping[str, tuple[str, str]]) -> list[_Piece]:
-        """Normalized sentence -> pieces; words get phonemes (inline, lexicon, or espeak in context)."""
+    def _pieces(self, sentence: str, inline: Mapping[str, tuple[str, str]], first: int = 0) -> list[_Piece]:
+        """Normalized sentence -> pieces; words get phonemes (inline, lexicon, or espeak in context) and their
+        position among the text's words (`first`: the sentence's first word's)."""
         tokens = _TOKEN.findall(sentence)
         words = [t for t in tokens if _is_word(t) and t not in inline]
         spoken = iter(espeak_words(tuple(words), self.language))
@@ -171,7 +189,7 @@ class Frontend:
         clause_start = True  # for homographs: "Close the door; wind the clock."
         for t in tokens:
             if t in inline:
-                pieces.append(_Piece(inline[t][0], inline[t][1], "word"))
+                pieces.append(_Piece(inline[t][0], inline[t][1], "word", first + w))
                 w += 1
                 clause_start = False
             elif _is_word(t):
@@ -181,7 +199,7 @@ class Frontend:
                     if (len(pieces) >= 2 and pieces[-1].kind == "space" and pieces[-2].kind == "word"
                             and t.lower() not in self.lexicon and pieces[-2].text.lower() not in self.lexicon
                             and pieces[-2].text not in inline):
-                        pieces.pop()
+                        pieces[-1] = _Piece(" ", "", "glue")  # the text keeps its space
                 if t.lower() in self.lexicon:
                     ph = self.lexicon[t.lower()]
                 elif t == "A" and _beside_letter(word_tokens, w):
@@ -190,7 +208,7 @@ class Frontend:
                     if self.language.lower().startswith("en"):
                         ipa = homograph_ipa(word_tokens, w, clause_start) or ipa
                     ph = ipa_to_vocab(ipa, self.language, self.alphabet)
-                pieces.append(_Piece(t, ph, "word"))
+                pieces.append(_Piece(t, ph, "word", first + w))
                 w += 1
                 clause_start = False
             elif t.isspace():
@@ -238,7 +256,7 @@ def _split_word(piece: _Piece, limit: int) -> list[_Piece]:
     for k in range(parts):
         a, b = k * n // parts, (k + 1) * n // parts
         ta, tb = k * len(piece.text) // parts, (k + 1) * len(piece.text) // parts
-        out.append(_Piece(piece.text[ta:tb] or piece.text, piece.phonemes[a:b], "word"))
+        out.append(_Piece(piece.text[ta:tb] or piece.text, piece.phonemes[a:b], "word", piece.index))
     return out
 
 
@@ -288,6 +306,10 @@ def _chunk(group: list[_Piece], pause: float) -> Chunk | None:
                 phonemes.append(" ")
                 chars, pos, last = chars + 1, pos + 1, " "
             continue
+        if p.kind == "glue":  # words espeak runs together: a space between them in the text only
+            text.append(" ")
+            chars += 1
+            continue
         last = p.phonemes[-1:] or last
         if p.kind == "word" and p.phonemes:
             spoken.append((chars, chars + len(p.text)))
@@ -302,6 +324,25 @@ def _chunk(group: list[_Piece], pause: float) -> Chunk | None:
     words = tuple(WordSpan(joined[a:b].strip(), start, end)
                   for (a, b), (start, end) in zip(_with_punctuation(joined, spoken), spans))
     return Chunk(joined.strip(), "".join(phonemes).rstrip(" "), words, pause)
+
+
+def _with_written(chunk: Chunk, group: list[_Piece], written: WrittenText, shown: int) -> tuple[Chunk, int]:
+    """The chunk with its written words (`WrittenText` runs after `shown`, the last run an earlier chunk showed:
+    a run that an earlier chunk began stays with it) -> (chunk, the last run shown)."""
+    indices = [p.index for p in group if p.kind == "word" and p.phonemes]  # one per word span, in order
+    words: list[WordSpan] = []
+    for word, index in zip(chunk.words, indices):
+        run = written.run_of[index]
+        if run <= shown and not words:
+            continue
+        if run <= shown:  # the run of the word before: one written word
+            words[-1] = WordSpan(words[-1].text, words[-1].start, word.end)
+        else:
+            words.append(WordSpan(written.written(run), word.start, word.end))
+            shown = run
+    if not words or not all(w.text.strip() for w in words):
+        return chunk, shown
+    return dataclasses.replace(chunk, written=" ".join(w.text for w in words), written_words=tuple(words)), shown
 
 
 def _with_punctuation(text: str, words: list[tuple[int, int]]) -> list[tuple[int, int]]:
