@@ -287,6 +287,16 @@ def test_an_unwritable_output_fails_before_rendering_naming_the_users_path(tmp_p
     assert outputs(tmp_path) == before
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_that_takes_no_files_is_not_called_read_only():
+    """/proc refuses new files with ENOENT, not a permission error: the message must not say 'not writable'."""
+    from voicegen.files import check_output
+
+    with pytest.raises(ValueError) as caught:
+        check_output("/proc/x.wav")
+    assert str(caught.value) == "cannot write '/proc/x.wav': no file can be created in '/proc' (No such file or directory)"
+
+
 def test_unwritable_outputs_are_refused_before_the_engine_is_built(tmp_path, monkeypatch, capsys):
     """The same, in process: the engine (weights, rendering) must not even be built. Catches: a check that runs
     after the render (the old behaviour), also for the subtitle files of a podcast."""

@@ -6,6 +6,7 @@ the file they replace. A missing output folder is created, with its parents, whe
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -54,7 +55,10 @@ def check_output(path: str | os.PathLike) -> Path:
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
     except OSError as exc:
-        raise ValueError(f"cannot write {str(path)!r}: {str(folder)!r} is not writable ({exc.strerror})") from None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise ValueError(f"cannot write {str(path)!r}: {str(folder)!r} is not writable ({exc.strerror})") from None
+        raise ValueError(f"cannot write {str(path)!r}: no file can be created in {str(folder)!r} "
+                         f"({exc.strerror})") from None
     os.close(fd)
     os.unlink(probe)
     return path
