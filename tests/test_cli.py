@@ -79,3 +79,75 @@ def test_module_and_script_entry_points_agree():
         pytest.skip("voicegen console script not installed")
     result = subprocess.run([exe, "voices"], capture_output=True, text=True, timeout=120)
     assert result.stdout == run("voices").stdout
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("voicegen: error: ") and err.count("\n") == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["say", "--seed", "abc", "Hi", "-o", "x.wav"],
+         "voicegen: error: argument --seed: invalid int value: 'abc' (see voicegen say --help)"),
+        (["say", "Hi", "-o", "x.wav", "-q", "--progress"],
+         "voicegen: error: argument --progress: not allowed with argument -q/--quiet (see voicegen say --help)"),
+        (["say", "Hi"], "voicegen: error: the following arguments are required: -o/--output (see voicegen say --help)"),
+        (["say", "Hi", "-o", "x.wav", "--bogus"], "voicegen: error: unrecognized arguments: --bogus (see voicegen --help)"),
+        (["voice", "fit"], "voicegen: error: the following arguments are required: recording (see voicegen voice fit --help)"),
+        (["nope"], "voicegen: error: argument command: invalid choice: 'nope'"),
+    ],
+)
+def test_argument_errors_are_one_line_with_status_2(args, message, capsys):
+    """QA: argparse's errors printed the whole usage before the error, unlike every other error (README: one line,
+    status 2). Catches: the usage coming back, another status, or a message that no longer says where help is."""
+    from voicegen import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(args)
+    assert exit_.value.code == 2
+    assert one_line_error(capsys).startswith(message)
+
+
+def test_help_still_prints_the_usage(capsys):
+    from voicegen import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["say", "--help"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("usage: voicegen say")
+
+
+def test_say_refuses_text_and_file_together(tmp_path, monkeypatch, capsys):
+    """QA: `say "text" -f file.txt` spoke the file and silently dropped the text. Catches: either one chosen, a
+    render started (replaced here by one that fails), a file written."""
+    import voicegen.longform
+    from voicegen import cli
+
+    def write_long(*args, **kwargs):
+        raise AssertionError("rendering started")
+
+    monkeypatch.setattr(voicegen.longform, "write_long", write_long)
+    text = tmp_path / "in.txt"
+    text.write_text("From the file.", encoding="utf-8")
+    out = tmp_path / "out.wav"
+    assert cli.main(["say", "From the argument.", "-f", str(text), "-o", str(out), "--device", "cpu"]) == 2
+    assert one_line_error(capsys) == "voicegen: error: give the text either as an argument or with -f/--file, not both"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+def test_float16_on_the_cpu_says_it_is_cuda_only(tmp_path, capsys):
+    """QA: --dtype float16 on the CPU blamed missing bfloat16 support (which this CPU may have) and told the CLI
+    user `dtype=None`. Catches: either wording coming back."""
+    import torch
+
+    from voicegen import cli
+    from voicegen.performance import Performance
+
+    with pytest.raises(ValueError, match="^float16 runs on CUDA only; on the CPU use bfloat16 .* or float32$"):
+        Performance(dtype=torch.float16).check(torch.device("cpu"))
+    assert cli.main(["say", "Hi.", "-o", str(tmp_path / "a.wav"), "--dtype", "float16", "--device", "cpu"]) == 2
+    err = one_line_error(capsys)
+    assert "float16 runs on CUDA only" in err and "dtype=None" not in err and "AVX512" in err
+    assert list(tmp_path.iterdir()) == []

@@ -192,3 +192,136 @@ def test_cli_blend_show_and_list(tmp_path, data_dir):
                 ["voice", "show", str(tmp_path / "missing.voice")]):
         r = _cli(*bad, env=env)
         assert r.returncode == 2 and r.stderr.startswith("voicegen: error: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_blend_ending_in_a_voice_file_gets_a_valid_name(tmp_path, monkeypatch, capsys):
+    """QA: a blend whose last part was a .voice file was refused ('bad voice name jf_alpha_mix.voice'), while the
+    same parts in the other order worked. Catches: a blend name that keeps a file's '.voice' or folders, and a
+    blend that drops the file's table."""
+    from voicegen import cli
+    from voicegen.weights.voice_file import check_voice_name
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    host = a_voice("host", pitch=-2.0, speed=1.0)
+    host.save(tmp_path / "mix.voice")
+    host.save(tmp_path / "sub" / "h.voice")
+    bank = VoiceBank(user=False)
+    for spec, name, share in (("jf_alpha+mix.voice", "jf_alpha_mix", 1 / 2), ("jf_alpha+sub/h.voice", "jf_alpha_h", 1 / 2),
+                              ("mix.voice+jf_alpha", "mix_jf_alpha", 1 / 2), ("jf_alpha:2+mix.voice:1", "jf_alpha_2_mix_1", 1 / 3),
+                              (f"jf_alpha+{tmp_path / 'sub' / 'h.voice'}", "jf_alpha_h", 1 / 2)):
+        voice = bank.voice(spec)
+        assert voice.name == name and check_voice_name(voice.name) == name
+        assert voice.pitch == pytest.approx(-2.0 * share)  # the file's pitch, weighted
+        assert torch.allclose(voice.table, bank.table("jf_alpha") * (1 - share) + host.table * share, atol=1e-6)
+    from voicegen.weights.voices import blend_name  # odd specs: still a valid name
+
+    for spec in ("a.voice.voice+b.voice", "x+.voice", "+".join(["a" * 40 + ".voice"] * 3)):
+        check_voice_name(blend_name(spec))
+    assert cli.main(["voice", "show", "jf_alpha+mix.voice"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "jf_alpha_mix"
+
+
+def test_voice_tables_of_the_wrong_size_are_refused_where_the_user_gives_them(tmp_path):
+    """QA: a (10, 256) .npy loaded and rendered. Catches: a table the user gives (a file, a dict, a table as the
+    voice) with other than 510 rows; a Voice in memory may still have fewer (the docstring's promise)."""
+    from voicegen.weights import load_voice_file
+
+    small = np.zeros((10, 256), np.float32)
+    np.save(tmp_path / "bad.npy", small)
+    np.savez(tmp_path / "bad.npz", bad=small)
+    torch.save({"bad": torch.zeros(511, 256)}, tmp_path / "bad.pt")
+    message = r"a voice table has shape \(510, 1, 256\) or \(510, 256\); got \((10|511), 256\)"
+    for call in (lambda: load_voice_file(tmp_path / "bad.npy"), lambda: load_voice_file(tmp_path / "bad.npz"),
+                 lambda: load_voice_file(tmp_path / "bad.pt"), lambda: VoiceBank(str(tmp_path / "bad.npy"), user=False),
+                 lambda: VoiceBank({"bad": small}, builtin=False, user=False),
+                 lambda: VoiceBank(user=False).voice(small), lambda: VoiceBank(user=False).voice(np.zeros((10, 1, 256)))):
+        with pytest.raises(VoiceError, match=message):
+            call()
+    assert VoiceBank({"ok": np.zeros((510, 1, 256))}, builtin=False, user=False).table("ok").shape == (510, 256)
+    assert Voice("short", torch.zeros(10, 256)).table.shape == (10, 256)  # in memory: allowed
+    with pytest.raises(VoiceError, match="at most 510 rows"):
+        Voice("long", torch.zeros(511, 256))
+
+
+def test_out_of_range_pitch_or_speed_names_the_voices_own_and_the_request(engine, tmp_path):
+    """QA: with a voice of pitch -2, --pitch -12 failed with 'pitch must be ... from -12 to 12; got -14.0', a
+    number the user never typed. Catches: a message that does not say the voice's own value, the request's and
+    their total, or the request range that works with this voice."""
+    from voicegen import Request
+
+    path = str(Voice("low", engine.voice_table("jf_alpha"), pitch=-2.0, speed=1.25).save(tmp_path / "low.voice"))
+    with pytest.raises(ValueError) as err:
+        engine.plan(Request("Hi there.", path, pitch=-12.0))
+    assert str(err.value) == ("pitch out of range: voice 'low' has its own pitch -2, plus the requested -12 gives -14, "
+                              "outside -12 to 12 (with this voice, pitch must be from -10 to 12)")
+    with pytest.raises(ValueError) as err:
+        engine.plan(Request("Hi there.", path, speed=4.0))
+    assert str(err.value) == ("speed out of range: voice 'low' has its own speed 1.25, times the requested 4 gives 5, "
+                              "outside 0.25 to 4 (with this voice, speed must be from 0.25 to 3.2)")
+    plan = engine.plan(Request("Hi there.", path, pitch=-10.0, speed=3.2, seed=0))
+    assert plan.items[0].pitch == -12.0 and plan.items[0].speed == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="pitch must be a number of semitones from -12 to 12"):
+        engine.plan(Request("Hi there.", path, pitch=13.0))  # the request alone out of range: the plain message
+
+
+def _fail_if_fitted(monkeypatch):
+    import voicegen.fit
+
+    def fit_voice(*args, **kwargs):
+        raise AssertionError("the fit started before the output was checked")
+
+    monkeypatch.setattr(voicegen.fit, "fit_voice", fit_voice)
+
+
+def test_voice_fit_checks_its_output_and_recording_before_fitting(tmp_path, data_dir, monkeypatch, capsys):
+    """QA: an existing -o without --force, a -o not ending in .voice, a bad --name and an unwritable -o were
+    refused only after minutes of fitting, and a missing recording gave libsndfile's 'System error.'. Catches:
+    any of these reaching the fit (replaced here by one that fails), an error of more than one line, a file left."""
+    import soundfile as sf
+
+    from voicegen import cli
+
+    _fail_if_fitted(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    sf.write(tmp_path / "rec.wav", np.zeros(24000, np.float32), 24000)
+    a_voice("taken").save(tmp_path / "taken.voice")
+    install_voice(a_voice("mine"))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    cases = [
+        (["-o", "taken.voice"], "taken.voice exists; pass --force to replace it"),
+        (["-o", "host.wav"], "voice files end in .voice; got 'host.wav'"),
+        (["--name", "a b"], "bad voice name 'a b'"),
+        (["--name", "a b", "-o", "h.voice"], "bad voice name 'a b'"),
+        (["--name", ""], "--name is empty"),
+        (["--name", "jf_alpha"], "'jf_alpha' is a built-in voice"),
+        (["--name", "mine"], "a user voice named 'mine' exists already"),
+        (["-o", str(blocker / "h.voice")], "is not a directory"),
+    ]
+    for extra, message in cases:
+        assert cli.main(["voice", "fit", "rec.wav", "--text", "Hello.", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("voicegen: error: ") and message in err and err.count("\n") == 1, (extra, err)
+    assert cli.main(["voice", "fit", "missing.wav", "--text", "Hello.", "-o", "m.voice"]) == 2
+    assert capsys.readouterr().err == "voicegen: error: recording 'missing.wav' not found\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sorted(p.name for p in (data_dir / "voices").iterdir()) == ["mine.voice"]
+
+
+def test_voice_blend_names_the_empty_name_and_force(data_dir, capsys):
+    """QA: --name "" fell back to the blend's name ('jf_alpha' is a built-in voice), and a taken --name did not
+    say that --force replaces it. Catches: either message coming back, or --force not replacing."""
+    from voicegen import cli
+
+    assert cli.main(["voice", "blend", "jf_alpha", "--name", ""]) == 2
+    assert capsys.readouterr().err.startswith("voicegen: error: --name is empty; give the voice a name")
+    assert cli.main(["voice", "blend", "jf_alpha", "--name", "dd"]) == 0
+    capsys.readouterr()
+    assert cli.main(["voice", "blend", "jf_nezumi", "--name", "dd"]) == 2
+    err = capsys.readouterr().err
+    assert "a user voice named 'dd' exists already" in err and "pass --force to replace it" in err, err
+    assert read_voice(data_dir / "voices" / "dd.voice").provenance["spec"] == "jf_alpha"
+    assert cli.main(["voice", "blend", "jf_nezumi", "--name", "dd", "--force"]) == 0
+    assert read_voice(data_dir / "voices" / "dd.voice").provenance["spec"] == "jf_nezumi"

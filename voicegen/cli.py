@@ -44,6 +44,8 @@ def read_text_file(path: str, what: str = "file") -> str:
 
 
 def _read_text(args: argparse.Namespace) -> str:
+    if args.file is not None and args.text is not None:
+        raise ValueError("give the text either as an argument or with -f/--file, not both")
     if args.file:
         return read_text_file(args.file, "text file")
     if args.text is None or args.text == "-":
@@ -148,24 +150,49 @@ def cmd_voices(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_voice(voice, output: str | None, overwrite: bool) -> str:
-    """Save to `output`, or into the user's voice folder under the voice's name -> where it went."""
-    from .weights import install_voice
+def _check_voice_destination(name: str, output: str | None, overwrite: bool) -> None:
+    """Refuse, before any work, a place a voice named `name` cannot be saved: `output` (NAME.voice, not there yet
+    unless `overwrite`, in a writable folder), or without it the user's voice folder (not a built-in name, not
+    taken unless `overwrite`)."""
+    from .files import check_output
+    from .weights.voice_file import user_voice_path
 
     if output:
         if not output.lower().endswith(".voice"):
             raise ValueError(f"voice files end in .voice; got {output!r}")
+        check_output(output)
         if Path(output).exists() and not overwrite:
             raise ValueError(f"{output} exists; pass --force to replace it")
+        return
+    path = user_voice_path(name)
+    if path.exists() and not overwrite:
+        raise ValueError(f"a user voice named {name!r} exists already ({path}); choose another name, or pass --force "
+                         "to replace it")
+    check_output(path)
+
+
+def _write_voice(voice, output: str | None, overwrite: bool) -> str:
+    """Save to `output`, or into the user's voice folder under the voice's name -> where it went."""
+    from .weights import install_voice
+
+    _check_voice_destination(voice.name, output, overwrite)  # again: the file may have appeared meanwhile
+    if output:
         return str(voice.save(output))
     return str(install_voice(voice, overwrite=overwrite))
 
 
 def _voice_name(args: argparse.Namespace, fallback: str) -> str:
+    """The new voice's name: --name (ValueError if empty or not a valid name), else the output file's name, else
+    `fallback`, made valid."""
     import re
 
-    if args.name:
-        return args.name
+    from .weights.voice_file import check_voice_name
+
+    if args.name is not None:
+        if not args.name.strip():
+            raise ValueError("--name is empty; give the voice a name such as 'host' (a letter or digit, then letters, "
+                             "digits, '_', '.' or '-')")
+        return check_voice_name(args.name)
     stem = Path(args.output).stem if args.output else fallback
     return re.sub(r"[^\w.\-]", "_", stem).lstrip("_.-") or "voice"
 
@@ -175,8 +202,15 @@ def cmd_voice_fit(args: argparse.Namespace) -> int:
 
     from .fit import fit_voice
 
-    if not args.output and not args.name:
+    if not args.output and args.name is None:
         raise ValueError("say where the voice goes: -o NAME.voice, or --name NAME to keep it in your voices")
+    name = _voice_name(args, Path(args.recording).stem)
+    _check_voice_destination(name, args.output, args.force)  # before the minutes of fitting
+    recording = Path(args.recording)
+    if not recording.exists():
+        raise ValueError(f"recording {args.recording!r} not found")
+    if recording.is_dir():
+        raise ValueError(f"recording {args.recording!r} is a directory; give an audio file")
     text = read_text_file(args.text_file, "text file") if args.text_file else args.text
     try:
         audio, rate = sf.read(args.recording, dtype="float32", always_2d=False)
@@ -189,7 +223,7 @@ def cmd_voice_fit(args: argparse.Namespace) -> int:
     from .progress import progress_enabled
 
     bar = _progress_bar() if progress_enabled() else None
-    voice = fit_voice(audio, rate, text, name=_voice_name(args, Path(args.recording).stem), start=args.start,
+    voice = fit_voice(audio, rate, text, name=name, start=args.start,
                       steps=args.steps, engine=engine, seed=args.seed or 0, progress=bar)
     if bar is not None:
         bar.done()
@@ -225,7 +259,9 @@ def cmd_voice_blend(args: argparse.Namespace) -> int:
 
     bank = VoiceBank()
     mixed = bank.voice(args.spec)
-    voice = Voice(_voice_name(args, mixed.name), mixed.table, args.pitch if args.pitch is not None else mixed.pitch,
+    name = _voice_name(args, mixed.name)
+    _check_voice_destination(name, args.output, args.force)
+    voice = Voice(name, mixed.table, args.pitch if args.pitch is not None else mixed.pitch,
                   args.speed if args.speed is not None else mixed.speed, {"method": "blend", "spec": args.spec})
     where = _write_voice(voice, args.output, args.force)
     print(f"wrote {where} ({args.spec}, pitch {voice.pitch:g}, speed {voice.speed:g})", file=sys.stderr)
@@ -305,12 +341,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, like every other voicegen error (status 2); subcommands' parsers
+    are of this class too (argparse makes them of their parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"voicegen: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .engine import DEFAULT_VOICE
     from .performance import DTYPE_NAMES
     from .text.phonemize import ALPHABETS
 
-    parser = argparse.ArgumentParser(prog="voicegen", description="Fast multi-speaker text-to-speech.")
+    parser = _Parser(prog="voicegen", description="Fast multi-speaker text-to-speech.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -335,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
                             f"(default: {compile_default})")
         p.add_argument("--dtype", choices=list(DTYPE_NAMES), default=None,
                        help="precision of the frame phase (default: bfloat16 on CUDA, float32 on the CPU; "
-                            "bfloat16 on the CPU needs AVX512-BF16/AMX)")
+                            "float16 is CUDA only, bfloat16 on the CPU needs AVX512-BF16/AMX)")
 
     say = sub.add_parser("say", help="speak text into an audio file")
     say.add_argument("text", nargs="?", help="the text ('-' or nothing: read standard input)")

@@ -142,8 +142,8 @@ class Engine:
         if not isinstance(request.text, str):
             raise TypeError(f"text must be a str; got {type(request.text).__name__}")
         voice = self.voice_bank.voice(request.voice)
-        speed = check_speed(check_speed(request.speed) * voice.speed)
-        pitch = check_pitch(check_pitch(request.pitch) + voice.pitch)
+        speed = voice.speed_for(check_speed(request.speed))  # its own speed times the request's, in range
+        pitch = voice.pitch_for(check_pitch(request.pitch))  # its own pitch plus the request's, in range
         seed = check_seed(request.seed)
 
         def item(i: int, chunk: Chunk) -> Item:

@@ -153,8 +153,11 @@ class Performance:
             raise ValueError("cuda_graphs needs a CUDA device")
         if self.fft_convs and device.type != "cpu":
             raise ValueError("fft_convs is for the CPU (on CUDA, cuDNN chooses the convolution algorithm)")
-        if dtype is not None and device.type == "cpu" and not (dtype == torch.bfloat16 and cpu_supports_bf16()):
-            raise ValueError("on the CPU, reduced precision needs bfloat16 support (AVX512-BF16 or AMX); use dtype=None")
+        if dtype == torch.float16 and device.type == "cpu":
+            raise ValueError("float16 runs on CUDA only; on the CPU use bfloat16 (where the CPU has AVX512-BF16 or "
+                             "AMX) or float32")
+        if dtype == torch.bfloat16 and device.type == "cpu" and not cpu_supports_bf16():
+            raise ValueError("bfloat16 on the CPU needs AVX512-BF16 or AMX, which this CPU lacks; use float32")
         for name in ("max_batch_frames", "max_batch_tokens", "max_turn_items"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

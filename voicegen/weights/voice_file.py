@@ -83,7 +83,7 @@ class Voice:
 
     def __post_init__(self):
         check_voice_name(self.name)
-        self.table = as_voice_table(self.table, self.name)
+        self.table = as_voice_table(self.table, self.name, full=False)
         if self.table.shape[0] > MAX_PHONEMES:
             raise VoiceError(f"{self.name}: a voice table has at most {MAX_PHONEMES} rows; got {self.table.shape[0]}")
         try:
@@ -102,6 +102,28 @@ class Voice:
             self.provenance = json.loads(json.dumps(dict(self.provenance), sort_keys=True, allow_nan=False))
         except (TypeError, ValueError) as e:
             raise VoiceError(f"{self.name}: provenance must be JSON data (numbers, strings, lists, dicts): {e}") from None
+
+    def pitch_for(self, pitch: float) -> float:
+        """The pitch this voice speaks a request's `pitch` (semitones, already checked) with: its own plus the
+        request's. ValueError, naming both and the sum, when the sum leaves PITCH_RANGE."""
+        total = self.pitch + pitch
+        lo, hi = PITCH_RANGE
+        if not lo <= total <= hi:
+            raise ValueError(f"pitch out of range: voice {self.name!r} has its own pitch {self.pitch:g}, plus the "
+                             f"requested {pitch:g} gives {total:g}, outside {lo:g} to {hi:g} (with this voice, pitch "
+                             f"must be from {max(lo, lo - self.pitch):g} to {min(hi, hi - self.pitch):g})")
+        return total
+
+    def speed_for(self, speed: float) -> float:
+        """The speed this voice speaks a request's `speed` (already checked) at: its own times the request's.
+        ValueError, naming both and the product, when the product leaves SPEED_RANGE."""
+        total = self.speed * speed
+        lo, hi = SPEED_RANGE
+        if not lo <= total <= hi:
+            raise ValueError(f"speed out of range: voice {self.name!r} has its own speed {self.speed:g}, times the "
+                             f"requested {speed:g} gives {total:g}, outside {lo:g} to {hi:g} (with this voice, speed "
+                             f"must be from {max(lo, lo / self.speed):g} to {min(hi, hi / self.speed):g})")
+        return total
 
     def style(self, n_phonemes: int) -> torch.Tensor:
         """The (256,) style row for an item of `n_phonemes` phonemes."""
@@ -202,17 +224,25 @@ def user_voice_dir() -> Path:
     return data_dir() / "voices"
 
 
+def user_voice_path(name: str) -> Path:
+    """Where the user's voice NAME lives: `user_voice_dir()/NAME.voice`. VoiceError for a bad name or the name of
+    a built-in voice (which cannot be taken). Nothing is written or created."""
+    from .voices import builtin_voices
+
+    name = check_voice_name(name)
+    if name in builtin_voices():
+        raise VoiceError(f"{name!r} is a built-in voice; choose another name")
+    return user_voice_dir() / f"{name}{SUFFIX}"
+
+
 def install_voice(voice: Voice, name: str | None = None, *, overwrite: bool = False) -> Path:
     """Save `voice` into `user_voice_dir()` as NAME.voice (default: the voice's own name) -> the path.
     VoiceError if NAME is a built-in voice, or already taken and `overwrite` is False."""
-    from .voices import builtin_voices
-
-    name = check_voice_name(name or voice.name)
-    if name in builtin_voices():
-        raise VoiceError(f"{name!r} is a built-in voice; choose another name")
-    path = user_voice_dir() / f"{name}{SUFFIX}"
+    name = name or voice.name
+    path = user_voice_path(name)
     if path.exists() and not overwrite:
-        raise VoiceError(f"a user voice named {name!r} exists already ({path}); choose another name or overwrite it")
+        raise VoiceError(f"a user voice named {name!r} exists already ({path}); choose another name, or replace it "
+                         "(overwrite=True; on the command line, --force)")
     if name != voice.name:
         voice = Voice(name, voice.table, voice.pitch, voice.speed, voice.provenance)
     return voice.save(path)

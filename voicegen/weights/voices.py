@@ -22,8 +22,11 @@ class VoiceError(ValueError):
     pass
 
 
-def as_voice_table(value, name: str = "voice") -> torch.Tensor:
+def as_voice_table(value, name: str = "voice", *, full: bool = True) -> torch.Tensor:
     """Validate and normalise a voice table: (510, 1, 256) or (510, 256) numbers -> (510, 256) float32.
+
+    `full=False` accepts any number of rows but none (a `Voice` in memory may have fewer than 510, and says so when
+    it has more); a table the user gives (in a file, a dict, or as a voice) and a voice file have all 510.
 
     Checked in numpy, not torch: this runs on every request's voice lookup, often in a thread other than the
     renderer's (a server's planning threads, the podcast frontend's), and a torch reduction over the table's
@@ -33,7 +36,8 @@ def as_voice_table(value, name: str = "voice") -> torch.Tensor:
     array = np.asarray(value, dtype=np.float32)
     if array.ndim == 3 and array.shape[1] == 1:
         array = array[:, 0]
-    if array.ndim != 2 or array.shape[1] != STYLE_DIM or array.shape[0] < 1:
+    rows = array.shape[0] if array.ndim == 2 else 0
+    if array.ndim != 2 or array.shape[1] != STYLE_DIM or rows < 1 or (full and rows != MAX_PHONEMES):
         raise VoiceError(f"{name}: a voice table has shape (510, 1, 256) or (510, 256); got {tuple(array.shape)}")
     if not np.isfinite(array).all():
         raise VoiceError(f"{name}: the voice table holds NaN or infinite values")
@@ -99,6 +103,25 @@ def parse_blend(spec: str) -> list[tuple[str, float]]:
             raise VoiceError(f"blend weights must be positive finite numbers; got {weight!r} in {spec!r}")
         parts.append((name, w))
     return parts
+
+
+def blend_name(spec: str) -> str:
+    """A valid voice name (`check_voice_name`) derived from a blend spec: a file part contributes its stem, without
+    folders or `.voice` ('jf_alpha:2+voices/host.voice:1' -> 'jf_alpha_2_host_1'); other characters that a name
+    cannot hold become '_'."""
+    from .voice_file import SUFFIX, is_voice_path
+
+    pieces = []
+    for part in spec.split("+"):
+        name, sep, weight = part.partition(":")
+        if is_voice_path(name.strip()):
+            name = Path(name.strip()).name
+            name = name[: -len(SUFFIX)] if name.lower().endswith(SUFFIX) else name
+        pieces.append(name + sep + weight)
+    name = re.sub(r"[^\w.\-]", "_", "+".join(pieces))[:64].lstrip("_.-")
+    while name.lower().endswith(SUFFIX):
+        name = name[: -len(SUFFIX)].rstrip("_.-")
+    return name or "blend"
 
 
 class VoiceBank:
@@ -179,7 +202,7 @@ class VoiceBank:
             return voices[0][0]
         total = sum(w for _, w in voices)
         return Voice(
-            re.sub(r"[^\w.\-]", "_", voice)[:64].lstrip("_.-") or "blend",
+            blend_name(voice),
             sum(v.table.numpy() * np.float32(w / total) for v, w in voices),  # numpy: see as_voice_table
             pitch=sum(v.pitch * w for v, w in voices) / total,
             speed=sum(v.speed * w for v, w in voices) / total,
