@@ -67,6 +67,7 @@ def test_no_header_full_width_colon_and_multiword_names():
 @pytest.mark.parametrize("text, message", [
     ("Just text.\n", r"line 1: text before the first speaker"),
     ("---\nHost: jf_alpha\n", r"line \d: cast header is not closed"),
+    ("---\nHost: jf_alpha\nHost: hi.\n", r"line 1: cast header is not closed"),  # not "cast twice"
     ("---\nHost: jf_alpha\n---\nGuest: hi\n", r"line 4: speaker 'Guest' is not in the cast \(Host\)"),
     ("---\nHost: jf_alpha\nGuest: jm_kumo\n---\nHost: hi\n", r"line 3: cast names speaker 'Guest' who has no turn"),
     ("---\nHost: jf_alpha, tempo=2\n---\nHost: hi\n", r"line 2: unknown setting 'tempo'"),
@@ -79,6 +80,11 @@ def test_no_header_full_width_colon_and_multiword_names():
 def test_parse_errors_name_the_line(text, message):
     with pytest.raises(ValueError, match=message):
         Script.parse(text)
+
+
+def test_a_byte_order_mark_is_not_text():
+    assert Script.parse("\ufeffHost: Hi.") == Script.from_str("\ufeffHost: Hi.") == Script.parse("Host: Hi.")
+    assert Script.from_str('\ufeff[{"speaker": "A", "text": "Hi."}]') == Script.parse("A: Hi.")
 
 
 def test_from_str_reads_either_form_and_json_by_name():

@@ -234,7 +234,7 @@ class Script:
         """
         if not isinstance(text, str):
             raise ValueError(f"script must be a string, got {type(text).__name__}")
-        lines = text.splitlines()
+        lines = text.removeprefix("\ufeff").splitlines()  # a byte-order mark, as some editors save UTF-8
         cast: dict[str, CastMember] = {}
         cast_lines: dict[str, int] = {}
         i = 0
@@ -242,6 +242,9 @@ class Script:
             i += 1
         has_header = i < len(lines) and lines[i].strip() == HEADER_FENCE
         if has_header:
+            if not any(line.strip() == HEADER_FENCE for line in lines[i + 1 :]):
+                raise ValueError(f"line {i + 1}: cast header is not closed with '{HEADER_FENCE}' on a line of its "
+                                 "own (it starts on this line)")
             i += 1
             while True:
                 if i >= len(lines):
@@ -374,6 +377,7 @@ class Script:
         """Script text in either form: JSON (`from_json`) when it starts with '[' or '{' or `as_json` is set (a
         file named .json: broken JSON then gets the JSON parser's error, not the text format's), else the text
         format (`parse`). ValueError as those give."""
+        text = text.removeprefix("\ufeff") if isinstance(text, str) else text
         if as_json or text.lstrip().startswith(("[", "{")):
             return cls.from_json(text)
         return cls.parse(text)
