@@ -18,6 +18,7 @@ neighbours (``voicegen.text.homographs``); the rest (read, lead, live, ...) are 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import re
 from collections.abc import Iterator, Mapping
@@ -71,8 +72,8 @@ class Chunk:
 
     ``text`` and ``words`` are what is said (the normalized text: "four dollars and twenty cents"); ``written``
     and ``written_words`` the same stretch as the user wrote it ("$4.20"), each written word timed by the phonemes
-    of the spoken words that say it (``voicegen.text.written``): what segments and subtitles show. Empty, they are
-    ``text`` and ``words``."""
+    of the spoken words that say it (``voicegen.text.written``): what segments and subtitles show. (Left empty by
+    whoever makes a chunk by hand, they mean ``text`` and ``words``.)"""
 
     text: str
     phonemes: str
@@ -136,21 +137,26 @@ class Frontend:
         is phonemized. Each chunk comes once the next speakable one is known (a sentence of bare punctuation after
         it lengthens its pause); yields nothing if nothing in the text can be spoken."""
         text, inline = self._extract_inline(text)
-        sentences = split_sentences(normalize(text, self.language))
-        spoken = [[t for t in _TOKEN.findall(s.text) if _is_word(t)] for s in sentences]
-        written = WrittenText(text, [w for words in spoken for w in words], inline,
-                              lambda token: [t for t in _TOKEN.findall(normalize(token, self.language)) if _is_word(t)])
+        normalized = normalize(text, self.language)
+        sentences = split_sentences(normalized)
+        written = None  # a text the normalizer left alone is said as written: its chunks' words are the written ones
+        if normalized != text:
+            written = WrittenText(text, (t for s in sentences for t in _TOKEN.findall(s.text) if _is_word(t)), inline,
+                                  lambda token: _spoken_words(token, self.language))
         last: Chunk | None = None
         first, shown = 0, -1  # the sentence's first word among the text's; the last written run shown
-        for sentence, words in zip(sentences, spoken):
+        for sentence in sentences:
             pieces = self._pieces(sentence.text, inline, first)
-            first += len(words)
+            first += len({p.index for p in pieces if p.kind == "word"})  # its words (a long one cut: one index)
             groups = _pack(pieces, MAX_PHONEMES)
             for k, group in enumerate(groups):
                 pause = sentence.pause_after if k == len(groups) - 1 else _cut_pause(group)
                 chunk = _chunk(group, pause)
                 if chunk is not None:
-                    chunk, shown = _with_written(chunk, group, written, shown)
+                    if written is not None:
+                        chunk, shown = _with_written(chunk, group, written, shown)
+                    else:
+                        chunk = dataclasses.replace(chunk, written=chunk.text, written_words=chunk.words)
                     if last is not None:
                         yield last, True
                     last = chunk
@@ -235,6 +241,12 @@ def check_phonemes(phonemes: str, what: str) -> str:
         raise ValueError(f"{what}: symbols the model does not know: {named}; use only the symbols of "
                          "voicegen.text.VOCAB")
     return phonemes
+
+
+@functools.lru_cache(maxsize=4096)
+def _spoken_words(token: str, language: str) -> tuple[str, ...]:
+    """The words a written token is read as alone (`WrittenText`'s guide for splitting a stretch of rewrites)."""
+    return tuple(t for t in _TOKEN.findall(normalize(token, language)) if _is_word(t))
 
 
 def _is_word(token: str) -> bool:
@@ -332,7 +344,7 @@ def _with_written(chunk: Chunk, group: list[_Piece], written: WrittenText, shown
     indices = [p.index for p in group if p.kind == "word" and p.phonemes]  # one per word span, in order
     words: list[WordSpan] = []
     for word, index in zip(chunk.words, indices):
-        run = written.run_of[index]
+        run = written.run_of(index)
         if run <= shown and not words:
             continue
         if run <= shown:  # the run of the word before: one written word
@@ -340,8 +352,8 @@ def _with_written(chunk: Chunk, group: list[_Piece], written: WrittenText, shown
         else:
             words.append(WordSpan(written.written(run), word.start, word.end))
             shown = run
-    if not words or not all(w.text.strip() for w in words):
-        return chunk, shown
+    if not words or not all(w.text.strip() for w in words):  # every word in a run shown before: as it is said
+        return dataclasses.replace(chunk, written=chunk.text, written_words=chunk.words), shown
     return dataclasses.replace(chunk, written=" ".join(w.text for w in words), written_words=tuple(words)), shown
 
 

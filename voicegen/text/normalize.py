@@ -96,11 +96,17 @@ def _english_letters(text: str) -> str:
     other than Latin and Greek (kept: espeak reads α, π, μ, Ω by name) dropped with the marks on them: English
     espeak-ng reads "世界" as "Chinese letter, Chinese letter". Modifier letters (ˈ, ʻ) belong to no script and
     stay."""
-    if text.isascii():
-        return text
+    return text if text.isascii() else _NON_ASCII.sub(_english_run, text.translate(_LATIN_MAP))
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _english_run(m: re.Match[str]) -> str:
+    """`_english_letters` of one run of non-ASCII characters (marks sit on the letter before them, in the run)."""
     out: list[str] = []
     dropped = False
-    for ch in text.translate(_LATIN_MAP):
+    for ch in m.group(0):
         cat = unicodedata.category(ch)
         if cat[0] == "M" and dropped:
             continue
