@@ -143,6 +143,15 @@ def test_user_voices_load_by_name_and_a_broken_one_fails_only_when_used(data_dir
         install_voice(a_voice("host"))
 
 
+def test_a_user_voice_file_whose_name_is_no_voice_name_is_not_listed(data_dir):
+    """Catches `voicegen voices` listing a file put there by hand ("bad name.voice") that no request can name."""
+    install_voice(a_voice("host"))
+    (data_dir / "voices" / "bad name.voice").write_bytes(a_voice("host").to_bytes())
+    with pytest.warns(UserWarning, match="bad name.voice.*rename it"):
+        bank = VoiceBank()
+    assert "host" in bank.names and "bad name" not in bank.names
+
+
 def test_voices_by_path_and_in_blends(tmp_path):
     """Catches a path treated as a name, a blend that drops a file's table or its pitch/speed defaults, and an
     unknown name that does not list the known voices."""

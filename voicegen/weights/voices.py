@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -136,7 +137,7 @@ class VoiceBank:
 
     def __init__(self, extra: str | PathLike | Sequence[str | PathLike] | Mapping[str, object] | None = None,
                  builtin: bool = True, user: bool = True):
-        from .voice_file import SUFFIX, Voice, read_voice, user_voice_dir
+        from .voice_file import SUFFIX, Voice, check_voice_name, read_voice, user_voice_dir
 
         self._lock = threading.Lock()
         self._tables: dict[str, torch.Tensor] = dict(builtin_voices()) if builtin else {}
@@ -147,6 +148,12 @@ class VoiceBank:
             folder = user_voice_dir()
             for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
                 if path.stem not in self._tables and path.is_file():
+                    try:
+                        check_voice_name(path.stem)
+                    except ValueError as e:  # a file put there by hand: usable by its path, not by this name
+                        warnings.warn(f"ignoring the voice file {path}: its file name is not a voice name ({e}); "
+                                      "rename it to use it by name", stacklevel=2)
+                        continue
                     self._files[path.stem] = path
         self._user_paths = dict(self._files)
         if isinstance(extra, Mapping):
