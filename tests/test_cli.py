@@ -1,5 +1,6 @@
 """The command line, end to end: the files it writes are checked, not only its exit code."""
 
+import io
 import os
 import subprocess
 import sys
@@ -151,3 +152,44 @@ def test_float16_on_the_cpu_says_it_is_cuda_only(tmp_path, capsys):
     err = one_line_error(capsys)
     assert "float16 runs on CUDA only" in err and "dtype=None" not in err and "AVX512" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_say_to_standard_output_writes_the_file_it_would_write_to_disk(tmp_path):
+    """`-o -` streams WAV into a pipe (its header's sizes 'unknown': a pipe cannot seek back), with the samples the
+    .wav file gets, bit for bit. Catches: another float-to-integer conversion than libsndfile's, a header a reader
+    rejects, the report line on stdout (it would corrupt the audio)."""
+    text = "Hello there. It costs $4.20."
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    piped = subprocess.run([sys.executable, "-m", "voicegen", "say", text, "--seed", "3", "-o", "-"], capture_output=True,
+                           env=env, timeout=600)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout[:4] == b"RIFF" and piped.stdout[4:8] == b"\xff\xff\xff\xff" and piped.stdout[40:44] == b"\xff" * 4
+    assert b"wrote standard output" in piped.stderr
+    result = run("say", text, "--seed", "3", "-o", str(tmp_path / "x.wav"))
+    assert result.returncode == 0, result.stderr
+    streamed, rate = sf.read(io.BytesIO(piped.stdout), dtype="int16")
+    saved, _ = sf.read(tmp_path / "x.wav", dtype="int16")
+    assert rate == 24000 and len(streamed) > rate and np.array_equal(streamed, saved)
+
+
+def test_wav_stream_converts_as_libsndfile_and_fills_sizes_where_it_can_seek():
+    from voicegen.audio import stream_wav
+
+    x = np.random.default_rng(0).uniform(-1.2, 1.2, 50_000).astype(np.float32)
+    x[:1000] *= 1e-4  # near zero, where rounding differs most
+    on_disk = io.BytesIO()
+    sf.write(on_disk, x, 24000, subtype="PCM_16", format="WAV")
+    buffer = io.BytesIO()
+    assert stream_wav(buffer, [x[:777], x[777:]], 24000) == len(x)
+    data = buffer.getvalue()
+    assert data[4:8] == (36 + 2 * len(x)).to_bytes(4, "little") and data[40:44] == (2 * len(x)).to_bytes(4, "little")
+    assert np.array_equal(sf.read(io.BytesIO(data), dtype="int16")[0], sf.read(io.BytesIO(on_disk.getvalue()), dtype="int16")[0])
+
+
+def test_say_to_standard_output_refuses_a_terminal(monkeypatch, capsys):
+    from voicegen import cli
+
+    monkeypatch.setattr(cli, "_engine", lambda args: pytest.fail("the engine was built"))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert cli.main(["say", "Hi.", "-o", "-"]) == 2
+    assert "standard output, which is a terminal" in capsys.readouterr().err

@@ -117,16 +117,30 @@ def cmd_warmup(args: argparse.Namespace) -> int:
 
 def cmd_say(args: argparse.Namespace) -> int:
     from .engine import Request
-    from .longform import write_long
+    from .longform import stream_long, write_long
     from .progress import count, progress_bar, progress_enabled
 
-    _check_outputs(args.output)
+    to_stdout = args.output == "-"
+    if to_stdout and sys.stdout.isatty():
+        raise ValueError("-o - writes WAV audio to standard output, which is a terminal here; pipe it "
+                         "(voicegen say ... -o - | aplay) or redirect it to a file")
+    if not to_stdout:
+        _check_outputs(args.output)
     text = _read_text(args)
     engine = _engine(args)
-    # window by window, streamed to disk: memory does not grow with the text (voicegen/longform.py)
-    result = write_long(engine, Request(text, args.voice, args.speed, args.seed, args.pitch), args.output,
-                        progress=progress_bar("sentence") if progress_enabled() else None)
-    print(f"wrote {result.path} ({result.duration:.2f} s, {count(len(result.segments), 'sentence')})", file=sys.stderr)
+    request = Request(text, args.voice, args.speed, args.seed, args.pitch)
+    bar = progress_bar("sentence") if progress_enabled() else None
+    # window by window, streamed to disk (or the pipe): memory does not grow with the text (voicegen/longform.py)
+    if to_stdout:
+        try:
+            result = stream_long(engine, engine.plan(request), sys.stdout.buffer, progress=bar)
+        except BrokenPipeError:  # the reader stopped (| head): end as a killed writer would, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            return 128 + 13  # SIGPIPE
+    else:
+        result = write_long(engine, request, args.output, progress=bar)
+    where = "standard output" if to_stdout else result.path
+    print(f"wrote {where} ({result.duration:.2f} s, {count(len(result.segments), 'sentence')})", file=sys.stderr)
     return 0
 
 
@@ -383,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     say = sub.add_parser("say", help="speak text into an audio file")
     say.add_argument("text", nargs="?", help="the text ('-' or nothing: read standard input)")
-    say.add_argument("-o", "--output", required=True, help="output file: .wav, .flac, .ogg, .opus or .mp3")
+    say.add_argument("-o", "--output", required=True, help="output file: .wav, .flac, .ogg, .opus or .mp3; - writes WAV to standard output")
     say.add_argument("-f", "--file", help="read the text from this file")
     say.add_argument("--voice", default=DEFAULT_VOICE, help=f"voice name, .voice file or blend such as 'jf_alpha+jf_nezumi' (default {DEFAULT_VOICE})")
     say.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0 (default 1.0)")

@@ -23,11 +23,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from . import interrupts
-from .audio import Audio, Segment, audio_format, write_audio_blocks
+from .audio import Audio, Segment, audio_format, stream_wav, write_audio_blocks
 from .batching import text_windows
 from .constants import SAMPLE_RATE
 from .engine import Engine, Plan, Request
@@ -128,7 +129,7 @@ def render_windows(engine: Engine, request: Request | Plan | str, *, window_char
 class Written:
     """What `write_long` wrote: the file, its length in seconds and its sentence segments (with word times)."""
 
-    path: Path
+    path: Path | None  # None: written to a stream (`stream_long`)
     duration: float
     segments: list[Segment] = field(default_factory=list)
 
@@ -141,15 +142,28 @@ def write_long(engine: Engine, request: Request | Plan | str, path: str | os.Pat
     temporary name and renamed when complete: on an error or Ctrl-C nothing is left at `path`."""
     audio_format(path)
     plan = request if isinstance(request, Plan) else engine.plan(request)
-    segments: list[Segment] = []
+    result = Written(None, 0.0)
+    result.path = write_audio_blocks(path, _blocks(engine, plan, result, window_chars, progress), SAMPLE_RATE)
+    return result
+
+
+def stream_long(engine: Engine, request: Request | Plan | str, out: BinaryIO, *, window_chars: int | None = None,
+                progress: Progress | None = None) -> Written:
+    """`write_long` into a byte stream (standard output, a pipe) as 16-bit WAV, each window as it is rendered
+    (`voicegen.audio.stream_wav`); `Written.path` is None. Bad input raises ValueError before anything is
+    written."""
+    plan = request if isinstance(request, Plan) else engine.plan(request)
+    result = Written(None, 0.0)
+    stream_wav(out, _blocks(engine, plan, result, window_chars, progress), SAMPLE_RATE)
+    return result
+
+
+def _blocks(engine: Engine, plan: Plan, result: Written, window_chars: int | None,
+            progress: Progress | None) -> Iterator[np.ndarray]:
+    """The samples of `render_windows`, a window at a time; each window's segments and seconds added to `result`."""
     frames = 0
-
-    def blocks() -> Iterator[np.ndarray]:
-        nonlocal frames
-        for part in render_windows(engine, plan, window_chars=window_chars, progress=progress):
-            segments.extend(part.segments)
-            frames += len(part.samples)
-            yield part.samples
-
-    written = write_audio_blocks(path, blocks(), SAMPLE_RATE)
-    return Written(written, frames / SAMPLE_RATE, segments)
+    for part in render_windows(engine, plan, window_chars=window_chars, progress=progress):
+        result.segments.extend(part.segments)
+        frames += len(part.samples)
+        result.duration = frames / SAMPLE_RATE
+        yield part.samples
