@@ -106,23 +106,24 @@ class Voice:
     def pitch_for(self, pitch: float) -> float:
         """The pitch this voice speaks a request's `pitch` (semitones, already checked) with: its own plus the
         request's. ValueError, naming both and the sum, when the sum leaves PITCH_RANGE."""
-        total = self.pitch + pitch
         lo, hi = PITCH_RANGE
-        if not lo <= total <= hi:
-            raise ValueError(f"pitch out of range: voice {self.name!r} has its own pitch {self.pitch:g}, plus the "
-                             f"requested {pitch:g} gives {total:g}, outside {lo:g} to {hi:g} (with this voice, pitch "
-                             f"must be from {max(lo, lo - self.pitch):g} to {min(hi, hi - self.pitch):g})")
-        return total
+        return self._combined("pitch", pitch, self.pitch + pitch, "plus", PITCH_RANGE, (lo - self.pitch, hi - self.pitch))
 
     def speed_for(self, speed: float) -> float:
         """The speed this voice speaks a request's `speed` (already checked) at: its own times the request's.
         ValueError, naming both and the product, when the product leaves SPEED_RANGE."""
-        total = self.speed * speed
         lo, hi = SPEED_RANGE
+        return self._combined("speed", speed, self.speed * speed, "times", SPEED_RANGE, (lo / self.speed, hi / self.speed))
+
+    def _combined(self, what: str, requested: float, total: float, how: str, bounds: tuple[float, float],
+                  allowed: tuple[float, float]) -> float:
+        """`total` (this voice's own `what` combined with the `requested` one), or ValueError naming both, the
+        total, `bounds` and the `allowed` requests with this voice."""
+        lo, hi = bounds
         if not lo <= total <= hi:
-            raise ValueError(f"speed out of range: voice {self.name!r} has its own speed {self.speed:g}, times the "
-                             f"requested {speed:g} gives {total:g}, outside {lo:g} to {hi:g} (with this voice, speed "
-                             f"must be from {max(lo, lo / self.speed):g} to {min(hi, hi / self.speed):g})")
+            raise ValueError(f"{what} out of range: voice {self.name!r} has its own {what} {getattr(self, what):g}, "
+                             f"{how} the requested {requested:g} gives {total:g}, outside {lo:g} to {hi:g} (with this "
+                             f"voice, {what} must be from {max(lo, allowed[0]):g} to {min(hi, allowed[1]):g})")
         return total
 
     def style(self, n_phonemes: int) -> torch.Tensor:
