@@ -2,7 +2,9 @@
 
 ``Frontend()(text)`` normalizes, splits into sentences, phonemizes every word in context, and packs each
 sentence into chunks of at most ``MAX_PHONEMES`` symbols, cutting long sentences at clause punctuation
-first and between words second (a single enormous word is cut inside, so nothing ever fails).
+first and between words second (a single enormous word is cut inside, so nothing ever fails). Each chunk also
+carries its stretch of the text as written, word by word (``Chunk.written_words``: "$4.20" where the model says
+"four dollars and twenty cents"; ``voicegen.text.written``), which segments and subtitles show.
 
 Pronunciation overrides, strongest first:
 

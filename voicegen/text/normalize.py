@@ -397,7 +397,6 @@ def _scaled(m: re.Match[str]) -> str:
     return _sp(f"{number(amount)} {_SCALES[scale]}")
 
 
-
 def _decade(m: re.Match[str]) -> str:
     return _sp(plural(year(int(m.group(1) + "0"))))
 
