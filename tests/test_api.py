@@ -1,6 +1,8 @@
 """The public API: synthesize(), voices(), Audio, the Engine's calls and its errors."""
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -201,6 +203,17 @@ def test_save_writes_a_readable_file(tmp_path, ext):
     assert rate == 24000
     assert abs(len(data) - len(audio.samples)) <= 2048  # lossy codecs may pad
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_saving_minutes_of_audio_as_ogg_does_not_crash(tmp_path):
+    """One libsndfile write of ~2**21 frames into an .ogg file overflows libvorbis's stack (a segfault: 90 s of audio
+    at 24 kHz did, in one `sf.write`); in a child process, so that a crash fails this test instead of the run."""
+    code = ("import numpy as np; from voicegen.audio import Audio; "
+            "Audio((0.3 * np.sin(np.arange(24000 * 100) * 0.0576)).astype(np.float32)).save(r'%s')" % (tmp_path / "long.ogg"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    data, rate = sf.read(tmp_path / "long.ogg")
+    assert rate == 24000 and abs(len(data) - 100 * rate) <= 2048 and not list(tmp_path.glob("*.part"))
 
 
 def test_save_refuses_unknown_extension_and_leaves_nothing(tmp_path):

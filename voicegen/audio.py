@@ -101,15 +101,19 @@ def audio_format(path: str | os.PathLike) -> tuple[str, str]:
 
 def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> Path:
     """Atomically write `samples` (float, (N,) or (N, C)) to `path` in the format its extension names."""
-    import soundfile as sf
-
     path = Path(path)
-    fmt, subtype = audio_format(path)
+    audio_format(path)  # an unknown or unwritable extension first
     samples = np.asarray(samples, dtype=np.float32)
     if not np.isfinite(samples).all():
         raise ValueError(f"cannot write {str(path)!r}: the samples hold NaN or infinite values")
-    samples = np.clip(samples, -1.0, 1.0)
-    return atomic_write(path, lambda tmp: sf.write(tmp, samples, sample_rate, format=fmt, subtype=subtype))
+    channels = 1 if samples.ndim == 1 else samples.shape[1]
+    return write_audio_blocks(path, [samples], sample_rate, channels)
+
+
+WRITE_FRAMES = 1 << 16
+"""Most frames handed to libsndfile in one write (2.7 s at 24 kHz): one write of about 2**21 frames or more into an
+.ogg file overflows libvorbis's stack and kills the process (libsndfile issue 1095; 87 s of audio at 24 kHz
+did, as one `sf.write`)."""
 
 
 def write_audio_blocks(path: str | os.PathLike, blocks: Iterable[np.ndarray], sample_rate: int,
@@ -125,7 +129,9 @@ def write_audio_blocks(path: str | os.PathLike, blocks: Iterable[np.ndarray], sa
     def write(tmp: str) -> None:
         with sf.SoundFile(tmp, "w", sample_rate, channels, subtype, format=fmt) as f:
             for block in blocks:
-                f.write(np.clip(np.asarray(block, dtype=np.float32), -1.0, 1.0))
+                block = np.asarray(block, dtype=np.float32)
+                for start in range(0, len(block), WRITE_FRAMES):  # bounded writes: see WRITE_FRAMES
+                    f.write(np.clip(block[start : start + WRITE_FRAMES], -1.0, 1.0))
 
     return atomic_write(path, write)
 
