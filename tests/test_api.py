@@ -297,3 +297,14 @@ def test_plan_parts_are_the_plan_split_after_its_first_chunk(engine):
     assert not more and len(alone.chunks) == 1
     with pytest.raises(ValueError, match="nothing speakable"):
         next(engine.plan_parts("... !"))
+
+
+def test_none_is_the_default_voice_on_every_path(engine):
+    """README: "`None` is the default voice". Catches: the engine's calls and Request refusing None (a TypeError)
+    while `synthesize` took it."""
+    from voicegen.engine import DEFAULT_VOICE
+
+    default = engine.plan(Request("Hi there.", DEFAULT_VOICE)).items[0].style
+    assert torch.equal(engine.plan(Request("Hi there.", None)).items[0].style, default)
+    assert torch.equal(engine.plan(Request("Hi there.", voice=None)).items[0].style, default)
+    assert next(engine.plan_parts(Request("Hi there.", None)))[0].items[0].style.equal(default)

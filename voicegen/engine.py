@@ -35,7 +35,7 @@ DEFAULT_VOICE = "jf_gongitsune"
 @dataclass
 class Request:
     """One text to speak. `voice` is a name, a voice file path, a blend ("jf_alpha+jf_nezumi",
-    "jf_alpha:2+jm_kumo:1"), a `Voice` or a (510, 256) table; `seed` makes the output reproducible (None: fresh
+    "jf_alpha:2+jm_kumo:1"), a `Voice` or a (510, 256) table (None: the default voice); `seed` makes the output reproducible (None: fresh
     noise each call); `pitch` shifts the voice's F0 by that many semitones (durations unchanged). A voice file's
     own pitch and speed are its baseline: `pitch` adds to it and `speed` multiplies it."""
 
@@ -141,7 +141,7 @@ class Engine:
         request = request if isinstance(request, Request) else Request(request)
         if not isinstance(request.text, str):
             raise TypeError(f"text must be a str; got {type(request.text).__name__}")
-        voice = self.voice_bank.voice(request.voice)
+        voice = self.voice_bank.voice(DEFAULT_VOICE if request.voice is None else request.voice)  # None: default
         speed = voice.speed_for(check_speed(request.speed))  # its own speed times the request's, in range
         pitch = voice.pitch_for(check_pitch(request.pitch))  # its own pitch plus the request's, in range
         seed = check_seed(request.seed)
