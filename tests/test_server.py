@@ -702,3 +702,18 @@ def test_admission_estimates_chunks_from_sentences_and_length():
     assert estimate_chunks("Hi") == 1
     assert estimate_chunks('One. Two! "Three?" Four… five') == 5
     assert estimate_chunks("word " * (CHUNK_CHARS // 5) * 3) == 4
+
+
+def test_null_optional_fields_take_their_defaults():
+    """OpenAI's client sends an unset optional parameter as null (speed=None): the default, as for seed and
+    instructions, not a 400 for some fields and not others. Catches: null refused for speed, response_format,
+    stream_format, stream or pitch; a Python repr in the format message."""
+    from voicegen.server.errors import ApiError
+    from voicegen.server.schema import SpeechParams
+
+    base = {"model": "tts-1", "voice": "nova", "input": "Hi."}
+    nulls = dict(base, speed=None, response_format=None, stream_format=None, stream=None, pitch=None, seed=None,
+                 instructions=None)
+    assert SpeechParams.from_json(nulls) == SpeechParams.from_json(base)
+    with pytest.raises(ApiError, match='got "ogg"'):
+        SpeechParams.from_json(dict(base, response_format="ogg"))

@@ -20,6 +20,7 @@ Each request gets one `Encoder`; `write(samples)` takes the next float32 chunk (
 from __future__ import annotations
 
 import io
+import json
 import struct
 
 import numpy as np
@@ -54,7 +55,7 @@ AAC_BITRATE = 64000
 def check_format(fmt: str) -> None:
     """400 (OpenAI's shape, param response_format) if `fmt` is not a format or this machine cannot write it."""
     if fmt not in FORMATS:
-        raise bad_request(f"'response_format' must be one of {', '.join(FORMATS)}; got {fmt!r}", "response_format")
+        raise bad_request(f"'response_format' must be one of {', '.join(FORMATS)}; got {json.dumps(fmt)[:40]}", "response_format")
     if fmt in _SOUNDFILE:
         import soundfile as sf
 

@@ -66,8 +66,15 @@ def _required(data: dict, name: str):
     return data[name]
 
 
+def _optional(data: dict, name: str, default):
+    """An optional field's value: `default` when the field is absent or null (as OpenAI's clients send an unset
+    parameter)."""
+    value = data.get(name)
+    return default if value is None else value
+
+
 def _string(data: dict, name: str, default=None) -> str | None:
-    value = data.get(name, default)
+    value = _optional(data, name, default)
     if value is not None and not isinstance(value, str):
         raise bad_request(f"'{name}' must be a string; got {json.dumps(value)[:40]}", name, "invalid_type")
     return value
@@ -145,17 +152,17 @@ class SpeechParams:
             raise bad_request(f"'voice' must be a voice name (or {{\"id\": name}}); got {json.dumps(voice)[:40]}", "voice")
         fmt = _string(data, "response_format", "mp3")
         check_format(fmt)
-        speed = check_speed(data.get("speed", 1.0))
+        speed = check_speed(_optional(data, "speed", 1.0))
         stream_format = _string(data, "stream_format", "audio")
         if stream_format not in STREAM_FORMATS:
             raise bad_request(f"'stream_format' must be one of {', '.join(STREAM_FORMATS)}; got {json.dumps(stream_format)}",
                               "stream_format")
         _string(data, "instructions")
-        stream = data.get("stream", True)
+        stream = _optional(data, "stream", True)
         if not isinstance(stream, bool):
             raise bad_request(f"'stream' must be true or false; got {json.dumps(stream)[:40]}", "stream", "invalid_type")
         return cls(model, text, voice.strip(), fmt, speed, stream_format, stream, check_seed(data.get("seed")),
-                   check_pitch(data.get("pitch", 0.0)))
+                   check_pitch(_optional(data, "pitch", 0.0)))
 
 
 PODCAST_FIELDS = {"script", "cast", "response_format", "speed", "seed", "stereo", "model"}
@@ -198,4 +205,4 @@ class PodcastParams:
         stereo = data.get("stereo")
         if stereo is not None and not isinstance(stereo, bool):
             raise bad_request(f"'stereo' must be true, false or null; got {json.dumps(stereo)[:40]}", "stereo", "invalid_type")
-        return cls(script, dict(cast), fmt, check_speed(data.get("speed", 1.0)), check_seed(data.get("seed")), stereo)
+        return cls(script, dict(cast), fmt, check_speed(_optional(data, "speed", 1.0)), check_seed(data.get("seed")), stereo)
