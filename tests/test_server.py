@@ -717,3 +717,13 @@ def test_null_optional_fields_take_their_defaults():
     assert SpeechParams.from_json(nulls) == SpeechParams.from_json(base)
     with pytest.raises(ApiError, match='got "ogg"'):
         SpeechParams.from_json(dict(base, response_format="ogg"))
+
+
+def test_an_api_key_no_client_could_send_is_refused_at_start():
+    """A non-ASCII key never matched a UTF-8 client's header (it was compared as latin-1 against UTF-8): refused
+    when the server is configured, with the reason, instead of a 401 for every request."""
+    from voicegen.server.config import ServerConfig
+
+    with pytest.raises(ValueError, match="printable ASCII"):
+        ServerConfig(api_key="clé")
+    assert ServerConfig(api_key="my key 42").api_key == "my key 42"

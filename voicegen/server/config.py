@@ -75,3 +75,6 @@ class ServerConfig:
             raise ValueError(f"timeout must be a positive number of seconds; got {self.timeout!r}")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("api_key is empty; give a key or leave it out")
+        if self.api_key is not None and not (self.api_key.isascii() and self.api_key.isprintable()):
+            raise ValueError("api_key must be printable ASCII (an HTTP header carries bytes, and clients disagree on "
+                             "how to encode other characters, so another key could never match)")
