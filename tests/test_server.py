@@ -727,3 +727,22 @@ def test_an_api_key_no_client_could_send_is_refused_at_start():
     with pytest.raises(ValueError, match="printable ASCII"):
         ServerConfig(api_key="clé")
     assert ServerConfig(api_key="my key 42").api_key == "my key 42"
+
+
+def test_an_aborted_stream_leaves_no_traceback_in_the_log():
+    """A stream cut on purpose (a timeout after the first audio) is logged as its request's one line; uvicorn's
+    "Exception in ASGI application" traceback of it is dropped, also when anyio wraps it in an exception group,
+    while other errors keep theirs."""
+    import logging
+
+    from voicegen.server.app import QuietAborts, StreamAborted
+
+    def record(exc):
+        return logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application", None,
+                                 (type(exc), exc, None))
+
+    quiet = QuietAborts()
+    assert not quiet.filter(record(StreamAborted("the request took longer than this server's timeout")))
+    if sys.version_info >= (3, 11):
+        assert not quiet.filter(record(BaseExceptionGroup("task group", [StreamAborted("timeout")])))  # noqa: F821
+    assert quiet.filter(record(RuntimeError("a real failure")))

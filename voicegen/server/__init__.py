@@ -12,6 +12,7 @@ FastAPI, uvicorn and prometheus-client are the `server` extra; `import voicegen`
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 from collections.abc import Iterator
@@ -35,11 +36,12 @@ def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8880, log_l
 
     from ..weights import VoiceBank
     from . import logs
-    from .app import create_app as _create_app
+    from .app import QuietAborts, create_app as _create_app
     from .voices import VoiceMap
 
     VoiceMap(VoiceBank(list(config.voice_files) or None), config.voice_map).check()
     logs.setup(log_level)
+    logging.getLogger("uvicorn.error").addFilter(QuietAborts())  # an aborted stream is one request line, no traceback
     server: uvicorn.Server | None = None
     failed: list[BaseException] = []
 

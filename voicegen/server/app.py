@@ -23,6 +23,7 @@ import base64
 import contextlib
 import hmac
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -68,6 +69,22 @@ WARMUP_TEXT = "Warming up the speech engine."
 class StreamAborted(Exception):
     """Raised inside a response that has already started (a timeout or a render failure after the first audio):
     the connection is closed without the final chunk, so the client sees an incomplete body, not a short one."""
+
+
+def _aborted(exc: BaseException | None) -> bool:
+    """Whether `exc` is a StreamAborted, alone or inside exception groups (anyio's task groups wrap it)."""
+    if isinstance(exc, StreamAborted):
+        return True
+    inner = getattr(exc, "exceptions", None)  # an exception group (Python 3.11+, or the exceptiongroup backport)
+    return isinstance(inner, (list, tuple)) and any(_aborted(e) for e in inner)
+
+
+class QuietAborts(logging.Filter):
+    """For uvicorn's error log: drops its traceback of a stream ended on purpose (StreamAborted), whose request is
+    already logged as its own one line with the reason (`guarded`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and _aborted(record.exc_info[1]))
 
 
 class ServerState:
