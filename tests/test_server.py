@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -588,7 +589,7 @@ def test_an_alias_to_a_voice_file_keeps_its_pitch_and_speed_and_requests_add_pit
     plan = engine.plan(Request(params.input, vm.resolve(params.voice), params.speed, 1, params.pitch))
     assert [(it.pitch, it.speed) for it in plan.items] == [(-1.5, pytest.approx(1.25))]
     assert SpeechParams.from_json({"model": "tts-1", "input": "x", "voice": "nova"}).pitch == 0.0
-    for bad in (12.5, "2", True, None, float("nan")):
+    for bad in (12.5, "2", True, float("nan")):  # null is the default (test_null_optional_fields_take_their_defaults)
         with pytest.raises(ApiError) as info:
             SpeechParams.from_json({"model": "tts-1", "input": "x", "voice": "nova", "pitch": bad})
         assert info.value.status == 400 and info.value.param == "pitch" and "semitones" in str(info.value)
@@ -746,3 +747,29 @@ def test_an_aborted_stream_leaves_no_traceback_in_the_log():
     if sys.version_info >= (3, 11):
         assert not quiet.filter(record(BaseExceptionGroup("task group", [StreamAborted("timeout")])))  # noqa: F821
     assert quiet.filter(record(RuntimeError("a real failure")))
+
+
+def test_a_podcast_window_waits_for_room_instead_of_overfilling_the_queue():
+    """A podcast's later windows were counted without a check: one admitted at 119 of 128 chunks pushed the queue to
+    159, and every new speech request got 429. Now a window waits until it fits (or the queue is empty), and gives
+    up at the deadline or on cancellation."""
+    from concurrent.futures import CancelledError, TimeoutError as FutureTimeout
+
+    from voicegen.server.dispatch import Dispatcher
+
+    queue = Dispatcher(engine=None, max_queue=10)
+    queue.reserve(8)
+    waiter = threading.Thread(target=queue.reserve_when_room, args=(5, time.monotonic() + 30, lambda: False))
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive() and queue.pending == 8  # 8 + 5 > 10: it waits
+    queue.release(8)
+    waiter.join(5)
+    assert not waiter.is_alive() and queue.pending == 5
+    with pytest.raises(FutureTimeout):
+        queue.reserve_when_room(6, time.monotonic() + 0.3, lambda: False)
+    with pytest.raises(CancelledError):
+        queue.reserve_when_room(6, time.monotonic() + 30, lambda: True)
+    queue.release(5)
+    queue.reserve_when_room(50, time.monotonic() + 1, lambda: False)  # larger than the queue: goes when it is empty
+    assert queue.pending == 50

@@ -556,7 +556,7 @@ class PodcastJob:
             plans.append(self.engine.plan(EngineRequest(text, voice, speed * self.params.speed, seed, pitch)))
             self.count += 1
         items = [item for plan in plans for item in plan.items]
-        self.dispatcher.reserve(len(items), force=True)
+        self.dispatcher.reserve_when_room(len(items), self.deadline, lambda: self.cancelled)  # never past the bound
         futures = [self.dispatcher.submit([item], PODCAST) for item in items]
         self.futures.extend(futures)
         if self.cancelled:

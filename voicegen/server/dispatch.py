@@ -24,7 +24,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from ..audio import Audio
 from ..engine import Engine, Plan
@@ -56,6 +58,7 @@ class Dispatcher:
         self.engine = engine
         self.max_queue = max_queue
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when chunks leave the queue
         self._pending = 0
         self._done: deque[float] = deque(maxlen=256)  # completion times of recent chunks, for Retry-After
         self._planner = ThreadPoolExecutor(PLANNING_THREADS, thread_name_prefix="voicegen-plan")
@@ -67,8 +70,8 @@ class Dispatcher:
 
     def reserve(self, n: int, force: bool = False) -> None:
         """Count `n` more chunks in the queue, or refuse: 413 if `n` alone exceeds it, else 429 with Retry-After
-        (`reserve(0)`: 429 if the queue is full). `force`: count them without a check (the later windows of a
-        podcast already admitted)."""
+        (`reserve(0)`: 429 if the queue is full). `force`: count them without a check (the rest of a streamed request
+        already admitted, once it is planned; a podcast's windows wait for room instead: `reserve_when_room`)."""
         with self._lock:
             if force:
                 self._pending += n
@@ -83,10 +86,26 @@ class Dispatcher:
                                headers={"Retry-After": str(retry)})
             self._pending += n
 
+    def reserve_when_room(self, n: int, deadline: float, cancelled: Callable[[], bool]) -> None:
+        """Count `n` more chunks once the queue has room for them (or is empty: a window larger than the queue
+        goes alone), waiting meanwhile: how an admitted podcast queues its next window without pushing the queue
+        past `max_queue` (where every new request would get 429). concurrent.futures' TimeoutError at `deadline`
+        (time.monotonic()), CancelledError once `cancelled()`."""
+        with self._room:
+            while self._pending and self._pending + n > self.max_queue:
+                if cancelled():
+                    raise FutureCancelled()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise FutureTimeout()
+                self._room.wait(min(left, 0.25))
+            self._pending += n
+
     def release(self, n: int) -> None:
         """Take back `n` reserved chunks that were never submitted."""
-        with self._lock:
+        with self._room:
             self._pending -= n
+            self._room.notify_all()
 
     def retry_after(self) -> int:
         """Seconds until the queue has likely drained by half, from the recent completion rate (1 to 60)."""
@@ -108,10 +127,11 @@ class Dispatcher:
         return future
 
     def _finished(self, future: Future, n: int) -> None:
-        with self._lock:
+        with self._room:
             self._pending -= n
             if not future.cancelled():
                 self._done.append(time.monotonic())
+            self._room.notify_all()
 
 
 def estimate_chunks(text: str) -> int:
