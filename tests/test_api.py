@@ -226,12 +226,10 @@ def test_save_refuses_unknown_extension_and_leaves_nothing(tmp_path):
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     import voicegen.audio as audio_module
 
-    def broken_write(path, *args, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"RIFF partial")
+    def broken_write(self, data):  # the temporary file is open and holds a header when the disk fills up
         raise OSError("disk full")
 
-    monkeypatch.setattr("soundfile.write", broken_write)
+    monkeypatch.setattr("soundfile.SoundFile.write", broken_write)
     with pytest.raises(OSError, match="disk full"):
         audio_module.Audio(np.zeros(100, np.float32)).save(tmp_path / "x.wav")
     assert list(tmp_path.iterdir()) == []
