@@ -140,24 +140,30 @@ _UNKNOWN_SIZE = 0xFFFFFFFF
 """A WAV size field's value when the size is not known while writing (a pipe): what streaming tools write there."""
 
 
+def wav_header(sample_rate: int, channels: int = 1, data_bytes: int | None = None) -> bytes:
+    """The 44-byte header of a 16-bit PCM WAV file with `data_bytes` of samples; None: the RIFF and data sizes say
+    "unknown" (0xFFFFFFFF), for a stream whose length is not known yet (soundfile, ffmpeg and Python's `wave`
+    read such a file to the end of its data)."""
+    import struct
+
+    data = _UNKNOWN_SIZE if data_bytes is None else min(_UNKNOWN_SIZE, data_bytes)
+    riff = _UNKNOWN_SIZE if data_bytes is None else min(_UNKNOWN_SIZE, 36 + data_bytes)
+    fmt = struct.pack("<HHIIHH", 1, channels, sample_rate, sample_rate * 2 * channels, 2 * channels, 16)
+    return (b"RIFF" + struct.pack("<I", riff) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data"
+            + struct.pack("<I", data))
+
+
 def stream_wav(out: BinaryIO, blocks: Iterable[np.ndarray], sample_rate: int, channels: int = 1) -> int:
     """Write blocks of float samples ((N,) or (N, channels) each) to a byte stream as 16-bit PCM WAV, each block as
     it comes (a pipe: `voicegen say -o -`) -> frames written. The header's sizes say "unknown" (0xFFFFFFFF), and
     are filled in at the end where `out` can seek back (a file). Samples are clipped to [-1, 1] and converted as
     libsndfile converts them for a .wav file (to 32-bit, rounded, then the top 16 bits), so the integers are those
     of `Audio.save` from the same floats."""
-    import struct
-
-    def header(data_bytes: int) -> bytes:
-        riff = _UNKNOWN_SIZE if data_bytes == _UNKNOWN_SIZE else min(_UNKNOWN_SIZE, 36 + data_bytes)
-        return (b"RIFF" + struct.pack("<I", riff) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, channels,
-                sample_rate, sample_rate * channels * 2, channels * 2, 16) + b"data" + struct.pack("<I", data_bytes))
-
     try:
         start = out.tell() if out.seekable() else None
     except OSError:
         start = None
-    out.write(header(_UNKNOWN_SIZE))
+    out.write(wav_header(sample_rate, channels))
     frames = 0
     for block in blocks:
         x = np.clip(np.asarray(block, dtype=np.float32), -1.0, 1.0).astype(np.float64)
@@ -168,7 +174,7 @@ def stream_wav(out: BinaryIO, blocks: Iterable[np.ndarray], sample_rate: int, ch
     if start is not None:
         end = out.tell()
         out.seek(start)
-        out.write(header(min(_UNKNOWN_SIZE, frames * channels * 2)))
+        out.write(wav_header(sample_rate, channels, frames * channels * 2))
         out.seek(end)
     out.flush()
     return frames

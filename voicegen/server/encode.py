@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 
 import numpy as np
 
+from ..audio import wav_header
 from ..constants import SAMPLE_RATE
 from .errors import bad_request
 
@@ -85,13 +85,6 @@ def to_pcm16(samples: np.ndarray) -> bytes:
     return to_int16(samples).tobytes()
 
 
-def wav_stream_header(sample_rate: int = SAMPLE_RATE, channels: int = 1) -> bytes:
-    """A 44-byte 16-bit WAV header whose RIFF and data sizes say "unknown" (0xFFFFFFFF)."""
-    fmt = struct.pack("<HHIIHH", 1, channels, sample_rate, sample_rate * 2 * channels, 2 * channels, 16)
-    return b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + \
-        b"data" + struct.pack("<I", 0xFFFFFFFF)
-
-
 class Encoder:
     """Base: `write(samples) -> bytes` (final bytes so far), `close() -> bytes` (the rest). float32 at
     `sample_rate` with `channels` channels ((N,) when mono, else (N, channels)). Not thread-safe; one per response."""
@@ -117,7 +110,7 @@ class WavStreamEncoder(Encoder):
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, channels: int = 1):
         super().__init__(sample_rate, channels)
-        self._header = wav_stream_header(sample_rate, channels)
+        self._header = wav_header(sample_rate, channels)  # sizes unknown
 
     def write(self, samples):
         head, self._header = self._header, b""
