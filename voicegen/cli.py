@@ -133,7 +133,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     # window by window, streamed to disk (or the pipe): memory does not grow with the text (voicegen/longform.py)
     if to_stdout:
         try:
-            result = stream_long(engine, engine.plan(request), sys.stdout.buffer, progress=bar)
+            result = stream_long(engine, request, sys.stdout.buffer, progress=bar)  # planned (checked) before a byte
         except BrokenPipeError:  # the reader stopped (| head): end as a killed writer would, quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
             return 128 + 13  # SIGPIPE
@@ -189,7 +189,7 @@ def _write_voice(voice, output: str | None, overwrite: bool) -> str:
     """Save to `output`, or into the user's voice folder under the voice's name -> where it went."""
     from .weights import install_voice
 
-    _check_voice_destination(voice.name, output, overwrite)  # again: the file may have appeared meanwhile
+    _check_voice_destination(voice.name, output, overwrite)  # (voice fit checked before fitting; a file may have appeared)
     if output:
         return str(voice.save(output))
     return str(install_voice(voice, overwrite=overwrite))
@@ -274,7 +274,6 @@ def cmd_voice_blend(args: argparse.Namespace) -> int:
     bank = VoiceBank()
     mixed = bank.voice(args.spec)
     name = _voice_name(args, mixed.name)
-    _check_voice_destination(name, args.output, args.force)
     voice = Voice(name, mixed.table, args.pitch if args.pitch is not None else mixed.pitch,
                   args.speed if args.speed is not None else mixed.speed, {"method": "blend", "spec": args.spec})
     where = _write_voice(voice, args.output, args.force)
