@@ -9,9 +9,16 @@ Both systems speak the same sentences with the same built-in voices, in one run:
   vocabulary and cut to 510 tokens.
 
 Whisper tiny.en (``voicegen.eval.asr.Transcriber``) transcribes every clip, and the WER of each voice and
-sentence set is scored against the raw sentence text with ``voicegen.eval.wer.corpus_word_error_rate``.
+sentence set is scored against the raw sentence text with ``voicegen.eval.wer.corpus_word_error_rate``. With
+``--dnsmos``, DNSMOS P.835 (``voicegen.eval.dnsmos``) scores every clip too: the mean overall, signal and background
+scores per voice, set and system.
 
-    python benchmarks/intelligibility.py                       # everything (minutes on a small CPU)
+Sets: ``plain`` and ``numbers`` are sentences of our own (``benchmarks/data``), which the frontend was tuned on;
+``held-out`` is real text none of us wrote, the ``test`` split of ``benchmarks/heldout.py`` (sentences of Python's
+own documentation, chosen by a fixed rule): the set to report. ``held-out-dev`` is its other half, to look at.
+
+    python benchmarks/intelligibility.py                       # plain and numbers (minutes on a small CPU)
+    python benchmarks/intelligibility.py --sets held-out --limit 100 --dnsmos
     python benchmarks/intelligibility.py --limit 2 --voices jf_alpha --threads 1
 
 Prints a table (voice x set x system, means over voices, voicegen - reference) and writes a JSON file with
@@ -48,7 +55,12 @@ from voicegen.text.phonemize import ALPHABETS, DEFAULT_ALPHABET, setup_espeak
 from voicegen.weights import builtin_voices, style_for
 
 HERE = ROOT / "benchmarks"
-SETS = {"plain": HERE / "data" / "sentences_plain.txt", "numbers": HERE / "data" / "sentences_numbers.txt"}
+sys.path.insert(0, str(HERE))
+import heldout  # noqa: E402
+
+SETS = {"plain": HERE / "data" / "sentences_plain.txt", "numbers": HERE / "data" / "sentences_numbers.txt",
+        "held-out": "test", "held-out-dev": "dev"}  # a file of our own sentences, or a split of heldout.py
+DEFAULT_SETS = ("plain", "numbers")
 SYSTEMS = ("voicegen", "reference")
 
 
@@ -66,6 +78,7 @@ class Results:
     """Transcripts and WERs: ``wer[system][voice][set]``, ``transcripts[system][voice][set]`` (one per sentence)."""
 
     wer: dict = field(default_factory=lambda: {s: {} for s in SYSTEMS})
+    dnsmos: dict = field(default_factory=lambda: {s: {} for s in SYSTEMS})  # [system][voice][set] -> mean scores
     transcripts: dict = field(default_factory=lambda: {s: {} for s in SYSTEMS})
     timing: dict = field(default_factory=lambda: {s: Timing() for s in SYSTEMS})
 
@@ -78,6 +91,9 @@ def read_sets(names: list[str], limit: int | None) -> dict[str, list[str]]:
     """Sentence set name -> its sentences (non-empty lines), the first ``limit`` of each."""
     sets = {}
     for name in names:
+        if isinstance(SETS[name], str):
+            sets[name] = heldout.held_out(SETS[name], limit)
+            continue
         lines = [line.strip() for line in SETS[name].read_text(encoding="utf-8").splitlines()]
         sets[name] = [line for line in lines if line][:limit]
     return sets
@@ -139,9 +155,22 @@ def score(results: Results, system: str, voice: str, sets: dict[str, list[str]],
         ]
 
 
+def rate(results: Results, system: str, voice: str, sets: dict[str, list[str]], clips: list[np.ndarray],
+         dnsmos) -> None:
+    """DNSMOS means per set; ``clips`` follow the sentences of ``sets`` in order (an empty clip is left out)."""
+    k = 0
+    for name, sentences in sets.items():
+        group = [c for c in clips[k:k + len(sentences)] if len(c)]
+        k += len(sentences)
+        mean = dnsmos.mean(group, SAMPLE_RATE)
+        results.dnsmos[system].setdefault(voice, {})[name] = {
+            "overall": round(mean.overall, 4), "signal": round(mean.signal, 4), "background": round(mean.background, 4)}
+
+
 def run_system(results: Results, system: str, voice: str, render, judge: Transcriber,
-               sets: dict[str, list[str]]) -> None:
-    """Render every sentence of ``sets`` with ``render(sentences) -> clips``, transcribe, score, time."""
+               sets: dict[str, list[str]], dnsmos=None) -> None:
+    """Render every sentence of ``sets`` with ``render(sentences) -> clips``, transcribe, score, time (and rate
+    with DNSMOS if ``dnsmos``)."""
     sentences = [s for group in sets.values() for s in group]
     timing = results.timing[system]
     t0 = time.perf_counter()
@@ -153,7 +182,12 @@ def run_system(results: Results, system: str, voice: str, render, judge: Transcr
     timing.asr_s += t2 - t1
     timing.audio_s += sum(len(c) for c in clips) / SAMPLE_RATE
     score(results, system, voice, sets, heard)
+    if dnsmos is not None:
+        rate(results, system, voice, sets, clips, dnsmos)
     summary = ", ".join(f"{name} {results.wer[system][voice][name]:.1%}" for name in sets)
+    if dnsmos is not None:
+        summary += "; DNSMOS overall " + ", ".join(
+            f"{name} {results.dnsmos[system][voice][name]['overall']:.2f}" for name in sets)
     log(f"  {system:9s} {voice}: {len(clips)} clips in {t1 - t0:.1f} s, transcribed in {t2 - t1:.1f} s; {summary}")
 
 
@@ -164,17 +198,27 @@ def means(results: Results, voices: list[str], set_names: list[str]) -> dict:
                      for name in set_names} for system in SYSTEMS}
 
 
+def dnsmos_means(results: Results, voices: list[str], name: str, score: str = "overall") -> dict[str, float]:
+    """Mean over voices of one DNSMOS score of set ``name``, per system that has it."""
+    return {system: float(np.mean([results.dnsmos[system][v][name][score] for v in voices]))
+            for system in SYSTEMS if all(name in results.dnsmos[system].get(v, {}) for v in voices)}
+
+
 def table(results: Results, voices: list[str], set_names: list[str]) -> str:
     """WER per voice and set for both systems, the mean over voices, and voicegen - reference in points."""
     mean = means(results, voices, set_names)
-    rows = [f"{'voice':14s} {'set':8s} {'voicegen':>9s} {'reference':>10s} {'diff (pts)':>11s}"]
+    rows = [f"{'voice':14s} {'set':12s} {'voicegen':>9s} {'reference':>10s} {'diff (pts)':>11s}"]
     for voice in [*voices, "mean"]:
         for name in set_names:
             if voice == "mean":
                 ours, ref = mean["voicegen"][name], mean["reference"][name]
             else:
                 ours, ref = (results.wer[system].get(voice, {}).get(name, float("nan")) for system in SYSTEMS)
-            rows.append(f"{voice:14s} {name:8s} {ours:9.1%} {ref:10.1%} {100 * (ours - ref):+11.1f}")
+            rows.append(f"{voice:14s} {name:12s} {ours:9.1%} {ref:10.1%} {100 * (ours - ref):+11.1f}")
+    if any(results.dnsmos[system] for system in SYSTEMS):
+        rows.append("DNSMOS overall (mean over voices): " + "; ".join(
+            f"{name}: " + ", ".join(f"{system} {mos:.2f}" for system, mos in dnsmos_means(results, voices, name).items())
+            for name in set_names))
     for system in SYSTEMS:
         t = results.timing[system]
         rows.append(f"{system}: synthesis {t.synth_s:.1f} s for {t.audio_s:.1f} s of audio "
@@ -194,10 +238,16 @@ def report(results: Results, voices: list[str], sets: dict[str, list[str]], thre
         "alphabet": alphabet,
         "command": shlex.join(["python", *sys.argv]),
         "sets": {name: len(sentences) for name, sentences in sets.items()},
+        "held_out": {name: heldout.describe(sentences) for name, sentences in sets.items()
+                     if isinstance(SETS[name], str)},
         "voices": voices,
         "wer": results.wer,
         "mean": mean,
         "diff": {name: mean["voicegen"][name] - mean["reference"][name] for name in sets},
+        "dnsmos": results.dnsmos,
+        "dnsmos_mean": {name: {score: dnsmos_means(results, voices, name, score)
+                               for score in ("overall", "signal", "background")}
+                        for name in sets if any(results.dnsmos[system] for system in SYSTEMS)},
         "timing": {system: vars(t) for system, t in results.timing.items()},
         "transcripts": results.transcripts,
     }
@@ -207,7 +257,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="sentences per set (default: all)")
     parser.add_argument("--voices", default=None, help="comma-separated voice names (default: all built-in)")
-    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated sets from {', '.join(SETS)}")
+    parser.add_argument("--sets", default=",".join(DEFAULT_SETS),
+                        help=f"comma-separated sets from {', '.join(SETS)} (default: {','.join(DEFAULT_SETS)})")
+    parser.add_argument("--dnsmos", action="store_true", help="also score every clip with DNSMOS P.835")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default: benchmarks/results/intelligibility-<date>.json)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch, onnxruntime and Whisper")
@@ -244,6 +296,11 @@ def main(argv: list[str] | None = None) -> None:
     reference = OnnxReference(threads=threads)
     tokenize = EspeakTokens()
     judge = Transcriber(cpu_threads=threads)
+    dnsmos = None
+    if args.dnsmos:
+        from voicegen.eval.dnsmos import Dnsmos
+
+        dnsmos = Dnsmos(threads=threads)
 
     log("warming up both systems (untimed)")
     render_voicegen(engine, voices[0], ["Warming up."])
@@ -253,10 +310,10 @@ def main(argv: list[str] | None = None) -> None:
     for i, voice in enumerate(voices, 1):
         log(f"[{i}/{len(voices)}] {voice}: {sum(map(len, sets.values()))} sentences")
         if "voicegen" in args.systems:
-            run_system(results, "voicegen", voice, partial(render_voicegen, engine, voice), judge, sets)
+            run_system(results, "voicegen", voice, partial(render_voicegen, engine, voice), judge, sets, dnsmos)
         if "reference" in args.systems:
             run_system(results, "reference", voice, partial(render_reference, reference, tables[voice], tokenize),
-                       judge, sets)
+                       judge, sets, dnsmos)
 
     print(table(results, voices, args.sets))
     out = args.out or HERE / "results" / f"intelligibility-{datetime.date.today().isoformat()}.json"
