@@ -23,6 +23,7 @@ CASES = {
     ],
     "ordinals": [
         ("The 1st and 22nd and 103rd.", "The first and twenty-second and one hundred third."),
+        ("Park on the -1st floor.", "Park on the minus first floor."),
     ],
     "percentages": [
         ("Up 15% and 2.5 % more.", "Up fifteen percent and two point five percent more."),

@@ -479,7 +479,8 @@ NUMBER_RULES: list[Rule] = [
     (re.compile(r"\b911\b"), lambda m: " nine one one "),
     (re.compile(r"(?<![\d.,:/-])\b(1[1-9]\d{2}|20\d{2})\b(?![.,:/]\d|\s?%|-\d)"), _bare_year),
     (re.compile(r"(?<=\d)\s?-\s?(?=[$€£¥]?\d)"), lambda m: " to "),
-    (re.compile(r"\b(\d[\d,]*)(st|nd|rd|th)\b"), lambda m: _sp(ordinal(int(m.group(1).replace(",", ""))))),
+    (re.compile(r"(?:(?<![\w.])(-))?\b(\d[\d,]*)(st|nd|rd|th)\b"),  # -1st: a floor below ground
+     lambda m: _sp(("minus " if m.group(1) else "") + ordinal(int(m.group(2).replace(",", ""))))),
     (re.compile(r"\b24/7\b"), lambda m: " twenty-four seven "),
     (re.compile(r"\b([1-9]0)/([1-9]0)\b"), _split),
     (re.compile(r"\b(\d+)\s+(\d+)/(\d+)\b"),
