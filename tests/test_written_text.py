@@ -4,7 +4,7 @@ dollars and twenty cents"): `voicegen.text.written` and the frontend's `Chunk.wr
 from __future__ import annotations
 
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from voicegen.subtitles import to_srt, to_vtt
@@ -60,6 +60,9 @@ WORDS = ["the", "cat", "Hello,", "world!", "I", "am", "There", "are", "$4.20", "
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=12), min_size=1, max_size=4))
+# a sentence said twice, "Mr." read "Mister" the first time and not the second: lined up token by token, the first
+# sentence's words matched the second's and "$4.20" took "the world!" with it
+@example([["$4.20", "the", "world!", "(yes)", "Mr.", "the"], ["$4.20", "the", "world!", "(yes)", "Mr."]])
 def test_the_written_words_of_a_text_are_its_tokens_once_each_in_order(sentences):
     text = " ".join(" ".join(["So", *words]) + "." for words in sentences)  # each sentence says something
     assert " ".join(written_words(text)) == " ".join(text.split())

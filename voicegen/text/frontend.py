@@ -247,7 +247,7 @@ def check_phonemes(phonemes: str, what: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _spoken_words(token: str, language: str) -> tuple[str, ...]:
-    """The words a written token is read as alone (`WrittenText`'s guide for splitting a stretch of rewrites)."""
+    """The words a written token is read as alone (`WrittenText` lines these up with the words said in context)."""
     return tuple(t for t in _TOKEN.findall(normalize(token, language)) if _is_word(t))
 
 

@@ -3,11 +3,13 @@
 captions and segment texts should show the text as the user wrote it, timed by the words that speak it.
 
 `WrittenText` lines up the spoken words of a whole text (the normalizer's words, in order) with the whitespace-
-separated tokens of the original, by their letters and digits (lower-cased; difflib's longest matching blocks).
-Tokens that match stay one word each; between two matches, the written tokens and the spoken words that replace
-them form one run: a single written word ("$4.20") timed from the first of its spoken words to the last. Written
-tokens with nothing spoken (a symbol the normalizer dropped) join the run before them; spoken words with nothing
-written (none in practice) join the run before them, or the first run after them at the text's start.
+separated tokens of the original, each token read alone by the normalizer ("$4.20," -> four dollars and twenty
+cents), by their letters and digits (lower-cased; difflib's longest matching blocks, a window at a time). Read
+alone, most tokens say what they say in context, so the two sides agree but where context changed a reading
+("Mr." before a name, a date over three tokens): those stretches become one run of their written tokens. Each run
+is one written word, timed from the first of its spoken words to the last. Written tokens with nothing spoken (a
+symbol the normalizer dropped) join the run before them; spoken words with nothing written (none in practice) join
+the run before them, or the first run at the text's start.
 """
 
 from __future__ import annotations
@@ -79,28 +81,63 @@ class _Keys:
         return len(self.keys) >= n
 
 
+_PLAIN = re.compile(r"[\"'(\[]*[A-Za-z]+(?:'[A-Za-z]+)?[\"')\].,!?;:]*")
+"""A written token that is a plain word: its key is its reading (the normalizer may still rewrite a few, "Mr.")."""
+
+
+class _ReadKeys(_Keys):
+    """The keys of the written tokens as each is read alone (`words_of`: "$4.20," -> four, dollars, and, twenty,
+    cents; a dropped symbol -> none), computed as far as asked; `owner[k]` is the token of key k. Read this way, a
+    text's written keys are nearly its spoken keys, and the alignment only has to bridge what context changes."""
+
+    def __init__(self, tokens: Iterable[str], words_of: Callable[[str], Sequence[str]] | None):
+        self._tokens = enumerate(tokens)
+        self._words_of = words_of
+        self.keys: list[str] = []
+        self.owner: list[int] = []
+
+    def _read(self, token: str) -> list[str]:
+        if self._words_of is None or _PLAIN.fullmatch(token) or _PUA.search(token):
+            return [_key(token)]
+        return [k for k in map(_key, self._words_of(token)) if k]
+
+    def fill(self, n: int) -> bool:
+        while len(self.keys) < n:
+            index, token = next(self._tokens, (None, ""))
+            if index is None:
+                return False
+            keys = self._read(token)
+            self.keys.extend(keys)
+            self.owner.extend([index] * len(keys))
+        return True
+
+
 class WrittenText:
     """The runs of a text: `run_of(i)` is the run of spoken word i; `written(run)` its written text. Lined up as far
     as asked, a window at a time: a stream's first sentence does not wait for the rest of a long text.
 
     original: the text as written (inline overrides already replaced by their placeholder characters);
-    spoken: the spoken words in order (read as far as needed); inline: placeholder -> (written text, phonemes) of each override;
-    words_of: written token -> its spoken words, read alone (the normalizer's): it splits a stretch of rewritten
-    tokens ("$4.20, Dr.") into a run per token where each token's own reading is found at either end of the
-    stretch's spoken words; without it, such a stretch is one run.
+    spoken: the spoken words in order (read as far as needed); inline: placeholder -> (written text, phonemes) of each
+    override; words_of: written token -> its spoken words, read alone (the normalizer's): the written side of the
+    alignment is each token's own reading, so that a token rewritten into several words ("$4.20") lines up word for
+    word and a repeated sentence cannot pull a match across the text; without it, each token is its own key.
+
+    A run is every written token that a stretch of spoken words comes from: one token ("$4.20"), or the tokens of a
+    stretch the normalizer read differently in context than alone (word for word, one run each, where the stretch
+    has as many words on both sides), with the written tokens that nothing speaks joined to the run before them (or
+    to the first run).
     """
 
     def __init__(self, original: str, spoken: Iterable[str], inline: Mapping[str, tuple[str, str]] | None = None,
                  words_of: Callable[[str], Sequence[str]] | None = None):
         self._original = original
         self._inline = inline or {}
-        self._words_of = words_of
         self._tokens = [m.span() for m in _TOKEN.finditer(original)]
-        self._spoken = _Keys(spoken)
-        self._ops = _opcodes(_Keys(original[a:b] for a, b in self._tokens), self._spoken)
+        self._written = _ReadKeys((original[a:b] for a, b in self._tokens), words_of)
+        self._ops = _opcodes(self._written, _Keys(spoken))
         self._spans: list[list[int]] = []  # [start, end) in `original` per run
         self._runs: list[int | None] = []  # per spoken word so far; None: spoken before any run (the first run's)
-        self._leading: int | None = None  # where written text with nothing spoken before the first run starts
+        self._last = -1  # the last written token in a run so far
 
     def run_of(self, word: int) -> int:
         """The run of spoken word `word`."""
@@ -121,45 +158,47 @@ class WrittenText:
         return _PUA.sub(lambda m: self._inline.get(m.group(0), ("", ""))[0], text) if self._inline else text
 
     def _advance(self) -> bool:
-        """Line up one more opcode's stretch; False once there is nothing left."""
+        """Line up one more opcode's stretch; False once there is nothing left (the last run then takes the written
+        tokens after it)."""
         op = next(self._ops, None)
         if op is None:
+            if self._spans and self._last < len(self._tokens) - 1:
+                self._last = len(self._tokens) - 1
+                self._spans[-1][1] = self._tokens[-1][1]
             return False
         tag, i1, i2, j1, j2 = op
+        owner = self._written.owner
         if tag == "equal":
-            pieces = [(i, i + 1, j, j + 1) for i, j in zip(range(i1, i2), range(j1, j2))]
-        else:
-            pieces = self._split(i1, i2, j1, j2)
-        for i1, i2, j1, j2 in pieces:
-            if j2 == j1:  # written, not spoken: joins the run before (at the start: the first run)
-                if self._spans:
-                    self._spans[-1][1] = self._tokens[i2 - 1][1]
-                elif self._leading is None:
-                    self._leading = self._tokens[i1][0]
-                continue
-            if i2 > i1:
-                start = self._tokens[i1][0] if self._leading is None else self._leading
-                self._spans.append([start, self._tokens[i2 - 1][1]])
-                self._leading = None
-            # spoken, not written: the run before (at the start: the first run)
+            for i, j in zip(range(i1, i2), range(j1, j2)):
+                self._speak(owner[i], owner[i])
+        elif i2 == i1:  # spoken, not written: the run before (at the start: the first run)
             self._runs.extend([len(self._spans) - 1 if self._spans else None] * (j2 - j1))
+        elif j2 == j1:  # written, not spoken: joins the run before (at the start: the first run, when it comes)
+            if self._spans:
+                self._join(owner[i2 - 1])
+        elif i2 - i1 == j2 - j1:  # read differently in context, word for word ("Mr." said "Mister")
+            for i in range(i1, i2):
+                self._speak(owner[i], owner[i])
+        else:  # read differently in context: the stretch's tokens are one run
+            for _ in range(j1, j2):
+                self._speak(owner[i1], owner[i2 - 1])
         return True
 
-    def _split(self, i1: int, i2: int, j1: int, j2: int) -> list[tuple[int, int, int, int]]:
-        """A stretch of written tokens [i1, i2) replaced by spoken words [j1, j2) -> pieces: one per token whose own
-        reading (`words_of`) the stretch's spoken words begin or end with, the rest one piece."""
-        if self._words_of is None or i2 - i1 < 2 or j2 == j1:
-            return [(i1, i2, j1, j2)]
-        keys = self._spoken.keys  # [j1, j2) are known: the opcode came from them
-        own = [[k for k in map(_key, self._words_of(self._original[a:b])) if k] for a, b in self._tokens[i1:i2]]
-        head: list[tuple[int, int, int, int]] = []
-        while i1 < i2 and keys[j1 : j1 + len(own[0])] == own[0] and (own[0] or head):
-            head.append((i1, i1 + 1, j1, j1 + len(own[0])))
-            i1, j1, own = i1 + 1, j1 + len(own[0]), own[1:]
-        tail: list[tuple[int, int, int, int]] = []
-        while i1 < i2 and own and len(own[-1]) <= j2 - j1 and keys[j2 - len(own[-1]) : j2] == own[-1] and (
-                own[-1] or i2 - i1 > 1):
-            tail.insert(0, (i2 - 1, i2, j2 - len(own[-1]), j2))
-            i2, j2, own = i2 - 1, j2 - len(own[-1]), own[:-1]
-        middle = [(i1, i2, j1, j2)] if i2 > i1 or j2 > j1 else []
-        return head + middle + tail
+    def _join(self, last: int) -> None:
+        """Written tokens up to `last` join the current run."""
+        if last > self._last:
+            self._last = last
+            self._spans[-1][1] = self._tokens[last][1]
+
+    def _speak(self, first: int, last: int) -> None:
+        """One more spoken word, said for the written tokens first..last: the current run's if it shares a token
+        with them, else a new run's (the tokens between the two, spoken by neither, join the current one)."""
+        if self._spans and first <= self._last:
+            self._join(last)
+        else:
+            if self._spans:
+                self._join(first - 1)
+            start = self._tokens[first if self._spans else 0][0]
+            self._spans.append([start, self._tokens[last][1]])
+            self._last = last
+        self._runs.append(len(self._spans) - 1)
