@@ -27,6 +27,9 @@ def reading(word, pos):
         ("Close the door.", "close", [VERB]),
         ("Use it; what is the use?", "use", [VERB, NOUN]),
         ("Do not tear a tear.", "tear", [VERB, NOUN]),
+        ("It is not subject to change; subject it to a test.", "subject", [NOUN, VERB]),
+        ("We are close; close the gap.", "close", [NOUN, VERB]),
+        ("Be present; they present it.", "present", [NOUN, VERB]),
     ],
 )
 def test_context_picks_the_reading(fe, sentence, word, pos):
@@ -44,7 +47,8 @@ def test_context_picks_the_reading(fe, sentence, word, pos):
 
 
 def test_no_rule_leaves_espeak_alone():
-    assert part_of_speech(["we", "are", "close"], 2) is None
+    assert part_of_speech(["very", "close"], 1) is None
+    assert part_of_speech(["the", "clock", "was", "wound"], 3) is None  # a past participle: espeak's choice
     assert part_of_speech(["Close", "to", "home"], 0) is None  # "to" after it: not an imperative cue
     assert part_of_speech(["the", "record"], 1) == NOUN and part_of_speech(["to", "record"], 1) == VERB
 

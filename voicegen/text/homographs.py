@@ -4,6 +4,8 @@ espeak picks one pronunciation per word (mostly the noun's) and only sometimes s
 words below we decide from the neighbouring words instead, with three rules that need no tagger:
 
 * after a determiner or possessive ("the", "a", "my", "this", ...) the word is a noun or adjective;
+* after a form of "be" ("is", "was", "is not", "are never", ...) it is an adjective or noun ("is subject to",
+  "be present", "are close"), except "wound", the past participle of "wind";
 * after "to", a modal ("will", "can", "should", ...), a negation ("don't", "not") or a subject pronoun
   ("I", "we", "they", ...) it is a verb;
 * as the first word of a sentence or clause (after ``;``, ``:`` or a dash) followed by a determiner or an object pronoun it is an imperative verb
@@ -69,6 +71,8 @@ VERB_CUES = frozenset(
     "cannot couldn't shouldn't never not i we they you he she let's".split()
 )
 OBJECTS = frozenset("it them me us him her this that these those".split())
+BE = frozenset("is are was were be been being am isn't aren't wasn't weren't".split())
+PARTICIPLES = frozenset({"wound"})  # after "be", the verb's past participle ("the clock was wound")
 
 
 def part_of_speech(words: Sequence[str], i: int, clause_start: bool = False) -> int | None:
@@ -77,6 +81,9 @@ def part_of_speech(words: Sequence[str], i: int, clause_start: bool = False) -> 
     before = words[i - 1].lower() if i > 0 and not clause_start else None
     after = words[i + 1].lower() if i + 1 < len(words) else None
     if before in DETERMINERS:
+        return NOUN
+    if words[i].lower() not in PARTICIPLES and (
+            before in BE or before in ("not", "never") and i >= 2 and words[i - 2].lower() in BE):
         return NOUN
     if before in VERB_CUES:
         return VERB
