@@ -8,7 +8,8 @@ into this repository).
 
 The rule that picks them, applied to the topics in sorted order:
 
-- a paragraph is a run of unindented, non-empty lines (indented lines are code examples and tables);
+- a paragraph is a run of unindented, non-empty lines (indented lines are code examples and tables), joined with
+  spaces, except after a line that ends in a word's hyphen ("decimal-" and "point": "decimal-point");
 - a paragraph is cut into sentences after ".", "?" or "!" followed by whitespace and a capital letter;
 - a sentence is kept if it has 6 to 30 words, starts with a capital letter, ends with ".", "?" or "!", uses only
   letters, digits, spaces and , . ; : ' - ? ! %, and has no identifier-like word (a capital inside a word, a dot
@@ -33,6 +34,7 @@ SPLITS = ("dev", "test")
 MIN_WORDS, MAX_WORDS = 6, 30
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _ALLOWED = re.compile(r"[A-Za-z0-9 ,.;:'\-?!%]+")
+_HYPHEN_BREAK = re.compile(r"[A-Za-z]-$")
 _IDENTIFIER_LIKE = re.compile(r"[a-z][A-Z]|\w\.\w|\b(?:e\.g|i\.e|etc)\b|\b[A-Z]{2,}\b")
 
 
@@ -41,17 +43,19 @@ def _digest(sentence: str) -> bytes:
 
 
 def _paragraphs(text: str) -> list[str]:
-    """Runs of unindented non-empty lines, each joined with single spaces."""
-    paragraphs, current = [], []
+    """Runs of unindented non-empty lines, each joined with single spaces (a line that ends in a hyphenated word's
+    hyphen, "decimal-" before "point", joined without one)."""
+    paragraphs, current = [], ""
     for line in text.splitlines():
         if not line.strip() or line[:1].isspace():
             if current:
-                paragraphs.append(" ".join(current))
-                current = []
+                paragraphs.append(current)
+                current = ""
             continue
-        current.append(line.strip())
+        joiner = "" if not current or _HYPHEN_BREAK.search(current) else " "
+        current += joiner + line.strip()
     if current:
-        paragraphs.append(" ".join(current))
+        paragraphs.append(current)
     return paragraphs
 
 

@@ -19,13 +19,14 @@ def test_the_rule_keeps_plain_sentences_and_drops_code_acronyms_and_fragments():
         "    An indented line is part of a code example and never kept, however long it is.\n"
         "\n"
         "A paragraph may wrap over\n"
-        "two lines and is still one sentence here.\n"
+        "two lines and is still one sentence here, with a decimal-\n"
+        "point in it.\n"
         "This uses getAttribute to read a value from the given node. See e.g. the notes below for more.\n"
         "The for statement is used to iterate over the elements of a sequence.\n"
     )
     assert heldout.sentences_of(text) == [
         "The for statement is used to iterate over the elements of a sequence.",
-        "A paragraph may wrap over two lines and is still one sentence here.",
+        "A paragraph may wrap over two lines and is still one sentence here, with a decimal-point in it.",
     ]
 
 
