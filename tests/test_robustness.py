@@ -581,3 +581,41 @@ def test_a_json_script_that_is_not_json_gets_the_json_error(tmp_path, monkeypatc
     err = capsys.readouterr().err.strip()
     assert err.startswith("voicegen: error:") and "invalid JSON" in err, err
     assert not (tmp_path / "ep.wav").exists()
+
+
+def test_one_requests_non_finite_audio_fails_that_request_alone(network):
+    """A request whose style made the network give NaN failed every request rendered in the same turn (another
+    thread's valid request among them): the items are marked, the renderer names them, the worker fails their jobs."""
+    import threading
+
+    from voicegen.renderer import Item, NonFiniteAudio, Renderer
+    from voicegen.weights import builtin_voices, style_for
+    from voicegen.worker import BatchWorker
+
+    renderer = Renderer(network, "cpu")
+    try:
+        style = style_for(builtin_voices()["jf_alpha"], 5)
+        broken = style.clone()
+        broken[0] = float("nan")  # what damaged weights or an unchecked table give
+        good, bad = Item([50, 83, 54, 156, 57], style, seed=1), Item([50, 83, 54, 156, 57], broken, seed=1)
+        with pytest.raises(NonFiniteAudio) as caught:
+            renderer.render([good, bad])
+        assert caught.value.items == [bad] and bad.audio is None and np.isfinite(good.audio).all()
+    finally:
+        renderer.close()
+
+    gate = threading.Event()
+
+    def render(items):
+        gate.wait()
+        raise NonFiniteAudio("broken", [it for it in items if it == "bad"])
+
+    worker = BatchWorker(render)
+    try:
+        first = worker.submit(["first"])  # a turn that holds the worker while the next two queue up together
+        jobs = worker.submit(["ok"]), worker.submit(["bad", "x"])
+        gate.set()
+        assert first.result(timeout=30) is None and jobs[0].result(timeout=30) is None
+        assert isinstance(jobs[1].exception(timeout=30), NonFiniteAudio)
+    finally:
+        worker.close()

@@ -334,3 +334,17 @@ def test_voice_blend_names_the_empty_name_and_force(data_dir, capsys):
     assert read_voice(data_dir / "voices" / "dd.voice").provenance["spec"] == "jf_alpha"
     assert cli.main(["voice", "blend", "jf_nezumi", "--name", "dd", "--force"]) == 0
     assert read_voice(data_dir / "voices" / "dd.voice").provenance["spec"] == "jf_nezumi"
+
+
+@pytest.mark.parametrize("value", [1e6, -1e30, 51.0])
+def test_a_voice_table_with_extreme_values_is_refused(value):
+    """Tables of 1e6 gave silence and larger ones NaN (failing every request in the same batch); the built-in
+    voices' values lie within +-3."""
+    from voicegen.weights.voices import MAX_TABLE_VALUE, as_voice_table
+
+    table = np.zeros((510, 256), np.float32)
+    table[3, 4] = value
+    with pytest.raises(VoiceError, match="as large as"):
+        as_voice_table(table)
+    table[3, 4] = MAX_TABLE_VALUE
+    assert float(as_voice_table(table).abs().max()) == MAX_TABLE_VALUE

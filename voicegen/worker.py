@@ -47,7 +47,8 @@ class BatchWorker(Generic[T]):
     """Runs `render(items)` for jobs from any thread, a turn at a time, batching whatever waits.
 
     render: takes every item of the jobs gathered for one turn (by priority, then arrival); it may raise, and an
-    Exception then reaches each of those jobs' futures.
+    Exception then reaches each of those jobs' futures (only the jobs holding its `items`, if it has that attribute:
+    `renderer.NonFiniteAudio` names the items whose audio failed).
     max_items: most items per turn (None: everything waiting). A job is never split, so a turn holds at least one
     job even when that job alone exceeds it.
     """
@@ -95,6 +96,11 @@ class BatchWorker(Generic[T]):
         with self._cond:
             return sum(len(job.items) for job in self._heap)
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
     def close(self, timeout: float | None = None) -> None:
         """Fail the queued jobs with WorkerClosed and stop the background thread after its turn. Idempotent."""
         with self._cond:
@@ -135,14 +141,20 @@ class BatchWorker(Generic[T]):
         return jobs
 
     def _turn(self, jobs: list[_Job], leader: Future | None = None) -> None:
-        """Render one turn outside the lock. An Exception fails the turn's jobs; an interrupt (KeyboardInterrupt
-        in the caller that renders) fails only that caller's job and puts the others back in the queue."""
+        """Render one turn outside the lock. An Exception fails the turn's jobs (only those holding its `items`, if
+        it names some: the rest were rendered); an interrupt (KeyboardInterrupt in the caller that renders) fails
+        only that caller's job and puts the others back in the queue."""
         try:
             if jobs:
                 self._render([item for job in jobs for item in job.items])
-        except Exception as exc:  # noqa: BLE001 - handed to every job of the turn
+        except Exception as exc:  # noqa: BLE001 - handed to every job of the turn (or of its failed items)
+            failed = getattr(exc, "items", None)  # an error that names the items it is about (NonFiniteAudio)
+            failed = None if failed is None else {id(item) for item in failed}
             for job in jobs:
-                job.future.set_exception(exc)
+                if failed is None or any(id(item) in failed for item in job.items):
+                    job.future.set_exception(exc)
+                else:
+                    job.future.set_result(None)
         except BaseException as exc:
             with self._cond:
                 for job in jobs:

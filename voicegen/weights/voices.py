@@ -23,8 +23,14 @@ class VoiceError(ValueError):
     pass
 
 
+MAX_TABLE_VALUE = 50.0
+"""The largest magnitude a voice table may hold: the built-in voices' largest is 2.8; tables of 1e6 gave silence
+and larger ones NaN, failing every request rendered in the same batch."""
+
+
 def as_voice_table(value, name: str = "voice", *, full: bool = True) -> torch.Tensor:
-    """Validate and normalise a voice table: (510, 1, 256) or (510, 256) numbers -> (510, 256) float32.
+    """Validate and normalise a voice table: (510, 1, 256) or (510, 256) finite numbers within +-MAX_TABLE_VALUE ->
+    (510, 256) float32.
 
     `full=False` accepts any number of rows but none (a `Voice` in memory may have fewer than 510, and says so when
     it has more); a table the user gives (in a file, a dict, or as a voice) and a voice file have all 510.
@@ -42,6 +48,11 @@ def as_voice_table(value, name: str = "voice", *, full: bool = True) -> torch.Te
         raise VoiceError(f"{name}: a voice table has shape (510, 1, 256) or (510, 256); got {tuple(array.shape)}")
     if not np.isfinite(array).all():
         raise VoiceError(f"{name}: the voice table holds NaN or infinite values")
+    largest = float(np.abs(array).max())
+    if largest > MAX_TABLE_VALUE:
+        raise VoiceError(f"{name}: the voice table holds values as large as {largest:.3g}; a voice table's values lie "
+                         f"within +-{MAX_TABLE_VALUE:g} (the built-in voices' within +-3: larger ones make the network "
+                         "give silence or NaN)")
     return torch.as_tensor(np.ascontiguousarray(array))
 
 
