@@ -194,3 +194,31 @@ def test_cli_podcast_without_a_terminal_shows_no_progress_and_counts_one_turn(tm
     assert result.returncode == 0, result.stderr
     duration = sf.info(str(out)).duration
     assert result.stderr == f"wrote {out} ({duration:.1f} s, 1 turn)\n" and result.stdout == ""
+
+
+@pytest.mark.parametrize("seed", [1.5, True, "1", np.float64(1.0)])
+def test_a_script_seed_is_checked_as_a_text_seed_is(engine, seed, monkeypatch):
+    """A float, bool or string seed was truncated or parsed into another seed (piece_seed did int(seed))."""
+    monkeypatch.setattr(engine.renderer, "render", lambda items: pytest.fail("rendered with a bad seed"))
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        render_script(engine, Script.parse("A: Hi."), seed=seed)
+
+
+def test_automatic_casting_draws_on_the_built_in_voices_not_the_users_files(engine, tmp_path, monkeypatch):
+    """User voices sorted before the built-ins ("aaa", a corrupt "broken.voice") were cast to the first speakers,
+    and a corrupt file failed a script that never named it. Named in a cast, a user voice still speaks."""
+    from voicegen import Engine
+    from voicegen.podcast.render import prepare
+    from voicegen.weights import Voice
+
+    monkeypatch.setenv("VOICEGEN_DATA", str(tmp_path))
+    (tmp_path / "voices").mkdir()
+    (tmp_path / "voices" / "broken.voice").write_bytes(b"garbage")
+    Voice("aaa", engine.voice_table("jf_alpha") * 0.9).save(tmp_path / "voices" / "aaa.voice")
+    mine = Engine(renderer=engine.renderer)
+    assert {"aaa", "broken"} <= set(mine.voices)
+    audio = render_script(mine, Script.parse("A: Hello.\nB: Hi.\nC: Yes."), seed=0)
+    cast = [segment.voice for segment in audio.segments]
+    assert set(cast) <= set(mine.voice_bank.builtin_names) and len(set(cast)) == 3, cast
+    named = prepare(mine, Script.parse("---\nA: aaa\nB:\n---\nA: Hello.\nB: Hello."))
+    assert named.voices(mine.voices, mine.voice_bank.builtin_names)["A"] == "aaa"

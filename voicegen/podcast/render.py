@@ -19,7 +19,7 @@ from ..batching import text_windows
 from ..engine import Engine, Request
 from ..renderer import check_speed
 from ..weights import check_pitch
-from ..seeds import derive_seed
+from ..seeds import check_seed, derive_seed
 from ..subtitles import to_json_transcript, to_srt, to_vtt, write_text
 from .mix import EpisodeWriter, join_pieces
 from .script import CastMember, Pause, Script, Turn
@@ -55,12 +55,13 @@ def _leading_pauses(pieces: Sequence) -> list[Pause]:
 
 
 def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequence[str], writer: EpisodeWriter,
-                progress: Progress | None = None) -> None:
-    """Cast, render (a window of turns per `synthesize_many` call) and add every turn to `writer`, in order.
+                progress: Progress | None = None, cast_from: Sequence[str] | None = None) -> None:
+    """Cast (the cast's voices from `voices`, the other speakers' from `cast_from`, default `voices`), render (a
+    window of turns per `synthesize_many` call) and add every turn to `writer`, in order.
 
     Pauses at the very start or end of a turn become silence around the turn; inner pauses stay inside it.
     """
-    casting = script.casting(voices)
+    casting = script.casting(voices, cast_from)
     cast = {name: voice for name, (voice, _) in casting.items()}
     turns = script.turns
     windows = text_windows([len(t.text) for t in turns], WINDOW_CHARS)
@@ -126,26 +127,28 @@ def _turn_counter(turns: Sequence[Turn], lo: int, hi: int, progress: Progress) -
 
 
 def mix_script(script: Script, synthesize_many: SynthesizeMany, *, voices: Sequence[str],
-               stereo: bool | None = None, progress: Progress | None = None, **options) -> Audio:
+               stereo: bool | None = None, progress: Progress | None = None, cast_from: Sequence[str] | None = None,
+               **options) -> Audio:
     """Render a whole script in memory: cast voices, synthesize the pieces (a window of turns per call), mix,
     normalize.
 
-    voices: the available voice names (for automatic casting). `options` are EpisodeWriter's.
+    voices: the available voice names; cast_from: those automatic casting draws on (default: `voices`).
+    `options` are EpisodeWriter's.
     Returns Audio with one Segment per turn (text without directives, words, speaker, voice).
     """
     writer = EpisodeWriter(None, stereo=script.stereo if stereo is None else stereo, **options)
     with writer:
-        feed_script(script, synthesize_many, voices, writer, progress)
+        feed_script(script, synthesize_many, voices, writer, progress, cast_from)
     return writer.audio
 
 
 def write_episode(script: Script, synthesize_many: SynthesizeMany, path: str | os.PathLike, *,
                   voices: Sequence[str], stereo: bool | None = None, progress: Progress | None = None,
-                  **options) -> list[Segment]:
+                  cast_from: Sequence[str] | None = None, **options) -> list[Segment]:
     """Like `mix_script` but streams to `path` in bounded memory; returns the segments."""
     writer = EpisodeWriter(path, stereo=script.stereo if stereo is None else stereo, **options)
     with writer:
-        feed_script(script, synthesize_many, voices, writer, progress)
+        feed_script(script, synthesize_many, voices, writer, progress, cast_from)
     return writer.segments
 
 
@@ -158,6 +161,7 @@ class _EngineBatches:
     """
 
     def __init__(self, engine: Engine, speed: float, seed: int | None, pitch: float = 0.0):
+        seed = check_seed(seed)  # ValueError for 1.5, True or "1", as for plain text
         self.engine, self.speed, self.seed, self.pitch, self.count = engine, speed, seed, pitch, 0
         self._prepared: list[tuple[list, Future]] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -227,7 +231,7 @@ def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = N
     require_turns(script)
     check_speed(speed)
     check_pitch(pitch)
-    for name, (voice, cast_pitch) in script.casting(engine.voices).items():
+    for name, (voice, cast_pitch) in script.casting(engine.voices, engine.voice_bank.builtin_names).items():
         member = script.member(name)
         try:
             check_speed(member.speed * speed)
@@ -251,7 +255,8 @@ def render_script(engine: Engine, script: Script, voices: Mapping[str, str] | No
     script = prepare(engine, script, voices, speed, pitch)
     batches = _EngineBatches(engine, speed, seed, pitch)
     try:
-        return mix_script(script, batches, voices=engine.voices, **options)
+        return mix_script(script, batches, voices=engine.voices, cast_from=engine.voice_bank.builtin_names,
+                          **options)
     finally:
         batches.close()
 
@@ -300,7 +305,8 @@ def render_episode(
     script = prepare(engine, script, voices, speed, pitch)
     batches = _EngineBatches(engine, speed, seed, pitch)
     try:
-        segments = write_episode(script, batches, path, voices=engine.voices, stereo=stereo or None,
+        segments = write_episode(script, batches, path, voices=engine.voices,
+                                 cast_from=engine.voice_bank.builtin_names, stereo=stereo or None,
                                  progress=progress_bar() if progress else None, **options)
     finally:
         batches.close()

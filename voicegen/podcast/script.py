@@ -203,16 +203,18 @@ class Script:
         """The speaker's cast settings (defaults when the speaker is not in the cast)."""
         return self.cast.get(speaker, CastMember())
 
-    def voices(self, available_voices: Sequence[str]) -> dict[str, str]:
+    def voices(self, available_voices: Sequence[str], cast_from: Sequence[str] | None = None) -> dict[str, str]:
         """Speaker -> voice for every speaker: the cast's voices first, then automatic casting (`cast_speakers`)."""
-        return {name: voice for name, (voice, _) in self.casting(available_voices).items()}
+        return {name: voice for name, (voice, _) in self.casting(available_voices, cast_from).items()}
 
-    def casting(self, available_voices: Sequence[str]) -> dict[str, tuple[str, float]]:
-        """Speaker -> (voice, pitch in semitones) for every speaker: the cast's voices first, then automatic casting
-        (`cast_speakers`), which shifts pitch or blends voices once there are more speakers than voices. A cast
-        pitch adds to the automatic one."""
+    def casting(self, available_voices: Sequence[str],
+                cast_from: Sequence[str] | None = None) -> dict[str, tuple[str, float]]:
+        """Speaker -> (voice, pitch in semitones) for every speaker: the cast's voices first (any of
+        `available_voices`), then automatic casting from `cast_from` (default: `available_voices`; `cast_speakers`),
+        which shifts pitch or blends voices once there are more speakers than voices. A cast pitch adds to the
+        automatic one."""
         explicit = {name: m.voice for name, m in self.cast.items() if m.voice}
-        cast = cast_speakers(self.speakers, available_voices, explicit)
+        cast = cast_speakers(self.speakers, available_voices, explicit, cast_from)
         return {name: (voice, pitch + self.member(name).pitch) for name, (voice, pitch) in cast.items()}
 
     # ---- text form ----------------------------------------------------------------------------------
@@ -448,11 +450,11 @@ def _voice_parts(voice: str) -> list[str]:
 
 
 def cast_voices(speakers: Iterable[str], available_voices: Sequence[str],
-                explicit: Mapping[str, str] | None = None) -> dict[str, str]:
+                explicit: Mapping[str, str] | None = None, cast_from: Sequence[str] | None = None) -> dict[str, str]:
     """Deterministically give every speaker a voice.
 
-    Explicit choices come first. Each other speaker (in the given order) gets the first unused voice in
-    `available_voices` order, preferring the opposite gender of the previous speaker's voice (for contrast,
+    Explicit choices come first (any of `available_voices`). Each other speaker (in the given order) gets the first
+    unused voice of `cast_from` (default, or if none of them is available: `available_voices`), in its order, preferring the opposite gender of the previous speaker's voice (for contrast,
     when names encode gender, e.g. jf_/jm_) and the language prefix of the explicit voices. Voices are
     reused (least used first) only when speakers outnumber voices. ValueError names an unknown speaker or
     voice in `explicit` and lists the known ones.
@@ -466,6 +468,8 @@ def cast_voices(speakers: Iterable[str], available_voices: Sequence[str],
         unknown = [part for part in _voice_parts(voice) if part not in voices]
         if unknown:
             raise ValueError(f"unknown voice {unknown[0]!r} for {name!r}; available voices: {', '.join(voices) or '(none)'}")
+    if cast_from is not None:  # automatic casting draws on these (all of `voices` if none is available)
+        voices = [v for v in dict.fromkeys(cast_from) if v in voices] or voices
     if not voices and len(explicit) < len(speakers):
         raise ValueError("no voices available to cast speakers: " + ", ".join(s for s in speakers if s not in explicit))
     languages = {v[0] for v in explicit.values() if "_" in v}
@@ -510,17 +514,21 @@ def voice_variants(voices: Sequence[str]) -> list[tuple[str, float]]:
 
 
 def cast_speakers(speakers: Iterable[str], available_voices: Sequence[str],
-                  explicit: Mapping[str, str] | None = None) -> dict[str, tuple[str, float]]:
+                  explicit: Mapping[str, str] | None = None,
+                  cast_from: Sequence[str] | None = None) -> dict[str, tuple[str, float]]:
     """Like `cast_voices`, but speakers beyond the number of voices get new voices instead of repeats: blends of
     two voices of the same gender, then voices and blends shifted in pitch (`voice_variants`), so that no two
     speakers sound alike while distinct variants remain. -> {speaker: (voice, pitch in semitones)}.
 
-    Deterministic; the first len(available_voices) speakers are cast exactly as `cast_voices` casts them.
+    Deterministic; the first len(voices cast from) speakers are cast exactly as `cast_voices` casts them.
+    `cast_from` (default: `available_voices`) are the voices automatic casting draws on.
     """
     speakers = list(dict.fromkeys(speakers))
-    voices = list(dict.fromkeys(available_voices))
     explicit = dict(explicit or {})
-    base = cast_voices(speakers, voices, explicit)  # validates; plain voices while unused ones remain
+    base = cast_voices(speakers, available_voices, explicit, cast_from)  # validates; plain voices while unused remain
+    voices = list(dict.fromkeys(available_voices))
+    if cast_from is not None:
+        voices = [v for v in dict.fromkeys(cast_from) if v in voices] or voices
     out: dict[str, tuple[str, float]] = {}
     taken: set[tuple[str, float]] = set()
     variants = voice_variants(voices)

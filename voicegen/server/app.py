@@ -503,12 +503,15 @@ def create_app(config: ServerConfig | None = None, engine: Engine | None = None,
         # the voices those aliases speak with are taken: automatic casting must not give them to anyone else
         taken = {state.voice_map.aliases.get(a.lower()) for a in aliases} - named
         available = [v for v in state.engine.voices if v not in taken] + aliases
-        log.update(voice=",".join(f"{s}={v}" for s, v in script.voices(available).items()), turns=len(script.turns))
+        cast_from = [v for v in state.engine.voice_bank.builtin_names if v not in taken]  # as render_script casts
+        log.update(voice=",".join(f"{s}={v}" for s, v in script.voices(available, cast_from).items()),
+                   turns=len(script.turns))
         job = PodcastJob(state, params, deadline=log.arrived + cfg.timeout)
         state.podcasts += 1
         try:
             async with cancel_on_disconnect(request, job.cancel):
-                audio = await run_in_threadpool(lambda: mix_script(script, job, voices=available, stereo=params.stereo))
+                audio = await run_in_threadpool(lambda: mix_script(script, job, voices=available, cast_from=cast_from,
+                                                                     stereo=params.stereo))
                 data = await run_in_threadpool(encode, audio.samples, params.response_format)
         except Exception as exc:  # noqa: BLE001 - mapped to a status
             job.cancel()
