@@ -306,3 +306,39 @@ def test_none_is_the_default_voice_on_every_path(engine):
     assert torch.equal(engine.plan(Request("Hi there.", None)).items[0].style, default)
     assert torch.equal(engine.plan(Request("Hi there.", voice=None)).items[0].style, default)
     assert next(engine.plan_parts(Request("Hi there.", None)))[0].items[0].style.equal(default)
+
+
+def test_the_default_device_and_its_name_share_one_engine_and_a_closed_one_is_built_again(monkeypatch):
+    """synthesize() and synthesize(device="cpu") built two engines on a CPU machine (+760 MB), and once the shared
+    engine was closed, every later synthesize() raised WorkerClosed."""
+    import types
+
+    import voicegen.api as api
+    from voicegen.performance import resolve_device
+
+    built = []
+    monkeypatch.setattr(api, "_engines", {})
+    monkeypatch.setattr(api, "Engine", lambda device: built.append(device) or types.SimpleNamespace(closed=False))
+    first = api.get_engine(None)
+    assert api.get_engine(str(resolve_device(None))) is first and len(built) == 1
+    first.closed = True
+    assert api.get_engine(None) is not first and len(built) == 2
+
+
+def test_synthesize_many_refuses_a_single_text(engine):
+    """A string was taken for a sequence of requests: "Hi" rendered "H" and "i"."""
+    with pytest.raises(TypeError, match="sequence of requests"):
+        engine.synthesize_many("Hi")
+
+
+@pytest.mark.parametrize("samples, rate, message", [
+    (np.zeros(10, np.int16), 24000, "int16 samples / 32768"),
+    (np.zeros((2, 1000), np.float32), 24000, r"got \(2, 1000\)"),
+    ([0.0, 0.1], 24000, "got list"),
+    (np.zeros(10, np.float32), 0, "positive integer"),
+    (np.zeros(10, np.float32), 24000.0, "positive integer"),
+])
+def test_audio_refuses_what_it_cannot_hold(samples, rate, message):
+    """int16 samples were written clipped at full scale, (2, N) as a 1000-channel file, a zero rate divided by zero."""
+    with pytest.raises(ValueError, match=message):
+        Audio(samples, rate)

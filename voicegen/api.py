@@ -17,12 +17,16 @@ _lock = threading.Lock()
 
 
 def get_engine(device: str | torch.device | None = None) -> Engine:
-    """The shared engine for `device` (built on first use, then reused: weights load once). TypeError or ValueError
-    for a device this torch cannot use (`resolve_device`)."""
-    key = str(resolve_device(device)) if device is not None else "default"
+    """The shared engine for `device` (None: CUDA when available, else the CPU), built on first use, then reused
+    (weights load once; built again if it was closed). TypeError or ValueError for a device this torch cannot use
+    (`resolve_device`)."""
+    dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is None:  # "cuda" and "cuda:0" are one GPU: one engine
+        dev = torch.device("cuda", torch.cuda.current_device())
+    key = str(dev)
     with _lock:
-        if key not in _engines:
-            _engines[key] = Engine(device=device)
+        if key not in _engines or _engines[key].closed:  # the default device and its name share one engine
+            _engines[key] = Engine(device=dev)
         return _engines[key]
 
 

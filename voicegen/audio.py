@@ -65,6 +65,22 @@ class Audio:
     sample_rate: int = SAMPLE_RATE
     segments: list[Segment] = field(default_factory=list)
 
+    def __post_init__(self):
+        """ValueError for what cannot be audio here: samples not a float array shaped (N,) or (N, 1 or 2), or a
+        sample rate that is not a positive integer (numpy integers too)."""
+        samples, rate = self.samples, self.sample_rate
+        if not isinstance(samples, np.ndarray) or not np.issubdtype(samples.dtype, np.floating):
+            integer = isinstance(samples, np.ndarray) and np.issubdtype(samples.dtype, np.integer)
+            kind = f"{samples.dtype} samples" if isinstance(samples, np.ndarray) else type(samples).__name__
+            hint = " (integer PCM: divide by its full scale first, e.g. int16 samples / 32768)" if integer else ""
+            raise ValueError(f"Audio samples must be a float numpy array in [-1, 1], shaped (N,) or (N, 2); got "
+                             f"{kind}{hint}")
+        if samples.ndim not in (1, 2) or samples.ndim == 2 and samples.shape[1] not in (1, 2):
+            raise ValueError(f"Audio samples must be shaped (N,) for mono or (N, 2) for stereo (frames first); got "
+                             f"{samples.shape}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise ValueError(f"Audio sample_rate must be a positive integer (samples per second); got {rate!r}")
+
     @property
     def duration(self) -> float:
         """Length in seconds."""

@@ -163,7 +163,11 @@ class Engine:
         return self.synthesize_many([Request(text, voice, speed, seed, pitch)])[0]
 
     def synthesize_many(self, requests: Sequence[Request | str]) -> list[Audio]:
-        """Speak many texts at once, each with its own voice, speed and seed; batched together. In order."""
+        """Speak many texts at once, each with its own voice, speed and seed; batched together. In order.
+        TypeError for a single string (a sequence of requests is expected: wrap one text in a list)."""
+        if isinstance(requests, (str, Request)):
+            raise TypeError(f"synthesize_many takes a sequence of requests (Request or str); got one "
+                            f"{type(requests).__name__}: pass [{type(requests).__name__.lower()}] or use synthesize()")
         plans = [self.plan(r) for r in requests]
         self.renderer.render([item for plan in plans for item in plan.items])
         return [self.assemble(plan) for plan in plans]
@@ -203,3 +207,8 @@ class Engine:
     def close(self) -> None:
         """Stop the renderer's worker thread (shared renderers stop for every engine that uses them)."""
         self.renderer.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the engine was closed (its requests now raise `voicegen.worker.WorkerClosed`)."""
+        return self.renderer.closed
