@@ -143,12 +143,17 @@ def transcribe(judge: Transcriber, clips: list[np.ndarray]) -> list[str]:
     return [judge(clip, SAMPLE_RATE) if len(clip) else "" for clip in clips]
 
 
-def score(results: Results, system: str, voice: str, sets: dict[str, list[str]], heard: list[str]) -> None:
-    """Store WER per set and per sentence; ``heard`` follows the sentences of ``sets`` in order."""
+def by_set(sets: dict[str, list[str]], values: list):
+    """(set name, its sentences, their values) for ``values`` that follow the sentences of ``sets`` in order."""
     k = 0
     for name, sentences in sets.items():
-        hypotheses = heard[k:k + len(sentences)]
+        yield name, sentences, values[k:k + len(sentences)]
         k += len(sentences)
+
+
+def score(results: Results, system: str, voice: str, sets: dict[str, list[str]], heard: list[str]) -> None:
+    """Store WER per set and per sentence; ``heard`` follows the sentences of ``sets`` in order."""
+    for name, sentences, hypotheses in by_set(sets, heard):
         results.wer[system].setdefault(voice, {})[name] = corpus_word_error_rate(sentences, hypotheses)
         results.transcripts[system].setdefault(voice, {})[name] = [
             {"text": t, "heard": h, "wer": round(word_error_rate(t, h), 4)} for t, h in zip(sentences, hypotheses)
@@ -158,11 +163,8 @@ def score(results: Results, system: str, voice: str, sets: dict[str, list[str]],
 def rate(results: Results, system: str, voice: str, sets: dict[str, list[str]], clips: list[np.ndarray],
          dnsmos) -> None:
     """DNSMOS means per set; ``clips`` follow the sentences of ``sets`` in order (an empty clip is left out)."""
-    k = 0
-    for name, sentences in sets.items():
-        group = [c for c in clips[k:k + len(sentences)] if len(c)]
-        k += len(sentences)
-        mean = dnsmos.mean(group, SAMPLE_RATE)
+    for name, _, group in by_set(sets, clips):
+        mean = dnsmos.mean([c for c in group if len(c)], SAMPLE_RATE)
         results.dnsmos[system].setdefault(voice, {})[name] = {
             "overall": round(mean.overall, 4), "signal": round(mean.signal, 4), "background": round(mean.background, 4)}
 

@@ -449,13 +449,22 @@ def _voice_parts(voice: str) -> list[str]:
     return [n for n in names if not (n.lower().endswith(".voice") or "/" in n)]
 
 
+def _cast_pool(voices: list[str], cast_from: Sequence[str] | None) -> list[str]:
+    """The voices automatic casting draws on: those of `cast_from` among `voices`, in `cast_from`'s order (all of
+    `voices` if `cast_from` is None or none of them is available)."""
+    if cast_from is None:
+        return voices
+    return [v for v in dict.fromkeys(cast_from) if v in voices] or voices
+
+
 def cast_voices(speakers: Iterable[str], available_voices: Sequence[str],
                 explicit: Mapping[str, str] | None = None, cast_from: Sequence[str] | None = None) -> dict[str, str]:
     """Deterministically give every speaker a voice.
 
     Explicit choices come first (any of `available_voices`). Each other speaker (in the given order) gets the first
-    unused voice of `cast_from` (default, or if none of them is available: `available_voices`), in its order, preferring the opposite gender of the previous speaker's voice (for contrast,
-    when names encode gender, e.g. jf_/jm_) and the language prefix of the explicit voices. Voices are
+    unused voice of `cast_from` (default, or if none of them is available: `available_voices`), in its order,
+    preferring the opposite gender of the previous speaker's voice (for contrast, when names encode gender, e.g.
+    jf_/jm_) and the language prefix of the explicit voices. Voices are
     reused (least used first) only when speakers outnumber voices. ValueError names an unknown speaker or
     voice in `explicit` and lists the known ones.
     """
@@ -468,8 +477,7 @@ def cast_voices(speakers: Iterable[str], available_voices: Sequence[str],
         unknown = [part for part in _voice_parts(voice) if part not in voices]
         if unknown:
             raise ValueError(f"unknown voice {unknown[0]!r} for {name!r}; available voices: {', '.join(voices) or '(none)'}")
-    if cast_from is not None:  # automatic casting draws on these (all of `voices` if none is available)
-        voices = [v for v in dict.fromkeys(cast_from) if v in voices] or voices
+    voices = _cast_pool(voices, cast_from)
     if not voices and len(explicit) < len(speakers):
         raise ValueError("no voices available to cast speakers: " + ", ".join(s for s in speakers if s not in explicit))
     languages = {v[0] for v in explicit.values() if "_" in v}
@@ -526,9 +534,7 @@ def cast_speakers(speakers: Iterable[str], available_voices: Sequence[str],
     speakers = list(dict.fromkeys(speakers))
     explicit = dict(explicit or {})
     base = cast_voices(speakers, available_voices, explicit, cast_from)  # validates; plain voices while unused remain
-    voices = list(dict.fromkeys(available_voices))
-    if cast_from is not None:
-        voices = [v for v in dict.fromkeys(cast_from) if v in voices] or voices
+    voices = _cast_pool(list(dict.fromkeys(available_voices)), cast_from)
     out: dict[str, tuple[str, float]] = {}
     taken: set[tuple[str, float]] = set()
     variants = voice_variants(voices)

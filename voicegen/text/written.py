@@ -162,21 +162,17 @@ class WrittenText:
         tokens after it)."""
         op = next(self._ops, None)
         if op is None:
-            if self._spans and self._last < len(self._tokens) - 1:
-                self._last = len(self._tokens) - 1
-                self._spans[-1][1] = self._tokens[-1][1]
+            if self._spans:
+                self._join(len(self._tokens) - 1)
             return False
-        tag, i1, i2, j1, j2 = op
+        _, i1, i2, j1, j2 = op
         owner = self._written.owner
-        if tag == "equal":
-            for i, j in zip(range(i1, i2), range(j1, j2)):
-                self._speak(owner[i], owner[i])
-        elif i2 == i1:  # spoken, not written: the run before (at the start: the first run)
+        if i2 == i1:  # spoken, not written: the run before (at the start: the first run)
             self._runs.extend([len(self._spans) - 1 if self._spans else None] * (j2 - j1))
         elif j2 == j1:  # written, not spoken: joins the run before (at the start: the first run, when it comes)
             if self._spans:
                 self._join(owner[i2 - 1])
-        elif i2 - i1 == j2 - j1:  # read differently in context, word for word ("Mr." said "Mister")
+        elif i2 - i1 == j2 - j1:  # equal, or read differently in context word for word ("Mr." said "Mister")
             for i in range(i1, i2):
                 self._speak(owner[i], owner[i])
         else:  # read differently in context: the stretch's tokens are one run
