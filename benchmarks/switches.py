@@ -9,14 +9,15 @@ value for one device type, and `set_switch` returns the function that puts back 
                    ALBERT's matrix products in float32 / float16 / bfloat16 (`voicegen.model.acoustic.albert.
                    HALF_PRECISION`; CUDA's default float16, the CPU's float32)
   unpacked         BiLSTMs over the padded batch twice, without packing (`voicegen.model.layers.UNPACKED_BILSTM`)
-  one-way / one-way-fp16
+  one-way / one-way-fp16 / packed
                    each BiLSTM as two one-way LSTM calls in float32 / float16 (`layers.ONE_WAY_BILSTM`; in float16
-                   the shape of cuDNN's persistent LSTM kernel on an A100/H100/H200)
+                   the shape of cuDNN's persistent LSTM kernel on an A100/H100/H200, CUDA's default) / off (packed,
+                   or `unpacked` where that is set)
   token-graphs     the token phase's encoder replayed as CUDA graphs (`layers.TOKEN_GRAPHS`; needs unpacked or
                    one-way BiLSTMs, and pads token batches to their buckets)
-  text-encoder-stream
-                   the token phase's text encoder on a second CUDA stream (`voicegen.model.network.
-                   TEXT_ENCODER_STREAM`)
+  text-encoder-stream / one-stream
+                   the token phase's text encoder on a second CUDA stream, CUDA's default / on the same stream as the
+                   rest (`voicegen.model.network.TEXT_ENCODER_STREAM`)
   exact-padding / bucket-padding
                    token batches padded to their longest item / their token bucket
                    (`voicegen.renderer.EXACT_TOKEN_PADDING`; the CPU's default exact, CUDA's buckets)
@@ -37,8 +38,10 @@ SWITCHES: dict[str, tuple[str, str, object]] = {
     "unpacked": ("voicegen.model.layers", "UNPACKED_BILSTM", True),
     "one-way": ("voicegen.model.layers", "ONE_WAY_BILSTM", torch.float32),
     "one-way-fp16": ("voicegen.model.layers", "ONE_WAY_BILSTM", torch.float16),
+    "packed": ("voicegen.model.layers", "ONE_WAY_BILSTM", None),
     "token-graphs": ("voicegen.model.layers", "TOKEN_GRAPHS", True),
     "text-encoder-stream": ("voicegen.model.network", "TEXT_ENCODER_STREAM", True),
+    "one-stream": ("voicegen.model.network", "TEXT_ENCODER_STREAM", False),
     "exact-padding": ("voicegen.renderer", "EXACT_TOKEN_PADDING", True),
     "bucket-padding": ("voicegen.renderer", "EXACT_TOKEN_PADDING", False),
     "channels-last": ("voicegen.compiled", "CHANNELS_LAST", True),

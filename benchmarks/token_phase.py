@@ -1,5 +1,8 @@
 """Token-phase benchmark: the one-minute script's token phase and alignment (ALBERT, text encoder, duration
-predictor, the shared BiLSTM) in several settings, alternating in one process:
+predictor, the shared BiLSTM) in several settings, alternating in one process. Each setting is named by what it
+changes from a base of packed BiLSTMs (float32 LSTMs) with the text encoder on the main stream (switches `packed`,
+`one-stream`); CUDA's default engine runs one-way-fp16-stream (`layers.ONE_WAY_BILSTM`, `network.
+TEXT_ENCODER_STREAM`), the CPU's fp32-albert:
 
   fp32-albert  ALBERT in float32 (`voicegen.model.acoustic.albert.HALF_PRECISION` off), BiLSTMs packed: the baseline,
                and the CPU's default
@@ -22,9 +25,10 @@ predictor, the shared BiLSTM) in several settings, alternating in one process:
                the device's default with its token batches padded the other way
                (`voicegen.renderer.EXACT_TOKEN_PADDING`): to their token bucket on the CPU (which pads to the longest
                item), to the longest item on CUDA
-  budget-N     (--budgets) the device's default with token batches of at most N padded tokens instead of the
-               engine's budget (`Performance.max_batch_tokens`): a BiLSTM's recurrence is a chain of small steps, so
-               on a GPU a large batch may take little longer than a small one and fewer batches pay (to be measured)
+  budget-N     (--budgets) the engine's default (on CUDA one-way-fp16-stream) with token batches of at most N padded
+               tokens instead of the engine's budget (`Performance.max_batch_tokens`): a BiLSTM's recurrence is a
+               chain of small steps, so on a GPU a large batch may take little longer than a small one and fewer
+               batches pay
 
 Round 0 warms every setting up (allocator, cuDNN plans, captures) and is not counted. No compile: the token phase
 runs eagerly (or as graphs of eager kernels), so this takes seconds even on a fresh GPU machine.
@@ -69,6 +73,7 @@ from voicegen import Engine, Performance, Request, renderer  # noqa: E402
 from switches import set_all  # noqa: E402
 from voicegen.batching import token_batches  # noqa: E402
 from voicegen.model.acoustic import albert  # noqa: E402
+from voicegen.model.layers import one_way_rows  # noqa: E402
 
 
 class Setting(NamedTuple):
@@ -91,9 +96,11 @@ def script_items(engine: Engine, corpus_minutes: float = 0.0):
     return [item for request in requests for item in engine.plan(request).items]
 
 
-def batches_of(items, budget: int):
-    """The renderer's token batches of `items` within `budget` padded tokens."""
-    return [[items[i] for i in batch] for batch in token_batches([len(it.tokens) for it in items], budget)]
+def batches_of(items, budget: int, kind: str):
+    """The renderer's token batches of `items` within `budget` padded tokens (and the rows of the one-way BiLSTMs'
+    kernel on a device of type `kind`, as the renderer keeps them)."""
+    rows = one_way_rows(kind)
+    return [[items[i] for i in batch] for batch in token_batches([len(it.tokens) for it in items], budget, rows)]
 
 
 def token_phase(engine: Engine, items, batches, device: str):
@@ -135,8 +142,9 @@ def main() -> int:
         settings["text-encoder-stream"] = Setting(("text-encoder-stream",), budget)
         settings["one-way-fp16-stream"] = Setting(("one-way-fp16", "text-encoder-stream"), budget)
     for extra in (int(b) for b in args.budgets.split(",") if b.strip()):
-        settings[f"budget-{extra}"] = Setting((), extra)
-    batches = {setting.budget: batches_of(items, setting.budget) for setting in settings.values()}
+        settings[f"budget-{extra}"] = Setting(("one-way-fp16", "text-encoder-stream") if kind == "cuda" else (), extra)
+    batches = {setting.budget: batches_of(items, setting.budget, kind) for setting in settings.values()}
+    set_all(["packed", "one-stream"], kind)  # the base every setting changes (the engine's default: batches above)
     times = {name: [] for name in settings}
     results, failures = {}, {}
     # the largest |value| entering ALBERT's last LayerNorm (a residual sum: its largest activation) in float32: how

@@ -161,19 +161,18 @@ def transcribe():
 
 
 @pytest.fixture
-def strict_float32():
+def strict_float32(monkeypatch):
     """Float32 on CUDA without TF32 (PyTorch lets cuDNN convolutions round their inputs to TF32 by default, whose
-    error the network amplifies to a few percent of the signal) and with ALBERT in float32 (float16 on CUDA by
-    default, `albert.HALF_PRECISION`): tests that compare two float32 renderings for equality up to rounding use it,
-    so that what they measure is our batching, not TF32 or float16."""
+    error the network amplifies to a few percent of the signal), with ALBERT in float32 (float16 on CUDA by default,
+    `albert.HALF_PRECISION`) and packed float32 BiLSTMs (one-way float16 ones on CUDA by default,
+    `layers.ONE_WAY_BILSTM`): tests that compare two float32 renderings for equality up to rounding use it, so that
+    what they measure is our batching, not TF32 or float16."""
     import torch
 
+    from voicegen.model import layers
     from voicegen.model.acoustic import albert
 
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, albert.HALF_PRECISION.get("cuda")
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    albert.HALF_PRECISION["cuda"] = None
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, albert.HALF_PRECISION["cuda"] = saved
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setitem(albert.HALF_PRECISION, "cuda", None)
+    monkeypatch.setitem(layers.ONE_WAY_BILSTM, "cuda", None)

@@ -52,13 +52,15 @@ def test_frame_buckets_grow_by_sqrt2_in_multiples_of_16():
 
 
 @settings(max_examples=200, deadline=None)
-@given(counts=st.lists(st.integers(1, 510), min_size=1, max_size=60), budget=st.integers(64, 20000))
-def test_token_batches_cover_every_item_once_within_the_budget(counts, budget):
-    batches = token_batches(counts, budget)
+@given(counts=st.lists(st.integers(1, 510), min_size=1, max_size=60), budget=st.integers(64, 20000),
+       max_rows=st.one_of(st.none(), st.integers(1, 16)))
+def test_token_batches_cover_every_item_once_within_the_budget(counts, budget, max_rows):
+    batches = token_batches(counts, budget, max_rows)
     assert sorted(i for b in batches for i in b) == list(range(len(counts)))
     for b in batches:
         longest = bucket_for(max(counts[i] for i in b) + 2, TOKEN_BUCKETS)
         assert len(b) == 1 or longest * len(b) <= budget  # a single item may exceed it
+        assert max_rows is None or len(b) <= max_rows
     order = [counts[i] for b in batches for i in b]
     assert order == sorted(order)  # shortest first: batches hold items of similar length
 

@@ -49,7 +49,7 @@ def test_the_gpu_sessions_default_ab_variants_and_token_auto_switches_are_known(
     script = (Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_session.sh").read_text()
     default_ab = ",".join(re.findall(r"^AB_DEFAULT=(?:\$AB_DEFAULT,)?(\S+)$", script, re.M))
     assert '--ab "${AB-$AB_DEFAULT}"' in script
-    assert "one-way-fp16" in default_ab.split(",")
+    assert "packed+one-stream" in default_ab.split(",")  # the token phase before CUDA's one-way default, same run
     for name in default_ab.split(","):
         throughput.variant(None, name)  # raises ValueError for an unknown name
     auto = re.search(r"switches = (\{.*?\})\n", script, re.S).group(1)

@@ -99,17 +99,19 @@ def test_a_packed_bilstm_on_cuda_never_waits_for_the_device(strict_float32):
     torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("switch, on", [(None, None), ("UNPACKED_BILSTM", True), ("ONE_WAY_BILSTM", torch.float16),
-                                        ("TEXT_ENCODER_STREAM", True)])
-def test_the_token_phase_encoder_never_waits_for_the_device(monkeypatch, switch, on):
+@pytest.mark.parametrize("switches", [
+    {}, {"ONE_WAY_BILSTM": None, "TEXT_ENCODER_STREAM": False}, {"ONE_WAY_BILSTM": None, "UNPACKED_BILSTM": True},
+    {"ONE_WAY_BILSTM": None}], ids=["default", "packed", "unpacked", "packed-stream"])
+def test_the_token_phase_encoder_never_waits_for_the_device(monkeypatch, switches):
     """`KokoroNetwork.encode` on CUDA with the lengths on the host (the engine's default path: ALBERT in float16,
-    packed BiLSTMs; and with the BiLSTMs unpacked or one-way) is queued without one synchronizing call that torch can
-    see (sync debug mode set to raise): the only wait of a token batch is the read of its durations, after the
-    encoder. Catches a blocking copy of a mask, a permutation, the lengths or an input."""
+    one-way float16 BiLSTMs, the text encoder on a second stream; and with the BiLSTMs packed or unpacked, on one
+    stream or two) is queued without one synchronizing call that torch can see (sync debug mode set to raise): the
+    only wait of a token batch is the read of its durations, after the encoder. Catches a blocking copy of a mask, a
+    permutation, the lengths or an input."""
     from voicegen import Engine, Performance, Request
     from voicegen.model import layers, network
 
-    if switch is not None:
+    for switch, on in switches.items():
         monkeypatch.setitem(getattr(layers if hasattr(layers, switch) else network, switch), "cuda", on)
 
     engine = Engine(device="cuda", performance=Performance())
@@ -231,6 +233,7 @@ def test_the_text_encoder_on_a_second_stream_gives_the_same_token_phase(strict_f
     from voicegen.model import layers, network
 
     monkeypatch.setitem(layers.ONE_WAY_BILSTM, "cuda", one_way)
+    monkeypatch.setitem(network.TEXT_ENCODER_STREAM, "cuda", False)  # on by default: the reference runs in order
     engine = Engine(device="cuda", performance=Performance())
     items = [item for i, text in enumerate(TEXTS) for item in engine.plan(Request(text, seed=i)).items]
     with torch.inference_mode():
@@ -250,7 +253,7 @@ def test_queueing_a_frame_batch_never_waits_for_the_device():
     next batch can be queued while this one renders; the collected audio is then that of the same items rendered
     the usual way. Catches a blocking `.to(device)` (a stream sync) or a host read of a device value."""
     from voicegen import Engine, Performance, Request
-    from voicegen.batching import frame_batches, token_batches
+    from voicegen.batching import frame_batches
 
     engine = Engine(device="cuda", performance=Performance(dtype=torch.bfloat16, cuda_graphs=True))
     renderer = engine.renderer
@@ -261,7 +264,7 @@ def test_queueing_a_frame_batch_never_waits_for_the_device():
     reference = renderer.render(items_of())  # the usual way; captures the graphs of these shapes
     items = items_of()
     with torch.inference_mode():
-        batches = token_batches([len(it.tokens) for it in items], renderer.performance.max_batch_tokens)
+        batches = renderer.token_batches(items)
         store_x, store_asr = renderer._token_store([[items[i] for i in b] for b in batches])
         plans = frame_batches([it._frames for it in items], renderer.performance.max_batch_frames,
                               renderer.frame_buckets, static=renderer.static_shapes, min_rows=renderer._min_rows)

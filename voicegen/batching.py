@@ -69,18 +69,19 @@ def round_up_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def token_batches(token_counts: Sequence[int], max_tokens: int) -> list[list[int]]:
+def token_batches(token_counts: Sequence[int], max_tokens: int, max_rows: int | None = None) -> list[list[int]]:
     """Indices of items per token-phase batch, shortest items first.
 
     token_counts: tokens per item (without the wrapping pads). A batch's padded size, rows x the token bucket of
-    its longest item (pads included), stays within `max_tokens` unless a single item exceeds it.
+    its longest item (pads included), stays within `max_tokens` unless a single item exceeds it; its rows stay
+    within `max_rows` (None: no limit).
     """
     order = sorted(range(len(token_counts)), key=lambda i: token_counts[i])
     batches: list[list[int]] = []
     batch: list[int] = []
     for i in order:
         size = bucket_for(token_counts[i] + 2, TOKEN_BUCKETS)  # the longest so far: items are sorted
-        if batch and size * (len(batch) + 1) > max_tokens:
+        if batch and (size * (len(batch) + 1) > max_tokens or (max_rows is not None and len(batch) >= max_rows)):
             batches.append(batch)
             batch = []
         batch.append(i)

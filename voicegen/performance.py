@@ -21,8 +21,11 @@ RESULTS.md 2026-11-26 fifth session) 2,048 padded tokens took the token phase's 
 its base and its time from 4.2 to 2.5 s against 8,192 (attention and padding grow faster than linearly with a
 batch's longest item, so tighter batches of items sorted by length cost less)."""
 
-CUDA_BATCH_TOKENS = 8192
-"""CUDA token budget per token-phase batch: large batches fill the device."""
+CUDA_BATCH_TOKENS = 16384
+"""CUDA token budget per token-phase batch: a BiLSTM's recurrence is a chain of small steps, so a batch of many rows
+takes little longer than one of a few and fewer batches pay. On an H200 (benchmarks/RESULTS.md, seventeenth session)
+the 10-minute corpus's token phase took 35 ms in token batches of 128 and 7 rows (16,384 tokens; the rows also kept
+within `layers.ONE_WAY_MAX_ROWS`) against 46 ms in batches of 64, 64 and 7 (8,192)."""
 
 CUDA_BATCH_FRAMES = 16384
 """Largest CUDA frame budget per batch: large batches fill the device (on an H200, budgets of 4k to 64k frames

@@ -46,7 +46,7 @@ from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEE
 from .memory import release_free_memory
 from .model import KokoroNetwork
 from .model.fft_conv import SpectralConvs
-from .model.layers import TOKEN_GRAPHS, reads_no_host, to_device
+from .model.layers import TOKEN_GRAPHS, one_way_rows, reads_no_host, to_device
 from .model.network import TokenPhase
 from .performance import Performance, resolve_device
 from .seeds import check_seed, fresh_seed
@@ -379,8 +379,7 @@ class Renderer:
             it.started = started
         self.stats.items += len(items)
         self.stats.turn_items[len(items)] += 1
-        batches = [[items[i] for i in batch]
-                   for batch in token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens)]
+        batches = [[items[i] for i in batch] for batch in self.token_batches(items)]
         if len(batches) > 1 and self.overlap:
             self._render_overlapped(batches)
         else:
@@ -505,6 +504,12 @@ class Renderer:
             self._token_graphs = GraphCache(self._encode_call, self.device, self._token_inputs, names=TOKEN_NAMES,
                                             max_frames=TOKEN_GRAPH_MAX_TOKENS)  # its limit counts tokens here
         return True
+
+    def token_batches(self, items: Sequence[Item]) -> list[list[int]]:
+        """Indices of `items` per token-phase batch: within the token budget (`Performance.max_batch_tokens`) and,
+        with `layers.ONE_WAY_BILSTM` on, within the rows of cuDNN's persistent LSTM kernel (`one_way_rows`)."""
+        return token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens,
+                             one_way_rows(self.device.type))
 
     def _token_graph_shapes(self) -> list[tuple[int, int]]:
         """Every (rows, token bucket) a token batch is replayed at: rows a power of two, within the capture limit

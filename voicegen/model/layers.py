@@ -166,19 +166,31 @@ right-aligned; see `BiLSTM.unpacked`). Off by default: an A/B switch for the GPU
 spent ~4 ms of host time (benchmarks/RESULTS.md, sixth session's H200 profile) and packing keeps the token phase
 out of CUDA graphs."""
 
-ONE_WAY_BILSTM: dict[str, torch.dtype | None] = {"cuda": None}
+ONE_WAY_BILSTM: dict[str, torch.dtype | None] = {"cuda": torch.float16}
 """Per device type: a dtype (torch.float16) in which to run each `BiLSTM` as two one-way LSTM calls, one per
-direction (`BiLSTM.one_way`), over rows padded to a multiple of 8; None or absent: off. Off by default: an A/B switch
-for the GPU, where this is the shape for which PyTorch gives cuDNN's persistent LSTM kernel
-(CUDNN_RNN_ALGO_PERSIST_STATIC, which keeps the recurrent weights on chip across the steps instead of a kernel
-launch or two per step): float16 data, one direction, unpacked, hidden and input sizes multiples of 128 (ours: 256;
-512 and 640), at most 128 rows in a multiple of 8, on sm_80 or newer with at least 98 multiprocessors (A100, H100,
-H200). The token phase's LSTMs are chains of small steps, one per token or frame (hundreds), so on a GPU they are
-latency-bound. Like `UNPACKED_BILSTM` it reads nothing from the host, so the encoder can be captured in CUDA graphs
-(`TOKEN_GRAPHS`)."""
+direction (`BiLSTM.one_way`), over rows padded to a multiple of 8; None or absent: off. On by default on CUDA (float16),
+where this is the shape for which PyTorch gives cuDNN's persistent LSTM kernel (CUDNN_RNN_ALGO_PERSIST_STATIC, which
+keeps the recurrent weights on chip across the steps instead of a kernel launch or two per step): float16 data, one
+direction, unpacked, hidden and input sizes multiples of 128 (ours: 256; 512 and 640), at most `ONE_WAY_MAX_ROWS`
+rows in a multiple of 8, on sm_80 or newer with at least 98 multiprocessors (A100, H100, H200). The token phase's
+LSTMs are chains of small steps, one per token or frame (hundreds), so on a GPU they are latency-bound: on an H200
+(benchmarks/RESULTS.md, seventeenth session) this took the compiled engine's corpus from 1,505x to 1,793x real time
+and the one-minute script from 0.138 to 0.103 s, durations at most a frame from float32's. Off on the CPU (float16
+LSTMs there are slower). Like `UNPACKED_BILSTM` it reads nothing from the host, so the encoder can be captured in
+CUDA graphs (`TOKEN_GRAPHS`)."""
 
 ONE_WAY_ROWS = 8
 """`BiLSTM.one_way` pads its rows to a multiple of this (cuDNN's persistent kernel wants a multiple of 8)."""
+
+ONE_WAY_MAX_ROWS = 128
+"""The most rows for which cuDNN's persistent LSTM kernel runs: with `ONE_WAY_BILSTM` on, the renderer keeps its
+token batches within this many items (`Renderer.token_batches`)."""
+
+
+def one_way_rows(kind: str) -> int | None:
+    """The most rows a token batch may have on a device of this type for `ONE_WAY_BILSTM`'s kernel, or None."""
+    return ONE_WAY_MAX_ROWS if ONE_WAY_BILSTM.get(kind) is not None else None
+
 
 TOKEN_GRAPHS = {"cuda": False}
 """Per device type (CUDA only): with CUDA graphs on (`Performance.cuda_graphs`) and BiLSTMs that read nothing from

@@ -41,12 +41,13 @@ class NetworkConfig:
         return asdict(self)
 
 
-TEXT_ENCODER_STREAM = {"cuda": False}
+TEXT_ENCODER_STREAM = {"cuda": True}
 """Per device type (CUDA only): run the token phase's text encoder (convolutions and a BiLSTM, independent of ALBERT
 and the duration predictor) on a second CUDA stream, so that it overlaps them and the read of the durations that
-follows them; the alignment waits for it (`TokenPhase.ready`). Off by default: an A/B switch for the GPU, where the
-token phase is a few chains of small LSTM steps that leave most of the device idle (benchmarks/RESULTS.md,
-thirteenth session). Not while autograd records (voice fitting) or a graph is being captured."""
+follows them; the alignment waits for it (`TokenPhase.ready`). On by default on CUDA: the token phase is a few chains
+of small LSTM steps that leave most of the device idle; on an H200 (benchmarks/RESULTS.md, seventeenth session),
+with `layers.ONE_WAY_BILSTM` it took time to first audio from 28 to 24 ms (the corpus 1,793x -> 1,811x real time,
+within the run's spread). Not while autograd records (voice fitting) or a graph is being captured."""
 
 
 @dataclass
