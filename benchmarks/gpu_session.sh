@@ -7,14 +7,17 @@
 # Prepare once on the CPU, from the project root:
 #     bash ../shared/gpu/make-bundle.sh                        # builds .gpu/ (about 3-6 minutes)
 # then call the device tool with
-#     command="bash benchmarks/gpu_session.sh", carry=[".gpu"], timeout_s=550
+#     command="TOKEN_S=1 PROFILE_S=0 FIT_S=0 TESTS_S=60 bash benchmarks/gpu_session.sh", carry=[".gpu"], timeout_s=520
+# (the benchmark with its A/B and the CUDA tests in one call, ~8 minutes with start-up; the token phase, profile and
+# fit are for a second call or a longer budget). The cold warm-up varies by machine: 169 s and 204 s on two H200
+# starts of the seventeenth session (compile 134 s and 165 s), so BENCH_S below ~400 s can cut the A/B.
 # Budget (the device gives ~15 minutes per session, start-up included), each step cut at its limit, the next one
 # still run:
 #   TOKEN_S (60 s)     first, the token phase in each setting of benchmarks/token_phase.py (ALBERT float32/float16;
 #                      BiLSTMs packed, unpacked, one-way float32/float16; the encoder in CUDA graphs; the text encoder
 #                      on a second stream), 20 rounds, no compile; TOKEN_S=1 skips it in effect (the corpus with
 #                      larger token budgets is gpu_followup.sh's TOKEN_CORPUS_S)
-#   BENCH_S (330 s)    the benchmark, b1-eager and the compiled mode (the cold warm-up, compile and every bucket shape
+#   BENCH_S (420 s)    the benchmark, b1-eager and the compiled mode (the cold warm-up, compile and every bucket shape
 #                      captured, took 169 s on an H200 in the seventeenth session), then its A/B: AB (default
 #                      packed+one-stream,packed,one-stream,tokens-8192,overlap,overhead-256,exact-padding,buckets-4,
 #                      buckets-4+overhead-256; empty: none) are variants the compiled mode's warm engine renders the
@@ -96,7 +99,7 @@ fi
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
 AB_DEFAULT=packed+one-stream,packed,one-stream,tokens-8192,overlap,overhead-256,exact-padding
 AB_DEFAULT=$AB_DEFAULT,buckets-4,buckets-4+overhead-256
-timeout ${BENCH_S:-330} python3 benchmarks/throughput.py --device $DEV --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
+timeout ${BENCH_S:-420} python3 benchmarks/throughput.py --device $DEV --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
     --ab "${AB-$AB_DEFAULT}" \
     --ab-rounds ${AB_ROUNDS:-3} \
     --out "$OUT/throughput-cuda.json" \
