@@ -404,6 +404,8 @@ def _decade(m: re.Match[str]) -> str:
 MONEY_RULES: list[Rule] = [
     (re.compile(r"\b(\d{1,2})'\s?(\d{1,2})(?:\"|'')"),
      lambda m: _sp(f"{cardinal(int(m.group(1)))} foot {cardinal(int(m.group(2)))}")),
+    (re.compile(r"\b(\d[\d,]*)(?:st|nd|rd|th)\s?-\s?(?=\d[\d,]*(?:st|nd|rd|th)\b)"),  # 1st-2nd: a range
+     lambda m: _sp(f"{ordinal(int(m.group(1).replace(',', '')))} to")),
     (re.compile(r"(?<=\d)(st|nd|rd|th|s)?-(?=[^\W\d_])|(?<=[^\W\d_])-(?=\d)"),  # 24-hour, 2nd-floor, COVID-19
      lambda m: (m.group(1) or "") + " "),
     (re.compile(rf"(?<=\d)\s?-\s?(?=(?:{_NUM})\s?(?:{_UNIT_RE})(?![\w°]))|(?:(?<=\d%)|(?<=\d\s%))\s?-\s?(?=\d)"),
