@@ -32,7 +32,8 @@ def get_engine(device: str | torch.device | None = None) -> Engine:
 
 def voices() -> list[str]:
     """Names of the built-in voices, then the user's (voice files in `voicegen.weights.user_voice_dir()`), each
-    sorted (no model is loaded)."""
+    sorted (no model is loaded, no file is read: a user file that cannot be read is listed too, and using it
+    raises VoiceError saying why; `voicegen voices --long` reads each and shows which)."""
     from .weights import VoiceBank
 
     bank = VoiceBank()
