@@ -19,15 +19,16 @@
 #                      larger token budgets is gpu_followup.sh's TOKEN_CORPUS_S)
 #   BENCH_S (420 s)    the benchmark, b1-eager and the compiled mode (the cold warm-up, compile and every bucket shape
 #                      captured, took 169 s on an H200 in the seventeenth session), then its A/B: AB (default
-#                      packed+one-stream,packed,one-stream,tokens-8192,overlap,overhead-256,exact-padding,buckets-4,
+#                      packed+one-stream,pipelined-script,tokens-8192,overlap,overhead-256,exact-padding,buckets-4,
 #                      buckets-4+overhead-256; empty: none) are variants the compiled mode's warm engine renders the
 #                      corpus, the script and first audio with, alternating with it as it is, AB_ROUNDS (3) rounds
 #                      after an untimed pass (throughput.py --ab; `ab` in its JSON; ~30 s in all, new buckets' CUDA
 #                      graphs captured in the untimed pass): the token phase as it was before the seventeenth session
-#                      (packed float32 BiLSTMs, the text encoder on the main stream; each alone), its token budget
-#                      before then, Renderer.overlap (issue 11 item 4), the batch planner's per-batch cost against its
-#                      1,024 frames, exact token padding, 4 frame buckets per octave instead of 2 (its token batches
-#                      and host time are in the JSON per variant, its stages in `corpus_stages_s`)
+#                      (packed float32 BiLSTMs, the text encoder on the main stream), the script's windows pipelined
+#                      (mixing overlapping the GPU), the token budget before then, Renderer.overlap (issue 11 item 4),
+#                      the batch planner's per-batch cost against its 1,024 frames, exact token padding, 4 frame
+#                      buckets per octave instead of 2 (its token batches and host time are in the JSON per variant,
+#                      its stages in `corpus_stages_s`)
 #   FALLBACK_S (170 s) if the compiled mode failed in inductor: once more, traced size-obliviously
 #   PROFILE_S (60 s), TESTS_S (80 s), FIT_S (60 s)   the profile, the CUDA tests, voice fitting (0 skips a step)
 # Switches: SWITCHES=a,b sets module switches by their names in benchmarks/switches.py for every process of the call
@@ -46,14 +47,14 @@
 # graphs.tar.xz.
 # DRY_RUN=1 runs the same steps on this CPU machine in about 10 minutes, to check the call's plumbing before device
 # time is spent on it (the bundle unpacked and used, the switches, TOKEN_AUTO, the A/B, the tests' collection): the
-# token phase one round, the benchmark batched-fft over a 0.2-minute corpus with AB=packed+one-stream,overlap and one A/B
+# token phase one round, the benchmark batched-fft over a 0.2-minute corpus with AB=packed+one-stream,pipelined-script and one A/B
 # round (BENCH_S 900 s), no profile, no fit, tests/test_cuda.py only (it skips without a GPU). Its figures mean
 # nothing; run it on a quiet machine (under load the benchmark step can run past its limit).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 DEV=cuda
 if [ -n "${DRY_RUN:-}" ]; then
-    DEV=cpu MODES=${MODES:-batched-fft} MINUTES=${MINUTES:-0.2} AB=${AB-packed+one-stream,overlap} AB_ROUNDS=${AB_ROUNDS:-1}
+    DEV=cpu MODES=${MODES:-batched-fft} MINUTES=${MINUTES:-0.2} AB=${AB-packed+one-stream,pipelined-script} AB_ROUNDS=${AB_ROUNDS:-1}
     TOKEN_ROUNDS=${TOKEN_ROUNDS:-1} PROFILE_S=0 FIT_S=0 TESTS="tests/test_cuda.py" BENCH_S=${BENCH_S:-900}
 fi
 mkdir -p "$OUT"
@@ -97,7 +98,7 @@ PY
     { echo "token setting chosen by TOKEN_AUTO:"; cat "$CUSTOM/sitecustomize.py"; } >> "$OUT/throughput.log"
 fi
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
-AB_DEFAULT=packed+one-stream,packed,one-stream,tokens-8192,overlap,overhead-256,exact-padding
+AB_DEFAULT=packed+one-stream,pipelined-script,tokens-8192,overlap,overhead-256,exact-padding
 AB_DEFAULT=$AB_DEFAULT,buckets-4,buckets-4+overhead-256
 timeout ${BENCH_S:-420} python3 benchmarks/throughput.py --device $DEV --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
     --ab "${AB-$AB_DEFAULT}" \

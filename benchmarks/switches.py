@@ -22,6 +22,8 @@ value for one device type, and `set_switch` returns the function that puts back 
                    token batches padded to their longest item / their token bucket
                    (`voicegen.renderer.EXACT_TOKEN_PADDING`; the CPU's default exact, CUDA's buckets)
   channels-last    the compiled frame phase channels-last (`voicegen.compiled.CHANNELS_LAST`)
+  pipelined-script a script's next window rendered while this one is mixed, a one-window script in two halves
+                   (`voicegen.podcast.render.PIPELINED_WINDOWS`)
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ SWITCHES: dict[str, tuple[str, str, object]] = {
     "exact-padding": ("voicegen.renderer", "EXACT_TOKEN_PADDING", True),
     "bucket-padding": ("voicegen.renderer", "EXACT_TOKEN_PADDING", False),
     "channels-last": ("voicegen.compiled", "CHANNELS_LAST", True),
+    "pipelined-script": ("voicegen.podcast.render", "PIPELINED_WINDOWS", True),
 }
 """name -> (module, per-device-type dict in it, the value the name sets)."""
 

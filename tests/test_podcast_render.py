@@ -82,24 +82,31 @@ def test_male_voice_turns_are_clearly_lower_than_female_voice_turns(episode):
     assert guest < 0.8 * host, (host, guest)
 
 
-def test_a_script_renders_its_turns_as_they_render_alone(engine, assert_batch_invariant, monkeypatch):
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_a_script_renders_its_turns_as_they_render_alone(engine, assert_batch_invariant, monkeypatch, pipelined):
     """render_script renders all pieces of a script together (`_EngineBatches`); each piece it renders equals the
     piece rendered on its own with its speaker's cast voice and its seed (`piece_seed`): catches pieces given the
-    wrong voice or seed, or out of order, as well as batch effects."""
+    wrong voice or seed, or out of order, as well as batch effects. Pipelined (`PIPELINED_WINDOWS`: two halves, the
+    second rendered on a thread while the first is mixed, its frontend planned ahead on another) too."""
     from voicegen.podcast import render
 
+    monkeypatch.setitem(render.PIPELINED_WINDOWS, "cpu", pipelined)
     script = Script.parse(SCRIPT)
     rendered, call = [], render._EngineBatches.__call__
+
+    windows = []
 
     def recording(self, requests, **kwargs):
         out = call(self, requests, **kwargs)
         rendered.extend(out)
+        windows.append(len(out))
         return out
 
     monkeypatch.setattr(render._EngineBatches, "__call__", recording)
     render_script(engine, script, seed=11)
     pieces = [(p, {"Host": "jf_alpha", "Guest": "jm_kumo"}[t.speaker]) for t in script.turns for p in t.pieces if isinstance(p, str)]
     assert len(rendered) == len(pieces)
+    assert len(windows) == (2 if pipelined else 1)
     for i, (text, voice) in enumerate(pieces):
         alone = engine.synthesize(text, voice, seed=piece_seed(11, i))
         assert_batch_invariant(rendered[i].samples, alone.samples)

@@ -37,7 +37,18 @@ and after each window."""
 
 WINDOW_CHARS = 6000
 """Characters of script text rendered per call of `synthesize_many` (about 6-7 minutes of speech): large enough to
-fill batches, small enough that a 60-minute episode never holds more than a window of audio in memory."""
+fill batches, small enough that a 60-minute episode never holds more than a window of audio in memory (two when
+pipelined)."""
+
+PIPELINED_WINDOWS = {"cuda": False}
+"""Per device type: `render_script` and `render_episode` render the next window of turns on a worker thread while
+the current one is mixed, and split a script that fits in one window into two halves, so that the mixer (CPU work)
+overlaps rendering (on a GPU mostly waiting for the device); at most two windows of audio are held instead of one.
+Off by default: an A/B switch for the next GPU session (`benchmarks/switches.py`: pipelined-script). On an H200 the
+one-minute script spent 48 ms of its 122 in CPU stages before or after the GPU's 70 ms (benchmarks/RESULTS.md,
+seventeenth session); whether two half batches cost the GPU less than the overlap saves is what the A/B measures.
+Not for the CPU, where rendering and mixing share the same cores and a window renders for a minute or more (an
+error or Ctrl-C while mixing waits for the window in flight)."""
 
 
 def piece_seed(seed: int | None, index: int) -> int | None:
@@ -55,48 +66,66 @@ def _leading_pauses(pieces: Sequence) -> list[Pause]:
 
 
 def feed_script(script: Script, synthesize_many: SynthesizeMany, voices: Sequence[str], writer: EpisodeWriter,
-                progress: Progress | None = None, cast_from: Sequence[str] | None = None) -> None:
+                progress: Progress | None = None, cast_from: Sequence[str] | None = None,
+                pipeline: bool = False) -> None:
     """Cast (the cast's voices from `voices`, the other speakers' from `cast_from`, default `voices`), render (a
-    window of turns per `synthesize_many` call) and add every turn to `writer`, in order.
+    window of turns per `synthesize_many` call) and add every turn to `writer`, in order. With `pipeline`
+    (`PIPELINED_WINDOWS`), the next window renders on a worker thread while this one is mixed, and a script shorter
+    than two windows is rendered in two halves: every piece keeps its seed, its batch neighbours change (so its
+    audio is the same within batch rounding, README "Determinism").
 
     Pauses at the very start or end of a turn become silence around the turn; inner pauses stay inside it.
     """
     casting = script.casting(voices, cast_from)
     cast = {name: voice for name, (voice, _) in casting.items()}
     turns = script.turns
-    windows = text_windows([len(t.text) for t in turns], WINDOW_CHARS)
+    lengths = [len(t.text) for t in turns]
+    # pipelined, a script shorter than two windows is rendered in two halves, so that mixing has something to overlap
+    limit = min(WINDOW_CHARS, max(1, -(-sum(lengths) // 2))) if pipeline else WINDOW_CHARS
+    windows = text_windows(lengths, limit)
     piecewise = progress is not None and _takes_done(synthesize_many)
 
     def requests_of(lo: int, hi: int) -> list[tuple[str, str, float, float]]:
         return [(p, cast[t.speaker], script.member(t.speaker).speed, casting[t.speaker][1])
                 for t in turns[lo:hi] for p in t.pieces if not isinstance(p, Pause)]
 
-    plan_ahead = getattr(synthesize_many, "prepare", None)  # the engine's: plans a window in the background
-    if plan_ahead is not None and windows:
-        plan_ahead(requests_of(*windows[0]))
-    for k, (lo, hi) in enumerate(windows):
-        interrupts.check()  # a Ctrl-C that compiled code swallowed: the next window would be rendered for nothing
+    def render(k: int) -> list[Audio]:
+        lo, hi = windows[k]
         if plan_ahead is not None and k + 1 < len(windows):
             plan_ahead(requests_of(*windows[k + 1]))  # the next window's frontend runs while this one renders
         if piecewise:
-            rendered = iter(synthesize_many(requests_of(lo, hi), done=_turn_counter(turns, lo, hi, progress)))
-        else:
-            rendered = iter(synthesize_many(requests_of(lo, hi)))
-        for turn in turns[lo:hi]:
-            pieces = [p if isinstance(p, Pause) else next(rendered) for p in turn.pieces]
-            lead = _leading_pauses(pieces)
-            trail = _leading_pauses(pieces[::-1]) if len(lead) < len(pieces) else []  # a turn of pauses: once
-            spoken = pieces[len(lead) : len(pieces) - len(trail)]
-            if lead:
-                writer.add_silence(sum(p.seconds for p in lead))
-            if spoken:
-                writer.add_turn(join_pieces(spoken, writer.sample_rate, fade_ends=False), speaker=turn.speaker,
-                                text=turn.spoken_text, voice=cast[turn.speaker], pan=script.member(turn.speaker).pan,
-                                copy=False)  # the joined samples are ours: faded in place
-            if trail:
-                writer.add_silence(sum(p.seconds for p in trail))
-        if progress is not None:
-            progress(hi, len(turns))
+            return list(synthesize_many(requests_of(lo, hi), done=_turn_counter(turns, lo, hi, progress)))
+        return list(synthesize_many(requests_of(lo, hi)))
+
+    plan_ahead = getattr(synthesize_many, "prepare", None)  # the engine's: plans a window in the background
+    if plan_ahead is not None and windows:
+        plan_ahead(requests_of(*windows[0]))
+    pool = ThreadPoolExecutor(1, thread_name_prefix="voicegen-window") if pipeline and len(windows) > 1 else None
+    ahead: Future | None = None  # the next window, rendering on the pool's thread
+    try:
+        for k, (lo, hi) in enumerate(windows):
+            interrupts.check()  # a Ctrl-C that compiled code swallowed: the next window would be rendered for nothing
+            rendered = iter(ahead.result() if ahead is not None else render(k))
+            ahead = pool.submit(render, k + 1) if pool is not None and k + 1 < len(windows) else None
+            for turn in turns[lo:hi]:
+                pieces = [p if isinstance(p, Pause) else next(rendered) for p in turn.pieces]
+                lead = _leading_pauses(pieces)
+                trail = _leading_pauses(pieces[::-1]) if len(lead) < len(pieces) else []  # a turn of pauses: once
+                spoken = pieces[len(lead) : len(pieces) - len(trail)]
+                if lead:
+                    writer.add_silence(sum(p.seconds for p in lead))
+                if spoken:
+                    writer.add_turn(join_pieces(spoken, writer.sample_rate, fade_ends=False), speaker=turn.speaker,
+                                    text=turn.spoken_text, voice=cast[turn.speaker],
+                                    pan=script.member(turn.speaker).pan,
+                                    copy=False)  # the joined samples are ours: faded in place
+                if trail:
+                    writer.add_silence(sum(p.seconds for p in trail))
+            if progress is not None and not (piecewise and ahead is not None):  # the next window's own count runs
+                progress(hi, len(turns))
+    finally:
+        if pool is not None:  # on an error while mixing, the window in flight finishes first (the engine is ours)
+            pool.shutdown(wait=True)
 
 
 def _takes_done(synthesize_many: SynthesizeMany) -> bool:
@@ -128,27 +157,27 @@ def _turn_counter(turns: Sequence[Turn], lo: int, hi: int, progress: Progress) -
 
 def mix_script(script: Script, synthesize_many: SynthesizeMany, *, voices: Sequence[str],
                stereo: bool | None = None, progress: Progress | None = None, cast_from: Sequence[str] | None = None,
-               **options) -> Audio:
+               pipeline: bool = False, **options) -> Audio:
     """Render a whole script in memory: cast voices, synthesize the pieces (a window of turns per call), mix,
     normalize.
 
-    voices: the available voice names; cast_from: those automatic casting draws on (default: `voices`).
-    `options` are EpisodeWriter's.
+    voices: the available voice names; cast_from: those automatic casting draws on (default: `voices`);
+    pipeline: render the next window while mixing this one (`feed_script`). `options` are EpisodeWriter's.
     Returns Audio with one Segment per turn (text without directives, words, speaker, voice).
     """
     writer = EpisodeWriter(None, stereo=script.stereo if stereo is None else stereo, **options)
     with writer:
-        feed_script(script, synthesize_many, voices, writer, progress, cast_from)
+        feed_script(script, synthesize_many, voices, writer, progress, cast_from, pipeline)
     return writer.audio
 
 
 def write_episode(script: Script, synthesize_many: SynthesizeMany, path: str | os.PathLike, *,
                   voices: Sequence[str], stereo: bool | None = None, progress: Progress | None = None,
-                  cast_from: Sequence[str] | None = None, **options) -> list[Segment]:
+                  cast_from: Sequence[str] | None = None, pipeline: bool = False, **options) -> list[Segment]:
     """Like `mix_script` but streams to `path` in bounded memory; returns the segments."""
     writer = EpisodeWriter(path, stereo=script.stereo if stereo is None else stereo, **options)
     with writer:
-        feed_script(script, synthesize_many, voices, writer, progress, cast_from)
+        feed_script(script, synthesize_many, voices, writer, progress, cast_from, pipeline)
     return writer.segments
 
 
@@ -256,7 +285,7 @@ def render_script(engine: Engine, script: Script, voices: Mapping[str, str] | No
     batches = _EngineBatches(engine, speed, seed, pitch)
     try:
         return mix_script(script, batches, voices=engine.voices, cast_from=engine.voice_bank.builtin_names,
-                          **options)
+                          pipeline=PIPELINED_WINDOWS.get(engine.device.type, False), **options)
     finally:
         batches.close()
 
@@ -307,6 +336,7 @@ def render_episode(
     try:
         segments = write_episode(script, batches, path, voices=engine.voices,
                                  cast_from=engine.voice_bank.builtin_names, stereo=stereo or None,
+                                 pipeline=PIPELINED_WINDOWS.get(engine.device.type, False),
                                  progress=progress_bar() if progress else None, **options)
     finally:
         batches.close()
