@@ -146,6 +146,30 @@ def test_unpacked_bilstm_equals_the_packed_one_values_and_gradients(way):
     torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-5, atol=1e-6)
 
 
+def test_one_way_bilstms_run_for_inference_and_packed_ones_for_a_gradient(monkeypatch):
+    """`ONE_WAY_BILSTM` (CUDA's default, float16) applies to inference only: while autograd records a gradient
+    through the BiLSTM (voice fitting), it runs packed in float32, as fitting was measured. Catches fitting moved
+    onto the one-way calls, or inference kept off them."""
+    from voicegen.model import layers
+    from voicegen.model.layers import BiLSTM
+
+    torch.manual_seed(0)
+    lstm = BiLSTM(20, 16)
+    lengths = torch.tensor([13, 7, 1])
+    x = torch.randn(3, 13, 20)
+    monkeypatch.setitem(layers.ONE_WAY_BILSTM, "cpu", torch.float32)
+    calls = []
+    one_way = BiLSTM.one_way
+    monkeypatch.setattr(BiLSTM, "one_way", lambda self, *args: calls.append(1) or one_way(self, *args))
+    with torch.no_grad():
+        lstm(x, lengths)
+    assert calls == [1]
+    packed = lstm(x.requires_grad_(), lengths)
+    assert calls == [1] and packed.grad_fn is not None
+    monkeypatch.setitem(layers.ONE_WAY_BILSTM, "cpu", None)
+    torch.testing.assert_close(packed, lstm(x, lengths), rtol=0, atol=0)
+
+
 SWITCHES = [("UNPACKED_BILSTM", True), ("ONE_WAY_BILSTM", torch.float32)]
 """The two ways `BiLSTM` runs without packing (`layers.reads_no_host`), as (switch, value on)."""
 

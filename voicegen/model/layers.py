@@ -176,8 +176,9 @@ rows in a multiple of 8, on sm_80 or newer with at least 98 multiprocessors (A10
 LSTMs are chains of small steps, one per token or frame (hundreds), so on a GPU they are latency-bound: on an H200
 (benchmarks/RESULTS.md, seventeenth session) this took the compiled engine's corpus from 1,505x to 1,793x real time
 and the one-minute script from 0.138 to 0.103 s, durations at most a frame from float32's. Off on the CPU (float16
-LSTMs there are slower). Like `UNPACKED_BILSTM` it reads nothing from the host, so the encoder can be captured in
-CUDA graphs (`TOKEN_GRAPHS`)."""
+LSTMs there are slower), and while autograd records a gradient through the BiLSTM (voice fitting keeps the packed
+float32 LSTMs it was measured with). Like `UNPACKED_BILSTM` it reads nothing from the host, so the encoder can be
+captured in CUDA graphs (`TOKEN_GRAPHS`)."""
 
 ONE_WAY_ROWS = 8
 """`BiLSTM.one_way` pads its rows to a multiple of this (cuDNN's persistent kernel wants a multiple of 8)."""
@@ -233,7 +234,8 @@ class BiLSTM(nn.LSTM):
         zero on padding."""
         total = x.shape[1]
         one_way = ONE_WAY_BILSTM.get(x.device.type)
-        if one_way is not None:  # lengths may live on the device: nothing is read back
+        if one_way is not None and not (x.requires_grad and torch.is_grad_enabled()):  # not for voice fitting
+            # lengths may live on the device: nothing is read back
             return self.one_way(x, lengths, one_way)
         if lengths.device.type == "cpu" and bool((lengths == total).all()):
             return super().forward(x)[0]
