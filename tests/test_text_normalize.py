@@ -24,7 +24,7 @@ CASES = {
     "ordinals": [
         ("The 1st and 22nd and 103rd.", "The first and twenty-second and one hundred third."),
         ("Park on the -1st floor.", "Park on the minus first floor."),
-        ("In the 1st-2nd centuries, and 3rd – 5th place.", "In the first to second centuries, and third to fifth place."),
+        ("In the 1st-2nd centuries, 3rd – 5th place.", "In the first to second centuries, third to fifth place."),
         ("A 2nd-floor flat.", "A second floor flat."),
     ],
     "percentages": [
