@@ -30,7 +30,7 @@ the median of three more renders without them (`script_latency_s`; the profiled 
 first audio is the median of five streamed sentences. The script's latency with the phoneme cache emptied before
 each render (`script_latency_new_text_s`: a script the engine has not read, as a user's is; median of three on CUDA,
 one render on the CPU) adds espeak-ng's time for every sentence. The corpus is rendered once on the CPU and three
-times by CUDA's batched modes, where one pass takes half a second and the first pass after warm-up ran up to 15%
+times by CUDA's batched modes, where one pass takes half a second and the first pass after warm-up ran 13-29%
 slower than later ones (H200, seventeenth session; batch-1 eager: once): `x_realtime` is from the median pass,
 every pass's seconds in `corpus_runs_s`. A pass records its token batches and the token phase's host time
 (`corpus_token_phase_s`), and one more pass with synchronized stage counters its stages
