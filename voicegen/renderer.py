@@ -11,8 +11,9 @@ For a set of items (token ids, a style row, speed, pitch, noise seed), one turn:
    (lengths, seeds, style, pitch); the source noise is drawn inside the frame phase from each item's seed.
 3. Only the valid samples come back to the host: on CUDA by an asynchronous copy into pinned memory that is
    collected after the next batch has been queued, so the device never waits for the host between batches.
-With `Renderer.overlap` (off by default, not yet measured on a GPU) a turn runs token batch by token batch instead,
-each one's frame batches queued before the next token phase, which on CUDA runs on a second stream.
+With `Renderer.overlap` (off by default: on an H200 it rendered the benchmark corpus at 0.93x, benchmarks/RESULTS.md,
+seventeenth session) a turn runs token batch by token batch instead, each one's frame batches queued before the next
+token phase, which on CUDA runs on a second stream.
 
 An item's audio does not depend on what else shares its batch (up to float32 rounding; README, "Determinism").
 Calls from several threads are batched together by `voicegen.worker.BatchWorker`.
@@ -220,8 +221,9 @@ class Renderer:
         # its token phase is done, and on CUDA the token phase runs on a second stream, so that its recurrences
         # (BiLSTMs over tokens and frames: latency-bound on a GPU, a few SMs busy) and alignment's host syncs overlap
         # the frame phase of the token batch before. Frame batches are then planned per token batch, not per turn (a
-        # little more padding). Off until a GPU run measures it (benchmarks/throughput.py's `--ab overlap`); on the
-        # CPU, where both phases share the cores, it changes only the grouping (tests/test_overlap.py).
+        # little more padding). Off: on an H200 (benchmarks/throughput.py's `--ab overlap`, seventeenth session) the
+        # second stream slowed the token phase more than the overlap gained (0.93x); on the CPU, where both phases
+        # share the cores, it changes only the grouping (tests/test_overlap.py).
         self.overlap = False
         self.static_shapes = perf.cuda_graphs  # graphs replay fixed shapes; compiled code takes any size
         # compiled bucket shapes: at least two rows, so that one compile with symbolic sizes serves every bucket
