@@ -197,8 +197,10 @@ TOKEN_GRAPHS = {"cuda": False}
 """Per device type (CUDA only): with CUDA graphs on (`Performance.cuda_graphs`) and BiLSTMs that read nothing from
 the host (`UNPACKED_BILSTM` or `ONE_WAY_BILSTM` on), the renderer replays the token phase's encoder
 (`KokoroNetwork.encode`: ALBERT, duration predictor, text encoder) as one captured graph per (rows, token bucket),
-rows padded to a power of two. Off by default: an A/B switch for the next GPU session (`benchmarks/token_phase.py`);
-the alignment after it stays eager (its size is the frame count)."""
+rows padded to a power of two; the alignment after it stays eager (its size is the frame count). Off: on an H200
+(benchmarks/RESULTS.md, seventeenth session) it ran the one-minute script's token batch, but over the benchmark
+corpus with one-way BiLSTMs a batch's durations came out summing to zero ("Expected sequence length to be larger
+than 0 in RNN" in the alignment): not to be switched on until that is understood (`benchmarks/token_phase.py`)."""
 
 
 def reads_no_host(kind: str) -> bool:
