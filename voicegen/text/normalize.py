@@ -21,9 +21,8 @@ import re
 import unicodedata
 from collections.abc import Callable
 
+from voicegen.text.gates import Rule, apply_rules
 from voicegen.text.numbers import cardinal, decimal, digits, fraction, number, ordinal, plural, year
-
-Rule = tuple["re.Pattern[str]", Callable[["re.Match[str]"], str]]
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December")
@@ -677,9 +676,9 @@ def _list_marker(m: re.Match[str]) -> str:
 
 
 def _apply(rules: list[Rule], text: str) -> str:
-    for pattern, fn in rules:
-        text = pattern.sub(fn, text)
-    return text
+    """Each rule's `pattern.sub(fn, text)` in turn; a rule whose pattern needs a character the text lacks (a digit,
+    "%", "/", ...) is skipped without a scan (`voicegen.text.gates`)."""
+    return apply_rules(rules, text)
 
 
 def _english(text: str) -> str:
