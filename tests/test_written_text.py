@@ -63,6 +63,9 @@ WORDS = ["the", "cat", "Hello,", "world!", "I", "am", "There", "are", "$4.20", "
 # a sentence said twice, "Mr." read "Mister" the first time and not the second: lined up token by token, the first
 # sentence's words matched the second's and "$4.20" took "the world!" with it
 @example([["$4.20", "the", "world!", "(yes)", "Mr.", "the"], ["$4.20", "the", "world!", "(yes)", "Mr."]])
+# "Mr. A/B Mr." said twice, the last "Mr." not read "Mister": difflib's longest matching block paired the first
+# sentence's "A slash B Mr" with the second's, and the words between came out of order
+@example([["Mr.", "A/B", "Mr.", "the"], ["the"], ["Mr.", "A/B", "Mr."]])
 def test_the_written_words_of_a_text_are_its_tokens_once_each_in_order(sentences):
     text = " ".join(" ".join(["So", *words]) + "." for words in sentences)  # each sentence says something
     assert " ".join(written_words(text)) == " ".join(text.split())

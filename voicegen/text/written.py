@@ -4,7 +4,7 @@ captions and segment texts should show the text as the user wrote it, timed by t
 
 `WrittenText` lines up the spoken words of a whole text (the normalizer's words, in order) with the whitespace-
 separated tokens of the original, each token read alone by the normalizer ("$4.20," -> four dollars and twenty
-cents), by their letters and digits (lower-cased; difflib's longest matching blocks, a window at a time). Read
+cents), by their letters and digits (lower-cased; a least-edit alignment, a window at a time). Read
 alone, most tokens say what they say in context, so the two sides agree but where context changed a reading
 ("Mr." before a name, a date over three tokens): those stretches become one run of their written tokens. Each run
 is one written word, timed from the first of its spoken words to the last. Written tokens with nothing spoken (a
@@ -14,7 +14,6 @@ the run before them, or the first run at the text's start.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,15 +30,72 @@ def _key(token: str) -> str:
 
 
 WINDOW = 64
-"""Spoken words aligned at a time (`_opcodes`): difflib's time grows with the product of the lengths it compares
-where a word repeats ("la la la ..."), so long texts are aligned a window at a time."""
+"""Spoken words aligned at a time (`_opcodes`): an alignment's time grows with the product of the lengths it compares,
+so long texts are aligned a window at a time."""
+
+BAND = 16
+"""How far (in keys) a least-edit alignment may stray from the diagonal of its window (`_edit_opcodes`): a stretch the
+normalizer reads differently in context than alone differs by a few words, never by sixteen."""
+
+
+def _edit_opcodes(a: Sequence[str], b: Sequence[str], free_end: bool) -> list[tuple[str, int, int, int, int]]:
+    """Opcodes (difflib's form: equal, replace, delete, insert) of a least-edit alignment of the keys `a` with `b`:
+    a key kept costs nothing, one replaced, dropped or added costs 1, the path stays within BAND of the diagonal
+    (and reaches both ends unless `free_end`: then it stops at the end of either sequence, the rest unaligned), and of
+    equal costs the more diagonal step wins. Unlike difflib's longest matching block, which pairs a phrase with the
+    same phrase said again further on ("Mr. Smith ... Mr. Smith" where the first was read "Mister"), this never
+    crosses a repeated stretch to save a few edits."""
+    n, m = len(a), len(b)
+    band = BAND if free_end else BAND + abs(n - m)
+    big = n + m + 1
+    cost = [[big] * (m + 1) for _ in range(n + 1)]
+    cost[0][0] = 0
+    for i in range(n + 1):
+        row, prev = cost[i], cost[i - 1]
+        for j in range(max(0, i - band), min(m, i + band) + 1):
+            if i and j:
+                c = prev[j - 1] + (a[i - 1] != b[j - 1])
+                c = min(c, prev[j] + 1, row[j - 1] + 1)
+            elif i:
+                c = prev[j] + 1
+            elif j:
+                c = row[j - 1] + 1
+            else:
+                continue
+            row[j] = c
+    if free_end:  # the cheapest cell at either end, the furthest of equals
+        ends = [(i, m) for i in range(max(0, m - band), min(n, m + band) + 1)] + [(n, j) for j in range(m + 1)]
+        i, j = min(ends, key=lambda e: (cost[e[0]][e[1]], -(e[0] + e[1])))
+    else:
+        i, j = n, m
+    steps = []  # (equal?, di, dj), last first
+    while i or j:
+        here = cost[i][j]
+        if i and j and here == cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
+            steps.append((a[i - 1] == b[j - 1], 1, 1))
+            i, j = i - 1, j - 1
+        elif i and here == cost[i - 1][j] + 1:
+            steps.append((False, 1, 0))
+            i -= 1
+        else:
+            steps.append((False, 0, 1))
+            j -= 1
+    ops: list[tuple[str, int, int, int, int]] = []
+    for equal, group in itertools.groupby(reversed(steps), key=lambda step: step[0]):
+        di = dj = 0
+        for _, x, y in group:
+            di, dj = di + x, dj + y
+        tag = "equal" if equal else "replace" if di and dj else "delete" if di else "insert"
+        ops.append((tag, i, i + di, j, j + dj))
+        i, j = i + di, j + dj
+    return ops
 
 
 def _opcodes(a: _Keys, b: _Keys) -> Iterator[tuple[str, int, int, int, int]]:
-    """difflib's opcodes turning the keys `a` into the keys `b` (written into spoken), in order. Keys that agree where
-    they stand are matched as they come; from the first that differ, difflib searches a window of WINDOW spoken and
-    2 * WINDOW written keys, whose opcodes are kept up to its last match, and the walk goes on from there (a window
-    with no match grows until one is found, or to the end)."""
+    """Opcodes turning the keys `a` into the keys `b` (written into spoken), in order. Keys that agree where they
+    stand are matched as they come; from the first that differ, a least-edit alignment (`_edit_opcodes`) of a window
+    of WINDOW spoken and 2 * WINDOW written keys is kept up to its last match, and the walk goes on from there (a
+    window with no match grows until one is found, or to the end)."""
     i0 = j0 = 0
     size = WINDOW
     while True:
@@ -54,9 +110,10 @@ def _opcodes(a: _Keys, b: _Keys) -> Iterator[tuple[str, int, int, int, int]]:
         keys_a, keys_b = a.keys[i0 : i0 + 2 * size], b.keys[j0 : j0 + size]
         if not keys_a and not keys_b:
             return
-        ops = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False).get_opcodes()
+        final = len(keys_a) < 2 * size and len(keys_b) < size  # both ends of the text in this window
+        ops = _edit_opcodes(keys_a, keys_b, free_end=not final)
         ops = [(tag, p + i0, q + i0, r + j0, t + j0) for tag, p, q, r, t in ops]
-        if len(keys_a) < 2 * size and len(keys_b) < size:  # both ends of the text in this window
+        if final:
             yield from ops
             return
         last = max((k for k, op in enumerate(ops) if op[0] == "equal" and (op[2] > i0 or op[4] > j0)), default=None)
