@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
 
 from voicegen.text.gates import Rule, apply_rules
 from voicegen.text.numbers import cardinal, decimal, digits, fraction, number, ordinal, plural, year

@@ -47,9 +47,9 @@ def _edit_opcodes(a: Sequence[str], b: Sequence[str], free_end: bool) -> list[tu
     """Opcodes (difflib's form: equal, replace, delete, insert) of a least-edit alignment of the keys `a` with `b`:
     a key kept costs nothing, one replaced, dropped or added costs 1, the path stays within BAND of the diagonal
     (and reaches both ends unless `free_end`: then it ends once every key of `b` is aligned, with as few of `a`'s as
-    that costs, or where `a` runs out, the rest unaligned), and of equal costs the more diagonal step wins. Unlike difflib's longest matching block, which pairs a phrase with the
-    same phrase said again further on ("Mr. Smith ... Mr. Smith" where the first was read "Mister"), this never
-    crosses a repeated stretch to save a few edits."""
+    that costs, or where `a` runs out, the rest unaligned), and of equal costs the more diagonal step wins. Unlike
+    difflib's longest matching block, which pairs a phrase with the same phrase said again further on ("Mr. Smith
+    ... Mr. Smith" where the first was read "Mister"), this never crosses a repeated stretch to save a few edits."""
     n, m = len(a), len(b)
     band = BAND if free_end else BAND + abs(n - m)
     big = n + m + 1
