@@ -32,6 +32,7 @@ MAX_CHARS = 256
 """A class of more characters than this (a wide range) is no useful requirement."""
 
 _DIGITS = {_c.CATEGORY_DIGIT, getattr(_c, "CATEGORY_UNI_DIGIT", _c.CATEGORY_DIGIT)}
+_DIGIT = re.compile(r"\d")  # what a digit requirement asks of a text (any Unicode decimal digit)
 
 
 class Requirement(NamedTuple):
@@ -39,9 +40,6 @@ class Requirement(NamedTuple):
 
     chars: frozenset[str]
     digit: bool = False
-
-    def met_by(self, chars: set[str] | frozenset[str], has_digit: bool) -> bool:
-        return (self.digit and has_digit) or not self.chars.isdisjoint(chars)
 
     def __or__(self, other: Requirement) -> Requirement:  # type: ignore[override]
         return Requirement(self.chars | other.chars, self.digit or other.digit)
@@ -114,13 +112,14 @@ Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
 def apply_rules(rules: Sequence[Rule], text: str) -> str:
     """`pattern.sub(fn, text)` for each rule in turn, skipping the rules whose requirements rule a match out: the
     same text out as applying every rule."""
-    chars, has_digit = set(text), any(c.isdecimal() for c in text)
+    chars, has_digit = set(text), _DIGIT.search(text) is not None
     for pattern, fn in rules:
-        needs = requirements(pattern)
-        if needs and not all(need.met_by(chars, has_digit) for need in needs):
-            continue
-        out = pattern.sub(fn, text)
-        if out != text:
-            text = out
-            chars, has_digit = set(text), any(c.isdecimal() for c in text)
+        for need in requirements(pattern):
+            if not (need.digit and has_digit) and need.chars.isdisjoint(chars):
+                break  # a character every match needs is not in the text
+        else:
+            out = pattern.sub(fn, text)
+            if out != text:
+                text = out
+                chars, has_digit = set(text), _DIGIT.search(text) is not None
     return text
