@@ -45,4 +45,6 @@ def assemble(chunks: Sequence[Chunk], durations: Sequence[torch.Tensor], audio: 
             pieces.append(pause)
             t += len(pause)
     samples = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-    return Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE, segments)
+    # clipped in place: the joined samples are a fresh array of our own, and a second one of a minute's audio costs
+    # several times the clip itself (fresh pages, faulted in one by one)
+    return Audio(np.clip(samples, -1.0, 1.0, out=samples), SAMPLE_RATE, segments)
