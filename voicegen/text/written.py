@@ -30,8 +30,7 @@ def _key(token: str) -> str:
 
 
 WINDOW = 64
-"""Keys computed at a time (`_Keys.fill`), and the most spoken words `_opcodes` aligns in one window before it
-gives a stretch of the text to a single alignment."""
+"""Keys computed at a time (`_Keys.fill`)."""
 
 SEARCH = 8
 """Spoken words in the first window aligned at a disagreement (`_opcodes`), doubled while it holds no match: a
@@ -53,33 +52,41 @@ def _edit_opcodes(a: Sequence[str], b: Sequence[str], free_end: bool) -> list[tu
     n, m = len(a), len(b)
     band = BAND if free_end else BAND + abs(n - m)
     big = n + m + 1
-    cost = [[big] * (m + 1) for _ in range(n + 1)]
-    cost[0][0] = 0
+    # only the band is kept: rows[i][j - i + band] is the cost of aligning a[:i] with b[:j]; each row has one more
+    # slot, always `big`, which the neighbours just outside the band read (at band + 1 and, as index -1, at -1)
+    width = 2 * band + 1
+    rows: list[list[int]] = []
     for i in range(n + 1):
-        row, prev = cost[i], cost[i - 1]
+        row = [big] * (width + 1)
+        prev = rows[i - 1] if i else row
         for j in range(max(0, i - band), min(m, i + band) + 1):
+            k = j - i + band
             if i and j:
-                c = prev[j - 1] + (a[i - 1] != b[j - 1])
-                c = min(c, prev[j] + 1, row[j - 1] + 1)
+                row[k] = min(prev[k] + (a[i - 1] != b[j - 1]), prev[k + 1] + 1, row[k - 1] + 1)
             elif i:
-                c = prev[j] + 1
+                row[k] = prev[k + 1] + 1
             elif j:
-                c = row[j - 1] + 1
+                row[k] = row[k - 1] + 1
             else:
-                continue
-            row[j] = c
+                row[k] = 0
+        rows.append(row)
+
+    def cost(i: int, j: int) -> int:
+        k = j - i + band
+        return rows[i][k] if 0 <= k < width else big
+
     if free_end:  # the cheapest end: every spoken key aligned with the fewest written ones (or the written ones out)
         ends = [(i, m) for i in range(max(0, m - band), min(n, m + band) + 1)] + [(n, j) for j in range(m + 1)]
-        i, j = min(ends, key=lambda e: (cost[e[0]][e[1]], e[0], -e[1]))
+        i, j = min(ends, key=lambda e: (cost(*e), e[0], -e[1]))
     else:
         i, j = n, m
     steps = []  # (equal?, di, dj), last first
     while i or j:
-        here = cost[i][j]
-        if i and j and here == cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
+        here = cost(i, j)
+        if i and j and here == cost(i - 1, j - 1) + (a[i - 1] != b[j - 1]):
             steps.append((a[i - 1] == b[j - 1], 1, 1))
             i, j = i - 1, j - 1
-        elif i and here == cost[i - 1][j] + 1:
+        elif i and here == cost(i - 1, j) + 1:
             steps.append((False, 1, 0))
             i -= 1
         else:
