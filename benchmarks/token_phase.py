@@ -71,9 +71,7 @@ from throughput import build_corpus, one_minute_script, sync  # noqa: E402
 
 from voicegen import Engine, Performance, Request, renderer  # noqa: E402
 from switches import set_all  # noqa: E402
-from voicegen.batching import token_batches  # noqa: E402
 from voicegen.model.acoustic import albert  # noqa: E402
-from voicegen.model.layers import one_way_rows  # noqa: E402
 
 
 class Setting(NamedTuple):
@@ -96,11 +94,9 @@ def script_items(engine: Engine, corpus_minutes: float = 0.0):
     return [item for request in requests for item in engine.plan(request).items]
 
 
-def batches_of(items, budget: int, kind: str):
-    """The renderer's token batches of `items` within `budget` padded tokens (and the rows of the one-way BiLSTMs'
-    kernel on a device of type `kind`, as the renderer keeps them)."""
-    rows = one_way_rows(kind)
-    return [[items[i] for i in batch] for batch in token_batches([len(it.tokens) for it in items], budget, rows)]
+def batches_of(engine: Engine, items, budget: int):
+    """The renderer's token batches of `items` within `budget` padded tokens (`Renderer.token_batches`)."""
+    return [[items[i] for i in batch] for batch in engine.renderer.token_batches(items, budget)]
 
 
 def token_phase(engine: Engine, items, batches, device: str):
@@ -143,7 +139,7 @@ def main() -> int:
         settings["one-way-fp16-stream"] = Setting(("one-way-fp16", "text-encoder-stream"), budget)
     for extra in (int(b) for b in args.budgets.split(",") if b.strip()):
         settings[f"budget-{extra}"] = Setting(("one-way-fp16", "text-encoder-stream") if kind == "cuda" else (), extra)
-    batches = {setting.budget: batches_of(items, setting.budget, kind) for setting in settings.values()}
+    batches = {setting.budget: batches_of(engine, items, setting.budget) for setting in settings.values()}
     set_all(["packed", "one-stream"], kind)  # the base every setting changes (the engine's default: batches above)
     times = {name: [] for name in settings}
     results, failures = {}, {}

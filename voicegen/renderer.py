@@ -507,10 +507,11 @@ class Renderer:
                                             max_frames=TOKEN_GRAPH_MAX_TOKENS)  # its limit counts tokens here
         return True
 
-    def token_batches(self, items: Sequence[Item]) -> list[list[int]]:
-        """Indices of `items` per token-phase batch: within the token budget (`Performance.max_batch_tokens`) and,
-        with `layers.ONE_WAY_BILSTM` on, within the rows of cuDNN's persistent LSTM kernel (`one_way_rows`)."""
-        return token_batches([len(it.tokens) for it in items], self.performance.max_batch_tokens,
+    def token_batches(self, items: Sequence[Item], budget: int | None = None) -> list[list[int]]:
+        """Indices of `items` per token-phase batch: within the token budget (`budget`, default
+        `Performance.max_batch_tokens`) and, with `layers.ONE_WAY_BILSTM` on, within the rows of cuDNN's persistent
+        LSTM kernel (`one_way_rows`)."""
+        return token_batches([len(it.tokens) for it in items], budget or self.performance.max_batch_tokens,
                              one_way_rows(self.device.type))
 
     def _token_graph_shapes(self) -> list[tuple[int, int]]:
