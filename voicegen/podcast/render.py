@@ -232,6 +232,13 @@ class _EngineBatches:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _engine_options(engine: Engine) -> dict:
+    """What `mix_script` and `write_episode` take from an engine: its voices, the built-in ones that automatic
+    casting draws on, and whether its device pipelines windows (`PIPELINED_WINDOWS`)."""
+    return {"voices": engine.voices, "cast_from": engine.voice_bank.builtin_names,
+            "pipeline": PIPELINED_WINDOWS.get(engine.device.type, False)}
+
+
 def require_turns(script: Script) -> Script:
     """`script`, or ValueError if it has no turns (empty, only comments or a cast header): nothing to render."""
     if not script.turns:
@@ -260,7 +267,8 @@ def prepare(engine: Engine, script: Script, voices: Mapping[str, str] | None = N
     require_turns(script)
     check_speed(speed)
     check_pitch(pitch)
-    for name, (voice, cast_pitch) in script.casting(engine.voices, engine.voice_bank.builtin_names).items():
+    options = _engine_options(engine)
+    for name, (voice, cast_pitch) in script.casting(options["voices"], options["cast_from"]).items():
         member = script.member(name)
         try:
             check_speed(member.speed * speed)
@@ -284,8 +292,7 @@ def render_script(engine: Engine, script: Script, voices: Mapping[str, str] | No
     script = prepare(engine, script, voices, speed, pitch)
     batches = _EngineBatches(engine, speed, seed, pitch)
     try:
-        return mix_script(script, batches, voices=engine.voices, cast_from=engine.voice_bank.builtin_names,
-                          pipeline=PIPELINED_WINDOWS.get(engine.device.type, False), **options)
+        return mix_script(script, batches, **_engine_options(engine), **options)
     finally:
         batches.close()
 
@@ -334,9 +341,7 @@ def render_episode(
     script = prepare(engine, script, voices, speed, pitch)
     batches = _EngineBatches(engine, speed, seed, pitch)
     try:
-        segments = write_episode(script, batches, path, voices=engine.voices,
-                                 cast_from=engine.voice_bank.builtin_names, stereo=stereo or None,
-                                 pipeline=PIPELINED_WINDOWS.get(engine.device.type, False),
+        segments = write_episode(script, batches, path, **_engine_options(engine), stereo=stereo or None,
                                  progress=progress_bar() if progress else None, **options)
     finally:
         batches.close()
