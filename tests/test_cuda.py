@@ -179,6 +179,28 @@ def test_a_pipelined_turn_on_two_streams_renders_as_the_whole_turn(strict_float3
         assert _relative_rms(a.samples, b.samples) < 1e-2
 
 
+def test_albert_float16_casts_are_autocasts_on_cuda(monkeypatch):
+    """ALBERT's float16 region casts by hand, once per weight (`albert.HALF_PRECISION`), what CUDA's autocast casts
+    on every pass: the two give the same output bit for bit (the same kernels on the same float16 operands). Catches a
+    cast placed otherwise than autocast's policy (a layer norm or a residual sum in float16, attention in float32)."""
+    from voicegen.model.acoustic import albert
+    from voicegen.weights import load_network
+
+    bert = load_network().bert.to("cuda")
+    torch.manual_seed(0)
+    lengths = torch.tensor([40, 25, 7])
+    tokens = (torch.randint(1, 170, (3, 40)) * (torch.arange(40)[None] < lengths[:, None])).cuda()
+    valid = (torch.arange(40)[None] < lengths[:, None]).cuda()
+    with torch.inference_mode():
+        monkeypatch.setitem(albert.HALF_PRECISION, "cuda", torch.float16)
+        ours = bert(tokens, valid)
+        monkeypatch.setitem(albert.HALF_PRECISION, "cuda", None)
+        with torch.autocast("cuda", dtype=torch.float16):
+            theirs = bert(tokens, valid).float()
+    assert ours.dtype == torch.float32 and torch.isfinite(ours).all()
+    assert torch.equal(ours, theirs), float((ours - theirs).abs().max())
+
+
 def test_albert_in_float16_keeps_the_float32_durations_on_cuda(monkeypatch):
     """CUDA's default ALBERT region (`albert.HALF_PRECISION`: float16 products on tensor cores) against ALBERT in
     float32 on the same device: >= 99% of token durations equal, none more than a frame apart (0.07% moved on the

@@ -293,3 +293,86 @@ def test_the_graphed_token_branch_gives_the_eager_token_phase(engine, monkeypatc
     assert all(torch.equal(it.durations, d) for it, d in zip(items, durations))
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_one_way_bilstm_keeps_its_reversal_for_the_same_lengths_only():
+    """`BiLSTM.one_way` keeps the reversal index and mask it made from lengths on the host (`layers.reversal`) and
+    its zero initial states for the next call. Catches a kept reversal reused for other lengths (the same shape, other
+    values; the same tensor changed in place; the same lengths over more steps), and kept states that a call changed:
+    each call must equal the packed BiLSTM's answer for its own lengths."""
+    from voicegen.model.layers import BiLSTM
+
+    torch.manual_seed(2)
+    lstm = BiLSTM(20, 16)
+    x = torch.randn(4, 13, 20)
+    longer = torch.randn(4, 17, 20)
+    lengths = torch.tensor([13, 7, 1, 9])
+    calls = [(x, lengths), (x, lengths.clone()), (x, torch.tensor([2, 13, 5, 13])), (longer, lengths), (x, lengths)]
+    with torch.inference_mode():
+        for steps, n in calls:
+            torch.testing.assert_close(lstm.one_way(steps, n), lstm(steps, n), rtol=1e-5, atol=1e-6)
+        lengths[1] = 3  # in place: the values, not the tensor, decide
+        torch.testing.assert_close(lstm.one_way(x, lengths), lstm(x, lengths), rtol=1e-5, atol=1e-6)
+
+
+def _albert_inputs():
+    torch.manual_seed(3)
+    lengths = torch.tensor([21, 9, 2])
+    tokens = torch.randint(1, 170, (3, 21)) * (torch.arange(21)[None] < lengths[:, None])
+    return tokens, torch.arange(21)[None] < lengths[:, None]
+
+
+def test_albert_casts_its_weights_once_and_follows_new_ones(monkeypatch):
+    """ALBERT's float16 products (`albert.HALF_PRECISION`, CUDA's default) run on weights cast once and kept: a second
+    pass casts no parameter (autocast cast all 146 weights and biases on every pass: a kernel each on a GPU), its
+    output is the first pass's, and after a load of other weights it is what a fresh ALBERT with those weights gives
+    (a kept cast must not outlive the weights it came from). Float32 keeps the stacked query/key/value weights too."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from voicegen.model.acoustic import albert
+
+    tokens, valid = _albert_inputs()
+    config = albert.AlbertConfig(num_layers=3)
+    model, other = albert.Albert(config).eval(), albert.Albert(config).eval()
+    params = {p.data_ptr() for p in model.parameters()}
+
+    class Casts(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ in ("_to_copy", "to", "cat") and args:
+                first = args[0][0] if isinstance(args[0], (list, tuple)) else args[0]
+                Casts.n += isinstance(first, torch.Tensor) and first.data_ptr() in params
+            return func(*args, **(kwargs or {}))
+
+    for dtype in (torch.float16, None):
+        monkeypatch.setitem(albert.HALF_PRECISION, "cpu", dtype)
+        with torch.inference_mode():
+            first = model(tokens, valid)
+            Casts.n = 0
+            with Casts():
+                second = model(tokens, valid)
+            assert Casts.n == 0, (dtype, Casts.n)
+            assert torch.equal(first, second) and first.dtype == torch.float32
+            model.load_state_dict(other.state_dict())
+            assert torch.equal(model(tokens, valid), other(tokens, valid))
+            assert not torch.equal(model(tokens, valid), first)
+        model = albert.Albert(config).eval()
+        params = {p.data_ptr() for p in model.parameters()}
+
+
+def test_albert_in_float16_passes_gradients_to_its_weights(monkeypatch):
+    """While autograd records (training ALBERT), the float16 products cast the weights on every pass instead of
+    keeping them, so that gradients reach every weight; the values are the kept casts' values."""
+    from voicegen.model.acoustic import albert
+
+    monkeypatch.setitem(albert.HALF_PRECISION, "cpu", torch.float16)
+    tokens, valid = _albert_inputs()
+    model = albert.Albert(albert.AlbertConfig(num_layers=2))
+    out = model(tokens, valid)
+    out[valid].square().sum().backward()  # a sum: float16 gradients of a mean underflow
+    layer = model.encoder.albert_layer_groups[0].albert_layers[0]
+    for linear in (layer.attention.query, layer.attention.value, layer.attention.dense, layer.ffn_output):
+        assert linear.weight.grad is not None and linear.weight.grad.abs().sum() > 0
+    with torch.inference_mode():
+        assert torch.equal(model(tokens, valid), out.detach())

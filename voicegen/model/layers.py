@@ -278,37 +278,47 @@ class BiLSTM(nn.LSTM):
         int64 -> (B, T, 2 * hidden) in x's dtype, zero on padding.
 
         The forward direction runs over the batch as it is (padding after each item); the backward one over each item
-        reversed in place (its last step first, padding still after it), its outputs reversed back. Both calls take
-        `dtype` (weights and inputs; cuDNN computes float16 LSTMs in float32) and rows padded to a multiple of
+        reversed in place (its last step first, padding after it), its outputs reversed back. A step's output depends
+        only on the steps before it, so what padding holds never reaches a valid output. Both calls take `dtype`
+        (weights and inputs; cuDNN computes float16 LSTMs in float32) and rows padded to a multiple of
         `ONE_WAY_ROWS`: what `ONE_WAY_BILSTM` is for. No host work per step and nothing read back (capturable in a CUDA
         graph); on a GPU the two calls are queued on two streams, so the directions may overlap (not while a graph
-        is being captured). Gradients reach x (voice fitting), not this module's weights: the calls run on copies."""
+        is being captured). Gradients reach x (voice fitting), not this module's weights: the calls run on copies.
+
+        Written for few kernels (on a GPU each is a launch, and the token phase is launch-bound): both directions'
+        inputs in one buffer (a cast copy and a gather into it), the reversal index and the mask made once per
+        batch (`reversal`), zero initial states kept, and the output cast and masked in one product."""
         rows, total, width = x.shape
         forward, backward = self._one_way_lstms(x.device, dtype)
         forward.train(self.training), backward.train(self.training)  # cuDNN's backward (voice fitting) needs training
-        t = torch.arange(total, device=x.device)
-        last = to_device(lengths, x.device)[:, None] - 1  # (B, 1)
-        valid = (t <= last)[..., None]  # (B, T, 1)
-        mirror = (last - t).clamp(min=0)[..., None]  # (B, T, 1): step p of the reversed item is step last - p
-        reverse = torch.gather(x, 1, mirror.expand(-1, -1, width)) * valid
-        extra = -rows % ONE_WAY_ROWS
+        mirror, valid = reversal(lengths, total, x.device, x.dtype)
+        padded = rows + (-rows % ONE_WAY_ROWS)
+        index = mirror[..., None].expand(-1, -1, width)
+        grad = x.requires_grad and torch.is_grad_enabled()
+        if grad:  # out-of-place, for autograd
+            inputs = torch.stack([x, torch.gather(x, 1, index)]).to(dtype)
+            inputs = torch.cat([inputs, inputs.new_zeros(2, padded - rows, total, width)], 1)
+        else:  # (2, padded, T, C): forward steps, reversed steps; zero rows up to the multiple of ONE_WAY_ROWS
+            inputs = x.new_empty((2, padded, total, width), dtype=dtype)
+            if padded > rows:
+                inputs[:, rows:].zero_()
+            inputs[0, :rows] = x
+            torch.gather(inputs[0, :rows], 1, index, out=inputs[1, :rows])
+        state = _zero_state(x.device, dtype, padded, self.hidden_size, grad)
 
-        def run(lstm: nn.LSTM, inputs: torch.Tensor) -> torch.Tensor:
-            if extra:
-                inputs = torch.cat([inputs, inputs.new_zeros(extra, total, width)])
-            return lstm(inputs.to(dtype))[0][:rows]
+        def run(lstm: nn.LSTM, steps: torch.Tensor) -> torch.Tensor:
+            return lstm(steps, state)[0][:rows]
 
-        back, done = beside(x.device, 0, run, backward, reverse)
-        ahead = run(forward, x)
+        back, done = beside(x.device, 0, run, backward, inputs[1])
+        ahead = run(forward, inputs[0])
         wait_for(done, x.device)
-        back = torch.gather(back, 1, mirror.expand(-1, -1, self.hidden_size))
-        out = torch.cat([ahead, back], -1)
-        return out.to(x.dtype) * valid
+        back = torch.gather(back, 1, mirror[..., None].expand(-1, -1, self.hidden_size))
+        return torch.mul(torch.cat([ahead, back], -1), valid)  # in x's dtype (valid's): the cast comes with the mask
 
     def _one_way_lstms(self, device: torch.device, dtype: torch.dtype) -> tuple[nn.LSTM, nn.LSTM]:
         """Two one-way LSTMs with this BiLSTM's forward and backward weights, on `device` in `dtype`, made on first use
         and kept (not registered: they are not in the state dict) until this module's weights change."""
-        key = (str(device), dtype, tuple((p.data_ptr(), p._version) for p in self._flat_weights))
+        key = (str(device), dtype, weights_key(self._flat_weights))
         cache = self.__dict__.setdefault("_one_way_cache", {})
         if key not in cache:
             cache.clear()
@@ -321,6 +331,63 @@ class BiLSTM(nn.LSTM):
                     pair.append(lstm.eval().to(device=device, dtype=dtype))
             cache[key] = tuple(pair)
         return cache[key]
+
+
+def weights_key(params) -> tuple:
+    """What identifies the values of `params` for a cache of tensors derived from them: each one's device, storage and
+    version (an in-place change, such as loading a state dict, bumps it; inference tensors have no version, and
+    only their storage is compared)."""
+    return tuple((p.device, p.data_ptr(), 0 if p.is_inference() else p._version) for p in params)
+
+
+_REVERSALS: dict = {}
+_ZERO_STATES: dict = {}
+
+
+def reversal(lengths: torch.Tensor, total: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """What `BiLSTM.one_way` reverses items with -> mirror (B, T) int64 on `device` (step p of a reversed item is step
+    mirror[p] = length - 1 - p of the item; 0 on padding) and valid (B, T, 1) in `dtype` (1 on the item's steps).
+
+    From lengths on the CPU it is computed on the host (sent to a GPU in two copies) and kept for the next call with
+    the same lengths on the same stream (the token phase's BiLSTMs share their lengths: one pair per batch and
+    stream instead of six kernels per BiLSTM); from lengths on the device (a CUDA graph's input) it is computed
+    there."""
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    if lengths.device.type == "cpu" and not (cuda and torch.cuda.is_current_stream_capturing()):
+        stream = torch.cuda.current_stream(device).cuda_stream if cuda else None
+        key = (device, stream, total, dtype, tuple(lengths.tolist()))
+        if key not in _REVERSALS:
+            if len(_REVERSALS) >= 8:  # a batch or two at a time: the earlier ones are done with
+                _REVERSALS.clear()
+            with torch.inference_mode(False):  # kept: usable outside inference mode too
+                _REVERSALS[key] = tuple(to_device(t, device) for t in _reversal(lengths, total, dtype))
+        return _REVERSALS[key]
+    return _reversal(to_device(lengths, device), total, dtype)
+
+
+def _reversal(lengths: torch.Tensor, total: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.arange(total, device=lengths.device)
+    last = lengths[:, None] - 1  # (B, 1)
+    return (last - t).clamp(min=0), (t <= last)[..., None].to(dtype)
+
+
+def _zero_state(device: torch.device, dtype: torch.dtype, rows: int, hidden: int, grad: bool):
+    """(h0, c0) zeros (1, rows, hidden) for a one-way LSTM call, made once per shape and stream and kept (read-only:
+    an LSTM never writes its initial state; per stream, as a stream that did not make them would not wait for their
+    zeroing), except while a graph is captured (their memory would belong to the graph) or while autograd records
+    (each call gets its own)."""
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    if grad or (cuda and torch.cuda.is_current_stream_capturing()):
+        zeros = torch.zeros((1, rows, hidden), dtype=dtype, device=device)
+        return zeros, zeros
+    key = (device, torch.cuda.current_stream(device).cuda_stream if cuda else None, dtype, rows, hidden)
+    if key not in _ZERO_STATES:
+        with torch.inference_mode(False):
+            zeros = torch.zeros((1, rows, hidden), dtype=dtype, device=device)
+        _ZERO_STATES[key] = (zeros, zeros)
+    return _ZERO_STATES[key]
 
 
 _SIDE_STREAMS: dict[tuple[torch.device, int], torch.cuda.Stream] = {}

@@ -9,14 +9,46 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..layers import weights_key
+
 HALF_PRECISION = {"cuda": torch.float16}
-"""Per device type: the dtype ALBERT runs its matrix products in (autocast; None or absent: float32). ALBERT is the
+"""Per device type: the dtype ALBERT runs its matrix products in (None or absent: float32). ALBERT is the
 token phase's arithmetic (~0.13 GFLOP per padded token), which float32 runs on a GPU's plain FMA units; float16 has
 TF32's 10-bit mantissa and twice its tensor-core rate, and ALBERT's largest activation (286 on the benchmark corpus)
 is far inside its range. Measured against float32 on the CPU (benchmarks/RESULTS.md, eleventh session): 0.07% of
 token durations one frame apart (onnxruntime's int8 oracle and our float32 differ on up to 15%,
 tests/test_parity.py; bfloat16 moved 0.76%, up to two frames). Not on the CPU, whose
-float16 products are slower than float32. Its output is float32 either way."""
+float16 products are slower than float32. Its output is float32 either way.
+
+The casts are autocast's (products and attention in `dtype`, layer norms and residual sums of float32 terms in
+float32; tests/test_precision.py holds the two equal), written out so that the weights are cast once, not on every
+call: under inference mode autocast cast the weight and bias of each of a pass's 73 products again, although the 12
+layers share one set (146 casts per pass, tests/test_layers.py; with the inputs' casts 216 casting kernels per token
+batch in an H200 profile, a sixth of the eager launches on the way to the first audio)."""
+
+
+def _weights(module: nn.Module, dtype: torch.dtype | None, make) -> tuple[torch.Tensor, ...]:
+    """`make()` (tensors computed from module's parameters, its submodules' included), cast to `dtype` (None: as they
+    are): computed once and kept, not registered, until one of those parameters changes (its storage or version);
+    computed on every call while autograd records gradients for a parameter (training), so that gradients reach
+    them."""
+    params = list(module.parameters())
+    fresh = lambda: tuple(t if dtype is None else t.to(dtype) for t in make())  # noqa: E731
+    if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        return fresh()
+    key = (dtype, weights_key(params))
+    cached = module.__dict__.get("_derived")
+    if cached is None or cached[0] != key:
+        with torch.inference_mode(False), torch.no_grad():  # usable outside inference mode too
+            cached = (key, fresh())
+        module.__dict__["_derived"] = cached
+    return cached[1]
+
+
+def _linear(module: nn.Linear, x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """module(x) with its product in `dtype` (None: as x is), as autocast would run it, on weights cast once."""
+    weight, bias = _weights(module, dtype, lambda: (module.weight, module.bias))
+    return F.linear(x if dtype is None else x.to(dtype), weight, bias)
 
 
 @dataclass(frozen=True)
@@ -54,11 +86,20 @@ class AlbertAttention(nn.Module):
         self.query, self.key, self.value, self.dense = (nn.Linear(h, h) for _ in range(4))
         self.LayerNorm = nn.LayerNorm(h, eps=cfg.eps)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, H), bias: (B, 1, 1, T) additive key mask -> (B, T, H)."""
-        q, k, v = (rearrange(f(x), "b t (h d) -> b h t d", h=self.num_heads) for f in (self.query, self.key, self.value))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """x: (B, T, H), bias: (B, 1, 1, T) additive key mask, in `dtype` if one is given; dtype: of the products
+        (None: x's) -> (B, T, H) float32 (x's dtype when dtype is None)."""
+        weight, bias_qkv = _weights(self, dtype, self._qkv)  # one product for the three projections
+        qkv = F.linear(x if dtype is None else x.to(dtype), weight, bias_qkv)
+        q, k, v = rearrange(qkv, "b t (n h d) -> n b h t d", n=3, h=self.num_heads).unbind(0)
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        return self.LayerNorm(x + self.dense(rearrange(ctx, "b h t d -> b t (h d)")))
+        out = x + _linear(self.dense, rearrange(ctx, "b h t d -> b t (h d)"), dtype)
+        return self.LayerNorm(out if dtype is None else out.float())
+
+    def _qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The query, key and value projections stacked: weight (3H, H), bias (3H,)."""
+        parts = (self.query, self.key, self.value)
+        return torch.cat([f.weight for f in parts]), torch.cat([f.bias for f in parts])
 
 
 class AlbertLayer(nn.Module):
@@ -69,10 +110,11 @@ class AlbertLayer(nn.Module):
         self.ffn_output = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
         self.full_layer_layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.eps)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, H) -> (B, T, H)."""
-        a = self.attention(x, bias)
-        return self.full_layer_layer_norm(a + self.ffn_output(F.gelu(self.ffn(a), approximate="tanh")))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """x: (B, T, H) -> (B, T, H) float32 (x's dtype when dtype is None); dtype: of the products."""
+        a = self.attention(x, bias, dtype)
+        out = a + _linear(self.ffn_output, F.gelu(_linear(self.ffn, a, dtype), approximate="tanh"), dtype)
+        return self.full_layer_layer_norm(out if dtype is None else out.float())
 
 
 class AlbertLayerGroup(nn.Module):
@@ -88,12 +130,13 @@ class AlbertEncoder(nn.Module):
         self.embedding_hidden_mapping_in = nn.Linear(cfg.embedding_size, cfg.hidden_size)
         self.albert_layer_groups = nn.ModuleList([AlbertLayerGroup(cfg)])
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, E) -> (B, T, H); the single shared layer is applied num_layers times."""
-        x = self.embedding_hidden_mapping_in(x)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """x: (B, T, E) -> (B, T, H); the single shared layer is applied num_layers times, its products in `dtype`
+        (None: x's)."""
+        x = _linear(self.embedding_hidden_mapping_in, x, dtype)
         layer = self.albert_layer_groups[0].albert_layers[0]
         for _ in range(self.num_layers):
-            x = layer(x, bias)
+            x = layer(x, bias, dtype)
         return x
 
 
@@ -109,12 +152,8 @@ class Albert(nn.Module):
         """tokens: (B, T) int64, mask: (B, T) bool valid -> (B, T, H) float32 (computed in
         `HALF_PRECISION[device type]` where one is set)."""
         dtype = HALF_PRECISION.get(tokens.device.type)
-        if dtype is None:
-            return self._encode(tokens, mask)
-        with torch.autocast(tokens.device.type, dtype=dtype):
-            return self._encode(tokens, mask).float()
-
-    def _encode(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.embeddings(tokens)
         bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill(~mask, torch.finfo(x.dtype).min)
-        return self.encoder(x, bias[:, None, None, :])
+        if dtype is not None:  # float32's lowest is -inf in float16 (autocast's cast too): no row is all padding
+            bias = bias.to(dtype)
+        return self.encoder(x, bias[:, None, None, :], dtype)
