@@ -357,12 +357,13 @@ def reversal(lengths: torch.Tensor, total: int, device: torch.device, dtype: tor
     if lengths.device.type == "cpu" and not (cuda and torch.cuda.is_current_stream_capturing()):
         stream = torch.cuda.current_stream(device).cuda_stream if cuda else None
         key = (device, stream, total, dtype, tuple(lengths.tolist()))
-        if key not in _REVERSALS:
+        made = _REVERSALS.get(key)  # read once: another thread (another renderer) may clear the table meanwhile
+        if made is None:
             if len(_REVERSALS) >= 8:  # a batch or two at a time: the earlier ones are done with
                 _REVERSALS.clear()
             with torch.inference_mode(False):  # kept: usable outside inference mode too
-                _REVERSALS[key] = tuple(to_device(t, device) for t in _reversal(lengths, total, dtype))
-        return _REVERSALS[key]
+                made = _REVERSALS[key] = tuple(to_device(t, device) for t in _reversal(lengths, total, dtype))
+        return made
     return _reversal(to_device(lengths, device), total, dtype)
 
 
@@ -383,11 +384,12 @@ def _zero_state(device: torch.device, dtype: torch.dtype, rows: int, hidden: int
         zeros = torch.zeros((1, rows, hidden), dtype=dtype, device=device)
         return zeros, zeros
     key = (device, torch.cuda.current_stream(device).cuda_stream if cuda else None, dtype, rows, hidden)
-    if key not in _ZERO_STATES:
+    state = _ZERO_STATES.get(key)
+    if state is None:
         with torch.inference_mode(False):
             zeros = torch.zeros((1, rows, hidden), dtype=dtype, device=device)
-        _ZERO_STATES[key] = (zeros, zeros)
-    return _ZERO_STATES[key]
+        state = _ZERO_STATES[key] = (zeros, zeros)
+    return state
 
 
 _SIDE_STREAMS: dict[tuple[torch.device, int], torch.cuda.Stream] = {}

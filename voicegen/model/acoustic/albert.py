@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from ..layers import weights_key
@@ -27,13 +26,13 @@ layers share one set (146 casts per pass, tests/test_layers.py; with the inputs'
 batch in an H200 profile, a sixth of the eager launches on the way to the first audio)."""
 
 
-def _weights(module: nn.Module, dtype: torch.dtype | None, make) -> tuple[torch.Tensor, ...]:
-    """`make()` (tensors computed from module's parameters, its submodules' included), cast to `dtype` (None: as they
-    are): computed once and kept, not registered, until one of those parameters changes (its storage or version);
-    computed on every call while autograd records gradients for a parameter (training), so that gradients reach
-    them."""
-    params = list(module.parameters())
-    fresh = lambda: tuple(t if dtype is None else t.to(dtype) for t in make())  # noqa: E731
+def _weights(module: nn.Module, dtype: torch.dtype | None, params: tuple[torch.Tensor, ...],
+             make=None) -> tuple[torch.Tensor, ...]:
+    """`params` (some of module's parameters), or `make(*params)` computed from them, cast to `dtype` (None: as they
+    are): computed once and kept on the module, not registered, until one of those parameters changes (its storage
+    or version; a check of a few hundred nanoseconds a parameter, where autocast launched a cast); computed on every
+    call while autograd records gradients for one of them (training), so that gradients reach them."""
+    fresh = lambda: tuple(t if dtype is None else t.to(dtype) for t in (make(*params) if make else params))  # noqa: E731
     if torch.is_grad_enabled() and any(p.requires_grad for p in params):
         return fresh()
     key = (dtype, weights_key(params))
@@ -47,7 +46,7 @@ def _weights(module: nn.Module, dtype: torch.dtype | None, make) -> tuple[torch.
 
 def _linear(module: nn.Linear, x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     """module(x) with its product in `dtype` (None: as x is), as autocast would run it, on weights cast once."""
-    weight, bias = _weights(module, dtype, lambda: (module.weight, module.bias))
+    weight, bias = _weights(module, dtype, (module.weight, module.bias))
     return F.linear(x if dtype is None else x.to(dtype), weight, bias)
 
 
@@ -78,6 +77,12 @@ class AlbertEmbeddings(nn.Module):
         return self.LayerNorm(x)
 
 
+def _stack(*weights_and_biases: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear layers' (weight, bias, weight, bias, ...) stacked into one layer's: weight (sum of outputs, inputs),
+    bias (sum of outputs,)."""
+    return torch.cat(weights_and_biases[0::2]), torch.cat(weights_and_biases[1::2])
+
+
 class AlbertAttention(nn.Module):
     def __init__(self, cfg: AlbertConfig):
         super().__init__()
@@ -89,17 +94,14 @@ class AlbertAttention(nn.Module):
     def forward(self, x: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """x: (B, T, H), bias: (B, 1, 1, T) additive key mask, in `dtype` if one is given; dtype: of the products
         (None: x's) -> (B, T, H) float32 (x's dtype when dtype is None)."""
-        weight, bias_qkv = _weights(self, dtype, self._qkv)  # one product for the three projections
-        qkv = F.linear(x if dtype is None else x.to(dtype), weight, bias_qkv)
-        q, k, v = rearrange(qkv, "b t (n h d) -> n b h t d", n=3, h=self.num_heads).unbind(0)
+        parts = (self.query, self.key, self.value)  # one product for the three projections
+        weight, bias_qkv = _weights(self, dtype, tuple(t for f in parts for t in (f.weight, f.bias)), _stack)
+        qkv = F.linear(x if dtype is None else x.to(dtype), weight, bias_qkv)  # (B, T, 3H)
+        rows, steps, width = x.shape  # views, not einops: its parsing cost ~35 us of host time a call
+        q, k, v = qkv.view(rows, steps, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, T, d)
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        out = x + _linear(self.dense, rearrange(ctx, "b h t d -> b t (h d)"), dtype)
+        out = x + _linear(self.dense, ctx.transpose(1, 2).reshape(rows, steps, width), dtype)
         return self.LayerNorm(out if dtype is None else out.float())
-
-    def _qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The query, key and value projections stacked: weight (3H, H), bias (3H,)."""
-        parts = (self.query, self.key, self.value)
-        return torch.cat([f.weight for f in parts]), torch.cat([f.bias for f in parts])
 
 
 class AlbertLayer(nn.Module):
