@@ -18,6 +18,9 @@
 #   CUDNN_S (0 s)      the compiled mode with torch.backends.cudnn.benchmark on (cuDNN times its convolution algorithms
 #                      per shape) -> cudnn-benchmark-cuda.json; the baseline: gpu_session.sh's throughput-cuda.json
 #                      (same machine, another process) or OVERLAP_S's run without overlap
+#   TOKEN_GRAPHS_S (40 s)  where the token phase in CUDA graphs (layers.TOKEN_GRAPHS) goes wrong on the corpus:
+#                      token_graphs_check.py, eager, graphed against eager per token batch, then singles and pairs
+#                      -> token-graphs-check.json
 # Everything printed goes to followup.log. Back under $OUT: followup.log and the JSONs above.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
@@ -40,6 +43,11 @@ fi
 if [ "${PROFILE_S:-70}" != 0 ]; then
     timeout "${PROFILE_S:-70}" python3 benchmarks/gpu_profile.py --script-only --out "$OUT" >> "$OUT/followup.log" 2>&1
     echo "profile exit $?" >> "$OUT/followup.log"
+fi
+if [ "${TOKEN_GRAPHS_S:-40}" != 0 ]; then
+    timeout "${TOKEN_GRAPHS_S:-40}" python3 benchmarks/token_graphs_check.py --device cuda --minutes 10 \
+        --out "$OUT/token-graphs-check.json" >> "$OUT/followup.log" 2>&1
+    echo "token graphs check exit $?" >> "$OUT/followup.log"
 fi
 if [ "${TOKEN_CORPUS_S:-0}" != 0 ]; then
     timeout "$TOKEN_CORPUS_S" python3 benchmarks/token_phase.py --device cuda --corpus 10 --rounds 5 \
