@@ -70,6 +70,9 @@ CASES = {
         ("The train leaves at 17:45.", "The train leaves at seventeen forty-five."),
         ("Wake at 7 am.", "Wake at seven A M."),
         ("At 9:05 sharp.", "At nine oh five sharp."),
+        # one digit after the colon is no time: a ratio or a score; after a name, a verse or a score
+        ("A 16:9 screen, mixed 1:1; they won 3:1.", "A sixteen to nine screen, mixed one to one; they won three to one."),
+        ("Genesis 1:1 and Arsenal 3:1 Chelsea.", "Genesis one one and Arsenal three one Chelsea."),
     ],
     "phone_numbers": [
         ("Call (555) 123-4567.", "Call five five five, one two three, four five six seven."),
@@ -101,6 +104,12 @@ CASES = {
         ("Henry VIII had wives.", "Henry the eighth had wives."),
         ("Read Chapter IV now.", "Read Chapter four now."),
         ("Then I said I am here.", "Then I said I am here."),
+        ("WWI, then WWII.", "World War one, then World War two."),
+        ("See chapter IV and part V.", "See chapter four and part five."),
+        ("The part I liked.", "The part I liked."),  # a lone I after a lower-case cue is the pronoun
+        # a lone L, C, D or M is a letter: these read "Type one hundred", "Class five hundred", "Part five hundred"
+        ("A USB Type C cable, a Class D amp, Medicare Part D.", "A U S B Type C cable, a Class D amp, Medicare Part D."),
+        ("Type I diabetes, Title X.", "Type one diabetes, Title ten."),
     ],
     "acronyms": [
         ("The GPU and the FBI.", "The G P U and the F B I."),

@@ -304,6 +304,11 @@ DATE_RULES: list[Rule] = [
      lambda m: m.group(1) + " to "),
     (re.compile(r"(?<![\d:])(\d{1,2}):([0-5]\d):([0-5]\d)(?:\.(\d+))?\b(?!:\d)"), _clock_seconds),
     (re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s*([AaPp])\.?\s?[Mm]\b\.?)?"), _time),
+    # N:M with one digit after the colon is no time (minutes have two): a ratio or a score, "16:9", "won 3:1"; a
+    # verse or a score after a name ("Genesis 1:1", "Arsenal 3:1") is read as two numbers
+    (re.compile(r"(?<![\d:])(\d{1,3}):(\d)(?![\d:])"),
+     lambda m: _sp(cardinal(int(m.group(1))) + (" " if re.search(r"\b[A-Z][a-z]+\s+$", m.string[: m.start()])
+                                                else " to ") + cardinal(int(m.group(2))))),
     (re.compile(r"(?<![$€£¥₹₩.])\b(1[0-2]|0?[1-9])\.([0-5]\d)\s?([AaPp])\.?\s?[Mm]\b\.?"), _time),  # 2.30pm
     (re.compile(r"(?<![.,])\b(\d{1,2})\s?([AaPp])\.?[Mm]\b\.?"),
      lambda m: _sp(cardinal(int(m.group(1))) + " " + _ampm(m, m.group(2)))),
@@ -527,7 +532,11 @@ def _roman_name(m: re.Match[str]) -> str:
 
 
 ROMAN_RULES: list[Rule] = [
-    (re.compile(rf"\b({'|'.join(ROMAN_CUES)})\s+([IVXLCDM]+)\b(?!')"), _roman_cue),
+    (re.compile(r"\bWW(II|I)\b"), lambda m: "World War " + cardinal(len(m.group(1)))),  # WWI, WWII
+    # a lone L, C, D or M is a letter: "Type C", "Class D", "Appendix C", "Part D"
+    (re.compile(rf"\b({'|'.join(ROMAN_CUES)})\s+([IVXLCDM]{{2,}}|[IVX])\b(?!')"), _roman_cue),
+    # the cue in lower case ("see chapter IV"), but not before a lone "I" ("the part I liked")
+    (re.compile(rf"\b({'|'.join(c.lower() for c in ROMAN_CUES)})\s+([IVXLCDM]{{2,}}|[VX])\b(?!')"), _roman_cue),
     (re.compile(r"\b([A-Z][a-z]+)\s+([IVX]{2,}|V)\b(?!')"), _roman_name),
 ]
 
