@@ -19,6 +19,7 @@ CASES = {
     "fractions": [
         ("Add 1/2 cup and 3/4 spoon.", "Add one half cup and three quarters spoon."),
         ("About 2/3 of 5/8.", "About two thirds of five eighths."),
+        ("After 9/11, 19/11 of it.", "After nine eleven, nineteen elevenths of it."),  # the day, not a fraction
         ("Take 1 1/2 cups.", "Take one and one half cups."),
     ],
     "ordinals": [
@@ -81,6 +82,7 @@ CASES = {
         ("See pages 100-1200.", "See pages one hundred to one thousand two hundred."),
     ],
     "units": [
+        ("Add 3 tbsp and 1 tsp.", "Add three tablespoons and one teaspoon."),
         ("Run 5 km in 1 h.", "Run five kilometers in one hour."),
         ("It weighs 3 kg at 60 mph.", "It weighs three kilograms at sixty miles per hour."),
         ("It is 20°C with 5 GB.", "It is twenty degrees Celsius with five gigabytes."),
@@ -115,6 +117,8 @@ CASES = {
         ("The GPU and the FBI.", "The G P U and the F B I."),
         ("NASA and NATO.", "Nasa and Nato."),
         ("Two GPUs.", "Two G P U's."),
+        ("Q&A at AT&T, R&D.", "Q and A at A T and T, R and D."),  # AT spelled, not "at"
+        ("Ph.D. students, c. 1500.", "P H D students, circa fifteen hundred."),
         ("THIS IS VERY IMPORTANT NEWS.", "this is very important news."),
     ],
     "versions": [

@@ -192,6 +192,8 @@ ABBREV_RULES: list[Rule] = [
     (re.compile(r"\be\.\s?g\.(?=\W|$)", re.IGNORECASE), lambda m: "for example"),
     (re.compile(r"\bi\.\s?e\.(?=\W|$)", re.IGNORECASE), lambda m: "that is"),
     (re.compile(r"\bet al\.(?=\W|$)"), lambda m: "and others"),
+    (re.compile(r"\bPh\.\s?D\.(?=\W|$)"), lambda m: "P H D"),
+    (re.compile(r"(?<![\w.])(?:c|ca)\.\s?(?=(?:1\d{3}|20\d{2}|\d{3})\b)"), lambda m: "circa "),  # c. 1500
     (re.compile(r"\b(" + "|".join(TITLES) + r")\.(?=\s)"), lambda m: TITLES[m.group(1)]),
     (re.compile(r"\b(Mr|Mrs|Ms|Prof)(?=\s+[A-Z])"), lambda m: TITLES[m.group(1)]),
     (re.compile(r"\b(St|Dr)\.(?=\W|$)"), _saint_or_street),
@@ -366,6 +368,7 @@ UNITS = {"km/h": ("kilometer per hour", "kilometers per hour"), "km": ("kilomete
          "ml": ("milliliter", "milliliters"), "mL": ("milliliter", "milliliters"), "L": ("liter", "liters"),
          "kWh": ("kilowatt hour", "kilowatt hours"), "kW": ("kilowatt", "kilowatts"), "W": ("watt", "watts"),
          "V": ("volt", "volts"), "mAh": ("milliamp hour", "milliamp hours"), "dB": ("decibel", "decibels"),
+         "tsp": ("teaspoon", "teaspoons"), "tbsp": ("tablespoon", "tablespoons"),
          "fps": ("frame per second", "frames per second"), "px": ("pixel", "pixels"), "%": ("percent", "percent")}
 _UNIT_RE = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True))
 PER = {u: one for u, (one, _) in UNITS.items() if u not in ("%", "°", "°C", "°F")} | {
@@ -487,6 +490,7 @@ NUMBER_RULES: list[Rule] = [
     (re.compile(r"(?:(?<![\w.])(-))?\b(\d[\d,]*)(st|nd|rd|th)\b"),  # -1st: a floor below ground
      lambda m: _sp(("minus " if m.group(1) else "") + ordinal(int(m.group(2).replace(",", ""))))),
     (re.compile(r"\b24/7\b"), lambda m: " twenty-four seven "),
+    (re.compile(r"(?<![\d/])\b9/11\b(?!/\d)"), lambda m: " nine eleven "),  # the day, not nine elevenths
     (re.compile(r"\b([1-9]0)/([1-9]0)\b"), _split),
     (re.compile(r"\b(\d+)\s+(\d+)/(\d+)\b"),
      lambda m: _sp(f"{cardinal(int(m.group(1)))} and {fraction(int(m.group(2)), int(m.group(3)))}")),
@@ -604,6 +608,8 @@ def _initial(m: re.Match[str]) -> str:
 
 
 ACRONYM_RULES: list[Rule] = [
+    (re.compile(r"\b([A-Z]{1,3})&([A-Z]{1,3})\b"),  # AT&T, Q&A, R&D: letters, not the word "at"
+     lambda m: " ".join(m.group(1)) + " and " + " ".join(m.group(2))),
     (_DOTTED, _dotted),
     (re.compile(r"(?<![\w.'])([A-HJ-Z])\.(?=\s+[A-Z])"), _initial),
     (re.compile(r"\b([A-Z]{2,})(s)?\b(?!')"), _caps),
