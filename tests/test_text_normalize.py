@@ -82,6 +82,8 @@ CASES = {
         ("See pages 100-1200.", "See pages one hundred to one thousand two hundred."),
     ],
     "units": [
+        ("It is 6 ft. tall, 2 yrs old.", "It is six feet tall, two years old."),  # not a sentence end
+        ("See p. 4 and pp. 10-12, ext. 21, Ft. Worth.", "See page four and pages ten to twelve, extension twenty-one, Fort Worth."),
         ("Add 3 tbsp and 1 tsp.", "Add three tablespoons and one teaspoon."),
         ("Run 5 km in 1 h.", "Run five kilometers in one hour."),
         ("It weighs 3 kg at 60 mph.", "It weighs three kilograms at sixty miles per hour."),

@@ -152,7 +152,7 @@ WEB_RULES: list[Rule] = [
 
 TITLES = {"Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Prof": "Professor", "Gen": "General",
           "Capt": "Captain", "Lt": "Lieutenant", "Sgt": "Sergeant", "Rev": "Reverend", "Gov": "Governor",
-          "Sen": "Senator", "Rep": "Representative", "Pres": "President", "Col": "Colonel", "Mt": "Mount",
+          "Sen": "Senator", "Rep": "Representative", "Pres": "President", "Col": "Colonel", "Mt": "Mount", "Ft": "Fort",
           "Fr": "Father", "Hon": "Honorable"}
 """Titles before a name: never end a sentence; the period is optional ("Mr Smith")."""
 
@@ -193,6 +193,8 @@ ABBREV_RULES: list[Rule] = [
     (re.compile(r"\bi\.\s?e\.(?=\W|$)", re.IGNORECASE), lambda m: "that is"),
     (re.compile(r"\bet al\.(?=\W|$)"), lambda m: "and others"),
     (re.compile(r"\bPh\.\s?D\.(?=\W|$)"), lambda m: "P H D"),
+    (re.compile(r"(?<![\w.])(pp?|ext)\.\s?(?=\d)"),  # p. 42, pp. 10-12, ext. 204
+     lambda m: {"p": "page ", "pp": "pages ", "ext": "extension "}[m.group(1)]),
     (re.compile(r"(?<![\w.])(?:c|ca)\.\s?(?=(?:1\d{3}|20\d{2}|\d{3})\b)"), lambda m: "circa "),  # c. 1500
     (re.compile(r"\b(" + "|".join(TITLES) + r")\.(?=\s)"), lambda m: TITLES[m.group(1)]),
     (re.compile(r"\b(Mr|Mrs|Ms|Prof)(?=\s+[A-Z])"), lambda m: TITLES[m.group(1)]),
@@ -368,7 +370,8 @@ UNITS = {"km/h": ("kilometer per hour", "kilometers per hour"), "km": ("kilomete
          "ml": ("milliliter", "milliliters"), "mL": ("milliliter", "milliliters"), "L": ("liter", "liters"),
          "kWh": ("kilowatt hour", "kilowatt hours"), "kW": ("kilowatt", "kilowatts"), "W": ("watt", "watts"),
          "V": ("volt", "volts"), "mAh": ("milliamp hour", "milliamp hours"), "dB": ("decibel", "decibels"),
-         "tsp": ("teaspoon", "teaspoons"), "tbsp": ("tablespoon", "tablespoons"),
+         "tsp": ("teaspoon", "teaspoons"), "tbsp": ("tablespoon", "tablespoons"), "yr": ("year", "years"),
+         "yrs": ("year", "years"),
          "fps": ("frame per second", "frames per second"), "px": ("pixel", "pixels"), "%": ("percent", "percent")}
 _UNIT_RE = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True))
 PER = {u: one for u, (one, _) in UNITS.items() if u not in ("%", "°", "°C", "°F")} | {
@@ -427,7 +430,8 @@ MONEY_RULES: list[Rule] = [
     (re.compile(rf"(?<![\w])([$€£¥₹₩])\s?({_NUM})\s?-\s?\1?(?=\d)"), lambda m: f"{m.group(1)}{m.group(2)} to {m.group(1)}"),
     (re.compile(rf"(?<![\w])(-)?([$€£¥₹₩])\s?(-)?({_NUM}|\.\d+)"
                 r"(?:\s?(thousand|million|billion|trillion|bn|mn|[kKmMbBT])\b)?"), _money),
-    (re.compile(rf"(?<![\w.])(-)?({_NUM})\s?({_UNIT_RE})(?:/({_PER_RE}))?(?![\w°])"), _unit),
+    # "6 ft. tall": the abbreviation's period before a lower-case word goes with it (it ended the sentence)
+    (re.compile(rf"(?<![\w.])(-)?({_NUM})\s?({_UNIT_RE})(?:/({_PER_RE}))?(?![\w°])(?:\.(?=\s+[a-z]))?"), _unit),
     (re.compile(rf"(?<![\w.])({_NUM})(?:([kKMB])|\s?(bn|mn))\b"), _scaled),
     (re.compile(rf"(?<![\w.])({_NUM})x\b"), lambda m: _sp(number(m.group(1)) + " times")),  # 2.5x, 10x faster
 ]
