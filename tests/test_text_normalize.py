@@ -102,6 +102,7 @@ CASES = {
         ("J. R. R. Tolkien wrote it.", "J R R Tolkien wrote it."),
         ("We need a Plan B. Then we go.", "We need a Plan B. Then we go."),
         ("The U.S. is big.", "The U S is big."),
+        ("I live in the U.S. It is big; the U.S. Army too.", "I live in the U S. It is big; the U S Army too."),
     ],
     "roman_numerals": [
         ("World War II ended.", "World War two ended."),

@@ -590,8 +590,12 @@ _DOTTED = re.compile(r"(?<![\w.])((?:[A-Za-z]\.){2,})(?=\W|$)")
 
 
 def _dotted(m: re.Match[str]) -> str:
-    letters = m.group(1).replace(".", "")
-    return " ".join(letters.upper())
+    """U.S. -> "U S"; its last period kept where it ends the sentence: at the end of a line, or before a word that
+    starts sentences ("in the U.S. It is" splits there; "U.S. Army", "the U.S. and" do not)."""
+    letters = " ".join(m.group(1).replace(".", "").upper())
+    after = re.match(r"[ \t]*(\n|$|(?:[\"')]*\s+)([A-Z][a-z]*)\b)", m.string[m.end():])
+    ends = after is not None and (after.group(2) is None or after.group(2) in SENTENCE_STARTERS)
+    return letters + ("." if ends else "")
 
 
 SENTENCE_STARTERS = frozenset("The An This That These Those Then There It Its We He She They You Our My His Her "
