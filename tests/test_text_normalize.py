@@ -20,6 +20,10 @@ CASES = {
         ("Add 1/2 cup and 3/4 spoon.", "Add one half cup and three quarters spoon."),
         ("About 2/3 of 5/8.", "About two thirds of five eighths."),
         ("After 9/11, 19/11 of it.", "After nine eleven, nineteen elevenths of it."),  # the day, not a fraction
+        ("So 10^6 and x^2 + y^3, 10 ÷ 2, and 5 - 3 = 2.",
+         "So ten to the sixth and x squared plus y cubed, ten divided by two, and five minus three equals two."),
+        ("2024's best, 1990's music, the 80's, a 1080p screen.",
+         "twenty twenty-four's best, nineteen nineties music, the eighties, a ten eighty p screen."),
         ("Take 1 1/2 cups.", "Take one and one half cups."),
     ],
     "ordinals": [

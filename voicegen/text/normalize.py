@@ -424,8 +424,13 @@ MONEY_RULES: list[Rule] = [
     (re.compile(rf"(?<=\d)\s?/\s?({_PER_RE})\b(?!/)"), lambda m: f" per {PER[m.group(1)]} "),
     (re.compile(r"\b(USD|EUR|GBP|JPY|INR)\s?(?=\d)"), lambda m: _CODES[m.group(1)]),
     (re.compile(rf"({_NUM})\s?(USD|EUR|GBP|JPY|INR)\b"), lambda m: _CODES[m.group(2)] + m.group(1)),
-    (re.compile(r"\b(\d{3})0s\b"), _decade),
-    (re.compile(r"(?<![\w'.,])'?([1-9])0s\b"), lambda m: _sp(plural(cardinal(int(m.group(1)) * 10)))),
+    (re.compile(r"\b(\d{3})0'?s\b"), _decade),  # 1990s, and 1990's (the decade, an apostrophe or not)
+    (re.compile(r"\b(1[1-9]\d{2}|20\d{2})'s\b"), lambda m: _sp(year(int(m.group(1)))).rstrip() + "'s "),  # 2024's
+    (re.compile(r"\b(480|720|1080|1440|2160|4320)p\b"),  # video resolutions: "ten eighty p"
+     lambda m: _sp(" ".join(cardinal(int(m.group(1)[i : i + 2])) for i in range(0, len(m.group(1)) - 1, 2))
+                   if len(m.group(1)) == 4 else f"{cardinal(int(m.group(1)[0]))} {cardinal(int(m.group(1)[1:]))}")
+               .rstrip() + " p "),
+    (re.compile(r"(?<![\w'.,])'?([1-9])0'?s\b"), lambda m: _sp(plural(cardinal(int(m.group(1)) * 10)))),
     (re.compile(rf"(?<![\d.,])({_NUM})\s?([€£¥₹₩])"), lambda m: m.group(2) + m.group(1)),
     (re.compile(rf"(?<![\w])([$€£¥₹₩])\s?({_NUM})\s?-\s?\1?(?=\d)"), lambda m: f"{m.group(1)}{m.group(2)} to {m.group(1)}"),
     (re.compile(rf"(?<![\w])(-)?([$€£¥₹₩])\s?(-)?({_NUM}|\.\d+)"
@@ -484,12 +489,15 @@ def _split(m: re.Match[str]) -> str:
 
 
 NUMBER_RULES: list[Rule] = [
+    (re.compile(r"(?<=\w)\s?\^\s?(\d{1,3})\b"),  # x^2 squared, x^3 cubed, 10^6 to the sixth
+     lambda m: {"2": " squared ", "3": " cubed "}.get(m.group(1), f" to the {ordinal(int(m.group(1)))} ")),
     (re.compile(r"\b(1\d{3}|20\d{2})\s?-\s?(1\d{3}|20\d{2})\b"),
      lambda m: _sp(f"{year(int(m.group(1)))} to {year(int(m.group(2)))}")),
     (re.compile(rf"\b((?:{'|'.join(YEAR_CUES)})\s+)(1\d{{3}}|20\d{{2}})\b(?![.,]\d)"),
      lambda m: m.group(1) + year(int(m.group(2)))),
     (re.compile(r"\b911\b"), lambda m: " nine one one "),
     (re.compile(r"(?<![\d.,:/-])\b(1[1-9]\d{2}|20\d{2})\b(?![.,:/]\d|\s?%|-\d)"), _bare_year),
+    (re.compile(r"(?<=\d)\s-\s(?=\d[\d.,]*\s?=)"), lambda m: " minus "),  # 5 - 3 = 2: an equation, no range
     (re.compile(r"(?<=\d)\s?-\s?(?=[$€£¥]?\d)"), lambda m: " to "),
     (re.compile(r"(?:(?<![\w.])(-))?\b(\d[\d,]*)(st|nd|rd|th)\b"),  # -1st: a floor below ground
      lambda m: _sp(("minus " if m.group(1) else "") + ordinal(int(m.group(2).replace(",", ""))))),
@@ -636,6 +644,8 @@ SYMBOL_RULES: list[Rule] = [
     (re.compile(r"%"), lambda m: " percent "),
     (re.compile(r"°"), lambda m: " degrees "),
     (re.compile(r"×"), lambda m: " times "),
+    (re.compile(r"÷"), lambda m: " divided by "),
+    (re.compile(r"(?<=\w)\s?\^\s?(?=-?\w)"), lambda m: " to the "),  # x^n, 10^-3
     (re.compile(r"±"), lambda m: " plus or minus "),
     (re.compile(r"§"), lambda m: " section "),
     (re.compile(r"#"), lambda m: " hash "),
