@@ -65,6 +65,9 @@ CASES = {
         ("It costs $5-$10 or £20-30.", "It costs five dollars to ten dollars or twenty pounds to thirty pounds."),
     ],
     "dates": [
+        ("Open Mon-Fri, Tue 3/14 and Mon. to Sat. Come by.",
+         "Open Monday to Friday, Tuesday, March fourteenth and Monday to Saturday. Come by."),
+        ("I sat in the sun; Rs. 500 each.", "I sat in the sun; five hundred rupees each."),
         ("On March 3rd, 2025 we met.", "On March third, twenty twenty-five we met."),
         ("Due 2025-03-03.", "Due March third, twenty twenty-five."),
         ("Born 3 March 1990.", "Born the third of March nineteen ninety."),

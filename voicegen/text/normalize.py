@@ -29,6 +29,24 @@ _MONTH_ABBR = {m[:3]: m for m in MONTHS} | {"Sept": "September"}
 _MONTH_RE = "|".join(MONTHS) + "|" + "|".join(f"{a}\\.?" for a in _MONTH_ABBR if a != "May")
 
 
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_DAY_ABBR = {"Mon": "Monday", "Tue": "Tuesday", "Tues": "Tuesday", "Wed": "Wednesday", "Thu": "Thursday",
+             "Thur": "Thursday", "Thurs": "Thursday", "Fri": "Friday", "Sat": "Saturday", "Sun": "Sunday"}
+_DAY_RE = "|".join(DAYS) + "|" + "|".join(sorted(_DAY_ABBR, key=len, reverse=True))
+
+
+def _day(name: str) -> str:
+    return _DAY_ABBR.get(name.rstrip("."), name.rstrip("."))
+
+
+def _weekday_date(m: re.Match[str]) -> str:
+    """Tue 3/14, Friday 12/1: a weekday before month/day is a date (alone, 3/14 is a fraction)."""
+    mo, d = int(m.group(2)), int(m.group(3))
+    if not (1 <= mo <= 12 and 1 <= d <= 31):
+        return m.group(0)
+    return _sp(f"{_day(m.group(1))}, {MONTHS[mo - 1]} {ordinal(d)}")
+
+
 def _month(name: str) -> str:
     name = name.rstrip(".")
     return _MONTH_ABBR.get(name, name)
@@ -193,6 +211,7 @@ ABBREV_RULES: list[Rule] = [
     (re.compile(r"\bi\.\s?e\.(?=\W|$)", re.IGNORECASE), lambda m: "that is"),
     (re.compile(r"\bet al\.(?=\W|$)"), lambda m: "and others"),
     (re.compile(r"\bPh\.\s?D\.(?=\W|$)"), lambda m: "P H D"),
+    (re.compile(r"\bRs\.?\s?(?=\d)"), lambda m: "₹"),  # Rs. 500: rupees
     (re.compile(r"(?<![\w.])(pp?|ext)\.\s?(?=\d)"),  # p. 42, pp. 10-12, ext. 204
      lambda m: {"p": "page ", "pp": "pages ", "ext": "extension "}[m.group(1)]),
     (re.compile(r"(?<![\w.])(?:c|ca)\.\s?(?=(?:1\d{3}|20\d{2}|\d{3})\b)"), lambda m: "circa "),  # c. 1500
@@ -297,6 +316,11 @@ def _version(m: re.Match[str]) -> str:
 _AMPM = r"\s?[AaPp]\.?\s?[Mm]\b\.?"
 
 DATE_RULES: list[Rule] = [
+    # Mon-Fri, Mon. to Sun: a range of weekdays ("Sat" and "Sun" alone are words: only in a range or a date)
+    (re.compile(rf"\b({_DAY_RE})\.?\s?(?:-|to|through)\s?({_DAY_RE})\b(\.?)"),
+     lambda m: f"{_day(m.group(1))} to {_day(m.group(2))}" + ("." if m.group(3) and _ends_sentence(m) else "")),
+    (re.compile(rf"\b({_DAY_RE})\.?,?\s+(\d{{1,2}})/(\d{{1,2}})\b(?!/)"), _weekday_date),
+    (re.compile(r"\b(Mon|Tues?|Wed|Thu(?:rs?)?|Fri)\.(?=\s)"), lambda m: _day(m.group(1))),
     (re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"), _iso_date),
     (re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})\b"), _us_date),
     (re.compile(rf"\b({_MONTH_RE})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?"), _month_date),
