@@ -20,7 +20,7 @@ tests/test_parity.py; bfloat16 moved 0.76%, up to two frames). Not on the CPU, w
 float16 products are slower than float32. Its output is float32 either way.
 
 The casts are autocast's (products and attention in `dtype`, layer norms and residual sums of float32 terms in
-float32; tests/test_precision.py holds the two equal), written out so that the weights are cast once, not on every
+float32; tests/test_cuda.py holds the two equal on a GPU), written out so that the weights are cast once, not on every
 call: under inference mode autocast cast the weight and bias of each of a pass's 73 products again, although the 12
 layers share one set (146 casts per pass, tests/test_layers.py; with the inputs' casts 216 casting kernels per token
 batch in an H200 profile, a sixth of the eager launches on the way to the first audio)."""
