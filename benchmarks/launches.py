@@ -127,7 +127,8 @@ def count(workload: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default="main", help="git revision of the 'before' package (default main)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/launches-cpu-<date>.json)")
     args = parser.parse_args()

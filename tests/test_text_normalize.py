@@ -79,7 +79,8 @@ CASES = {
         ("Wake at 7 am.", "Wake at seven A M."),
         ("At 9:05 sharp.", "At nine oh five sharp."),
         # one digit after the colon is no time: a ratio or a score; after a name, a verse or a score
-        ("A 16:9 screen, mixed 1:1; they won 3:1.", "A sixteen to nine screen, mixed one to one; they won three to one."),
+        ("A 16:9 screen, mixed 1:1; they won 3:1.",
+         "A sixteen to nine screen, mixed one to one; they won three to one."),
         ("Genesis 1:1 and Arsenal 3:1 Chelsea.", "Genesis one one and Arsenal three one Chelsea."),
     ],
     "phone_numbers": [
@@ -90,7 +91,8 @@ CASES = {
     ],
     "units": [
         ("It is 6 ft. tall, 2 yrs old.", "It is six feet tall, two years old."),  # not a sentence end
-        ("See p. 4 and pp. 10-12, ext. 21, Ft. Worth.", "See page four and pages ten to twelve, extension twenty-one, Fort Worth."),
+        ("See p. 4 and pp. 10-12, ext. 21, Ft. Worth.",
+         "See page four and pages ten to twelve, extension twenty-one, Fort Worth."),
         ("Add 3 tbsp and 1 tsp.", "Add three tablespoons and one teaspoon."),
         ("Run 5 km in 1 h.", "Run five kilometers in one hour."),
         ("It weighs 3 kg at 60 mph.", "It weighs three kilograms at sixty miles per hour."),
@@ -120,7 +122,8 @@ CASES = {
         ("See chapter IV and part V.", "See chapter four and part five."),
         ("The part I liked.", "The part I liked."),  # a lone I after a lower-case cue is the pronoun
         # a lone L, C, D or M is a letter: these read "Type one hundred", "Class five hundred", "Part five hundred"
-        ("A USB Type C cable, a Class D amp, Medicare Part D.", "A U S B Type C cable, a Class D amp, Medicare Part D."),
+        ("A USB Type C cable, a Class D amp, Medicare Part D.",
+         "A U S B Type C cable, a Class D amp, Medicare Part D."),
         ("Type I diabetes, Title X.", "Type one diabetes, Title ten."),
     ],
     "acronyms": [
