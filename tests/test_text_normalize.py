@@ -131,6 +131,7 @@ CASES = {
         ("NASA and NATO.", "Nasa and Nato."),
         ("Two GPUs.", "Two G P U's."),
         ("Q&A at AT&T, R&D.", "Q and A at A T and T, R and D."),  # AT spelled, not "at"
+        ("The CEO's plan, NASA's rover; A/B tests, N/A.", "The C E O's plan, Nasa's rover; A B tests, N A."),
         ("Ph.D. students, c. 1500.", "P H D students, circa fifteen hundred."),
         ("THIS IS VERY IMPORTANT NEWS.", "this is very important news."),
     ],
@@ -147,6 +148,8 @@ CASES = {
         ("Follow #MachineLearning and @elon_musk.", "Follow hashtag Machine Learning and at elon musk."),
     ],
     "symbols": [
+        ("Great :) but :-( and <3; Note: (see below).", "Great but and; Note: (see below)."),  # emoticons
+        ("Pizza w/ cheese, w/o olives, c/o John.", "Pizza with cheese, without olives, care of John."),
         ("A & B + C = D.", "A and B plus C equals D."),
         ("Yes and/or no, x/y, item #3.", "Yes and or no, x slash y, item number three."),
     ],

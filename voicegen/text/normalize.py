@@ -158,6 +158,9 @@ def _camel(s: str) -> str:
 
 _TLD = r"(?:com|org|net|io|dev|ai|edu|gov|co|uk|de|fr|jp|info|app|me|tv|us)"
 WEB_RULES: list[Rule] = [
+    # emoticons, first (before "<3" is a comparison and "3" a number): nothing to say, and a "(" or ")" left behind
+    # reads as a pause at best
+    (re.compile(r"(?<![\w:/])(?:[:;=][-^']?[()DPpOo/\\|*\]\[]|<3|\^_\^)(?![\w(/])"), lambda m: " "),
     (re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b"),
      lambda m: _sp("".join(_URL_SYMBOLS.get(c, c) for c in m.group(0)))),
     (re.compile(r"\b(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)[^\s<>\"]+"), _url),
@@ -653,12 +656,16 @@ ACRONYM_RULES: list[Rule] = [
     (_DOTTED, _dotted),
     (re.compile(r"(?<![\w.'])([A-HJ-Z])\.(?=\s+[A-Z])"), _initial),
     (re.compile(r"\b([A-Z]{2,})(s)?\b(?!')"), _caps),
+    (re.compile(r"\b([A-Z]{2,})()(?='s\b)"), _caps),  # the CEO's plan, NASA's: the acronym before its possessive
 ]
 
 # ---------------------------------------------------------------- symbols and punctuation
 
 SYMBOL_RULES: list[Rule] = [
     (re.compile(r"\band/or\b"), lambda m: "and or"),
+    (re.compile(r"(?<![\w/])([wc])/o\b|(?<![\w/])w/(?=\s)"),  # w/o sugar, c/o John, w/ cheese
+     lambda m: {"w": "without", "c": "care of"}[m.group(1)] if m.group(1) else "with"),
+    (re.compile(r"\b([A-Z])/([A-Z])\b"), lambda m: f"{m.group(1)} {m.group(2)}"),  # A/B testing, N/A
     (re.compile(r"&"), lambda m: " and "),
     (re.compile(r"\+"), lambda m: " plus "),
     (re.compile(r"\s=\s|="), lambda m: " equals "),
