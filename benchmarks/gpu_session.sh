@@ -19,13 +19,14 @@
 #                      larger token budgets is gpu_followup.sh's TOKEN_CORPUS_S)
 #   BENCH_S (420 s)    the benchmark, b1-eager and the compiled mode (the cold warm-up, compile and every bucket shape
 #                      captured, took 169 s on an H200 in the seventeenth session), then its A/B: AB (default
-#                      packed+one-stream,pipelined-script,tokens-8192,overlap,overhead-256,exact-padding,buckets-4,
-#                      buckets-4+overhead-256; empty: none) are variants the compiled mode's warm engine renders the
-#                      corpus, the script and first audio with, alternating with it as it is, AB_ROUNDS (3) rounds
-#                      after an untimed pass (throughput.py --ab; `ab` in its JSON; ~30 s in all, new buckets' CUDA
-#                      graphs captured in the untimed pass): the token phase as it was before the seventeenth session
-#                      (packed float32 BiLSTMs, the text encoder on the main stream), the script's windows pipelined
-#                      (mixing overlapping the GPU), the token budget before then, Renderer.overlap (issue 11 item 4),
+#                      albert-graphs,pipelined-script,packed+one-stream,overlap,tokens-8192,overhead-256,
+#                      exact-padding,buckets-4,buckets-4+overhead-256; empty: none) are variants the compiled mode's
+#                      warm engine renders the corpus, the script and first audio with, alternating with it as it is,
+#                      AB_ROUNDS (3) rounds after an untimed pass (throughput.py --ab; `ab` in its JSON; ~30 s in all,
+#                      new buckets' CUDA graphs captured in the untimed pass): ALBERT replayed from CUDA graphs (the
+#                      first audio is launch-bound), the script's windows pipelined (mixing overlapping the GPU), the
+#                      token phase as it was before the seventeenth session (packed float32 BiLSTMs, the text encoder
+#                      on the main stream), Renderer.overlap (issue 11 item 4), the token budget before then,
 #                      the batch planner's per-batch cost against its 1,024 frames, exact token padding, 4 frame
 #                      buckets per octave instead of 2 (its token batches and host time are in the JSON per variant,
 #                      its stages in `corpus_stages_s`)
@@ -98,7 +99,7 @@ PY
     { echo "token setting chosen by TOKEN_AUTO:"; cat "$CUSTOM/sitecustomize.py"; } >> "$OUT/throughput.log"
 fi
 MODES=${MODES:-b1-eager,cuda-compiled-bf16-graphs}
-AB_DEFAULT=packed+one-stream,pipelined-script,tokens-8192,overlap,overhead-256,exact-padding
+AB_DEFAULT=albert-graphs,pipelined-script,packed+one-stream,overlap,tokens-8192,overhead-256,exact-padding
 AB_DEFAULT=$AB_DEFAULT,buckets-4,buckets-4+overhead-256
 timeout ${BENCH_S:-420} python3 benchmarks/throughput.py --device $DEV --minutes ${MINUTES:-10} --asr 0 --modes "$MODES" \
     --ab "${AB-$AB_DEFAULT}" \

@@ -15,6 +15,8 @@ value for one device type, and `set_switch` returns the function that puts back 
                    or `unpacked` where that is set)
   token-graphs     the token phase's encoder replayed as CUDA graphs (`layers.TOKEN_GRAPHS`; needs unpacked or
                    one-way BiLSTMs, and pads token batches to their buckets)
+  albert-graphs    the token phase's ALBERT replayed as CUDA graphs (`layers.ALBERT_GRAPHS`; the rest of the token
+                   phase eager, whatever its BiLSTMs)
   text-encoder-stream / one-stream
                    the token phase's text encoder on a second CUDA stream, CUDA's default / on the same stream as the
                    rest (`voicegen.model.network.TEXT_ENCODER_STREAM`)
@@ -42,6 +44,7 @@ SWITCHES: dict[str, tuple[str, str, object]] = {
     "one-way-fp16": ("voicegen.model.layers", "ONE_WAY_BILSTM", torch.float16),
     "packed": ("voicegen.model.layers", "ONE_WAY_BILSTM", None),
     "token-graphs": ("voicegen.model.layers", "TOKEN_GRAPHS", True),
+    "albert-graphs": ("voicegen.model.layers", "ALBERT_GRAPHS", True),
     "text-encoder-stream": ("voicegen.model.network", "TEXT_ENCODER_STREAM", True),
     "one-stream": ("voicegen.model.network", "TEXT_ENCODER_STREAM", False),
     "exact-padding": ("voicegen.renderer", "EXACT_TOKEN_PADDING", True),

@@ -201,6 +201,33 @@ def test_albert_float16_casts_are_autocasts_on_cuda(monkeypatch):
     assert torch.equal(ours, theirs), float((ours - theirs).abs().max())
 
 
+def test_albert_from_cuda_graphs_gives_the_eager_token_phase(monkeypatch):
+    """`layers.ALBERT_GRAPHS`: the token phase with ALBERT captured (first call) and replayed (second) gives the eager
+    durations and frame features, for a batch of one row and one of three (padded to four), at shapes warm-up
+    captures. Catches a replay that reads stale inputs or a padding row that changes the others."""
+    from voicegen import Engine, Performance, Request
+    from voicegen.model import layers
+
+    engine = Engine(device="cuda", performance=Performance(cuda_graphs=True))
+    renderer = engine.renderer
+    for texts in (TEXTS[:1], TEXTS[:3]):
+        items = [item for i, text in enumerate(texts) for item in engine.plan(Request(text, seed=i)).items]
+        monkeypatch.setitem(layers.ALBERT_GRAPHS, "cuda", False)
+        with torch.inference_mode():
+            want = renderer._token_phase(items)
+        durations = [it.durations.clone() for it in items]
+        monkeypatch.setitem(layers.ALBERT_GRAPHS, "cuda", True)
+        for _ in range(2):
+            with torch.inference_mode():
+                got = renderer._token_phase(items)
+            assert all(torch.equal(it.durations, d) for it, d in zip(items, durations))
+            for a, b in zip(got, want):
+                torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+    assert len(renderer._albert_graphs.graphs) >= 2
+    shapes = renderer._albert_graph_shapes()  # what warm-up captures: every bucket at one row, for the first audio
+    assert set(renderer._albert_graphs.graphs) <= set(shapes) and {(1, size) for _, size in shapes} <= set(shapes)
+
+
 def test_albert_in_float16_keeps_the_float32_durations_on_cuda(monkeypatch):
     """CUDA's default ALBERT region (`albert.HALF_PRECISION`: float16 products on tensor cores) against ALBERT in
     float32 on the same device: >= 99% of token durations equal, none more than a frame apart (0.07% moved on the

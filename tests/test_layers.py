@@ -376,3 +376,42 @@ def test_albert_in_float16_passes_gradients_to_its_weights(monkeypatch):
         assert linear.weight.grad is not None and linear.weight.grad.abs().sum() > 0
     with torch.inference_mode():
         assert torch.equal(model(tokens, valid), out.detach())
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_albert_from_graphs_gives_the_eager_token_phase(engine, monkeypatch, rows):
+    """`Renderer._token_phase` with ALBERT replayed from CUDA graphs (`layers.ALBERT_GRAPHS`, CUDA only) run on the
+    CPU with a stand-in graph cache that calls ALBERT directly: the eager durations and frame features (to float32
+    rounding: the rows are padded to a power of two with rows of two pad tokens) and the shape each batch is
+    replayed at. Catches a padding, slicing or input-layout error in that path, which only a GPU would reach
+    otherwise."""
+    from voicegen import Request
+    from voicegen.batching import TOKEN_BUCKETS, bucket_for
+
+    renderer = engine.renderer
+    texts = ["A short one.", "Something a little longer, with a comma.", "And a third, the last of them."][:rows]
+    items = [item for i, text in enumerate(texts) for item in engine.plan(Request(text, seed=i)).items]
+    bucket = bucket_for(max(len(it.tokens) for it in items) + 2, TOKEN_BUCKETS)
+    monkeypatch.setattr(renderer, "_token_matrix", lambda batch, graphed=False: type(renderer)._token_matrix(
+        renderer, batch, graphed=True))  # bucket padding, as on CUDA
+    with torch.inference_mode():
+        want = renderer._token_phase(items)
+    durations = [it.durations.clone() for it in items]
+
+    class StandInGraphs:  # what `voicegen.model.cuda_graphs.GraphCache` offers
+        def captures(self, rows: int, size: int) -> bool:
+            return True
+
+        def run(self, tokens, valid):
+            calls.append((tuple(tokens.shape), bool(valid[:, :2].all()), tokens.dtype, valid.dtype))
+            return renderer.network.bert(tokens, valid)
+
+    calls = []
+    monkeypatch.setattr(renderer, "_albert_graphs", StandInGraphs())
+    monkeypatch.setattr(renderer, "_albert", lambda: renderer._albert_padded)
+    with torch.inference_mode():
+        got = renderer._token_phase(items)
+    assert calls == [((1 if rows == 1 else 4, bucket), True, torch.int64, torch.bool)]
+    assert all(torch.equal(it.durations, d) for it, d in zip(items, durations))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -47,7 +47,7 @@ from .constants import HIDDEN_DIM, MAX_PHONEMES, PAD_ID, SAMPLES_PER_FRAME, SPEE
 from .memory import release_free_memory
 from .model import KokoroNetwork
 from .model.fft_conv import SpectralConvs
-from .model.layers import TOKEN_GRAPHS, one_way_rows, reads_no_host, to_device
+from .model.layers import ALBERT_GRAPHS, TOKEN_GRAPHS, one_way_rows, reads_no_host, to_device
 from .model.network import TokenPhase
 from .performance import Performance, resolve_device
 from .seeds import check_seed, fresh_seed
@@ -151,7 +151,8 @@ class WarmupReport:
     names files that could not be used, deleted and compiled again), `graphs_compiled` traced and compiled now
     (`compile_s` seconds, then saved there). `shapes_run` are the shapes executed: a shape accepted by a compiled
     graph that has already run is skipped. `cache_hits` / `cache_misses`: inductor FX-graph cache traffic.
-    `token_graphs_captured`: the token phase's CUDA graphs (`voicegen.model.layers.TOKEN_GRAPHS`)."""
+    `token_graphs_captured`: the token phase's CUDA graphs (its encoder's, `voicegen.model.layers.TOKEN_GRAPHS`, or
+    ALBERT's, `ALBERT_GRAPHS`)."""
 
     seconds: float
     shapes: list[tuple[int, int]]
@@ -233,7 +234,7 @@ class Renderer:
         self._compiled = FrameGraphs(self.network, self.device, perf.dtype) if perf.compile else None
         # float32 eager on the CPU: the long convolutions through the FFT (voicegen.model.fft_conv)
         self._spectra = SpectralConvs(self.network) if perf.fft_convs else None
-        self._graphs = self._token_graphs = self._token_stream = None
+        self._graphs = self._token_graphs = self._albert_graphs = self._token_stream = None
         if perf.cuda_graphs:
             from .model.cuda_graphs import GraphCache
 
@@ -281,7 +282,8 @@ class Renderer:
         proof that it works); later shapes that a graph which has run accepts are skipped, unless they are
         captured as CUDA graphs (shapes up to `GRAPH_MAX_FRAMES`; larger batches run uncaptured). With
         `layers.TOKEN_GRAPHS` on, the token phase's graphs are captured too (every power-of-two row count and token
-        bucket up to `TOKEN_GRAPH_MAX_TOKENS`). progress(done, total) after each frame-phase shape."""
+        bucket up to `TOKEN_GRAPH_MAX_TOKENS`), with `layers.ALBERT_GRAPHS` on ALBERT's (up to
+        `ALBERT_GRAPH_MAX_TOKENS`). progress(done, total) after each frame-phase shape."""
         from torch._dynamo.utils import counters
 
         shapes = self._warmup_shapes()
@@ -303,12 +305,17 @@ class Renderer:
                 run.append((rows, frames))
             if progress is not None:
                 progress(k + 1, len(shapes))
-        token_graphs0 = len(self._token_graphs.graphs) if self._token_graphs is not None else 0
+        token_graphs0 = sum(len(g.graphs) for g in (self._token_graphs, self._albert_graphs) if g is not None)
         if self._graphed_tokens():  # the token phase's graphs too (`layers.TOKEN_GRAPHS`), so no request captures one
             for rows, size in self._token_graph_shapes():
                 if (rows, size) not in self._token_graphs.graphs:
                     with torch.inference_mode():
                         self._token_graphs.capture(rows, size)
+        elif self._albert() is not None:  # or ALBERT's (`layers.ALBERT_GRAPHS`)
+            for rows, size in self._albert_graph_shapes():
+                if (rows, size) not in self._albert_graphs.graphs:
+                    with torch.inference_mode():
+                        self._albert_graphs.capture(rows, size)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return WarmupReport(
@@ -325,7 +332,8 @@ class Renderer:
             load_s=load.seconds if load is not None else 0.0,
             compile_s=(compiled.compile_s - compiled0[1]) if compiled is not None else 0.0,
             load_failures=load.failed if load is not None else [],
-            token_graphs_captured=(len(self._token_graphs.graphs) - token_graphs0) if self._token_graphs else 0,
+            token_graphs_captured=sum(len(g.graphs) for g in (self._token_graphs, self._albert_graphs)
+                                      if g is not None) - token_graphs0,
         )
 
     def close(self) -> None:
@@ -463,7 +471,8 @@ class Renderer:
             phase, style = TokenPhase(*self._encode_call(*inputs)), inputs[2]
         else:
             style = self._to_device(style)
-            phase = self.network.encode(self._to_device(tokens), lengths, style, self._to_device(speed))
+            phase = self.network.encode(self._to_device(tokens), lengths, style, self._to_device(speed),
+                                        bert=self._albert())
         # read the durations before the alignment is queued: read after it, they would wait for its BiLSTM too
         durations = phase.durations.cpu()
         frames = self.network.align(phase, style)
@@ -506,6 +515,44 @@ class Renderer:
             self._token_graphs = GraphCache(self._encode_call, self.device, self._token_inputs, names=TOKEN_NAMES,
                                             max_frames=TOKEN_GRAPH_MAX_TOKENS)  # its limit counts tokens here
         return True
+
+    def _albert(self) -> Callable | None:
+        """ALBERT replayed from CUDA graphs (`_albert_padded`, with `layers.ALBERT_GRAPHS` and CUDA graphs on; read
+        per call so that a benchmark can switch it), or None: `KokoroNetwork.encode` runs it eagerly. The graph cache
+        starts empty."""
+        if not (self.performance.cuda_graphs and ALBERT_GRAPHS.get(self.device.type, False)):
+            return None
+        if self._albert_graphs is None:
+            from .model.cuda_graphs import ALBERT_GRAPH_MAX_TOKENS, ALBERT_NAMES, GraphCache
+
+            self._albert_graphs = GraphCache(self.network.bert, self.device, self._albert_inputs, names=ALBERT_NAMES,
+                                             max_frames=ALBERT_GRAPH_MAX_TOKENS)  # its limit counts tokens here
+        return self._albert_padded
+
+    def _albert_inputs(self, rows: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Valid ALBERT inputs of one shape: rows of two valid pad tokens (what `_albert_padded` pads with)."""
+        tokens = torch.full((rows, size), PAD_ID, dtype=torch.int64, device=self.device)
+        return tokens, (torch.arange(size, device=self.device) < 2).expand(rows, -1).contiguous()
+
+    def _albert_padded(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """ALBERT over the batch's rows padded to a power of two, replayed from its graph when that shape is captured
+        (else, or at a size that is no token bucket, run eagerly, unpadded): tokens (B, T) int64, valid (B, T) bool on the device -> (B, T, 768). Padding
+        rows hold two valid pad tokens, so that no attention row is all masked."""
+        rows, size = tokens.shape
+        padded = round_up_pow2(rows)
+        if size not in TOKEN_BUCKETS or not self._albert_graphs.captures(padded, size):  # exact padding: any size
+            return self.network.bert(tokens, valid)
+        if padded > rows:
+            extra = self._albert_inputs(padded - rows, size)
+            tokens, valid = torch.cat([tokens, extra[0]]), torch.cat([valid, extra[1]])
+        return self._albert_graphs.run(tokens, valid)[:rows]
+
+    def _albert_graph_shapes(self) -> list[tuple[int, int]]:
+        """Every (rows, token bucket) ALBERT is replayed at: rows a power of two, within the capture limit, the
+        token budget and (`layers.ONE_WAY_BILSTM`) the one-way kernel's rows."""
+        budget, most = self.performance.max_batch_tokens, one_way_rows(self.device.type) or 1 << 20
+        return [(rows, size) for size in TOKEN_BUCKETS for rows in (1 << k for k in range(20))
+                if rows * size <= budget and rows <= most and self._albert_graphs.captures(rows, size)]
 
     def token_batches(self, items: Sequence[Item], budget: int | None = None) -> list[list[int]]:
         """Indices of `items` per token-phase batch: within the token budget (`budget`, default

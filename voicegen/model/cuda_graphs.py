@@ -25,6 +25,13 @@ TOKEN_GRAPH_MAX_TOKENS = 2048
 """Largest token batch (rows, padded to a power of two, x token bucket) whose encoder is captured: as for frames,
 launches matter while the device's work per call is short; larger batches run the encoder directly, unpadded."""
 
+ALBERT_NAMES = ("tokens", "valid")
+"""ALBERT's inputs (`Albert.forward`): tokens (rows, size) int64, valid (rows, size) bool."""
+
+ALBERT_GRAPH_MAX_TOKENS = 4096
+"""Largest token batch (rows, padded to a power of two, x token bucket) whose ALBERT is captured
+(`layers.ALBERT_GRAPHS`): each graph keeps its output, rows x tokens x 768 floats (12.6 MB at this limit)."""
+
 GRAPH_MAX_FRAMES = CUDA_BATCH_FRAMES
 """Largest batch (rows x frames) that is captured: by default every bucket the largest CUDA batch budget allows.
 A graph saves the CPU's kernel launches (~700 per call, a few milliseconds); measured on an H200 (benchmarks/

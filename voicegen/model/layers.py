@@ -203,6 +203,16 @@ corpus with one-way BiLSTMs a batch's durations came out summing to zero ("Expec
 than 0 in RNN" in the alignment): not to be switched on until that is understood (`benchmarks/token_phase.py`)."""
 
 
+ALBERT_GRAPHS = {"cuda": False}
+"""Per device type (CUDA only): with CUDA graphs on (`Performance.cuda_graphs`) and the encoder itself not replayed
+(`TOKEN_GRAPHS` off), the renderer replays the token phase's ALBERT as one captured graph per (rows, token bucket),
+rows padded to a power of two, up to `cuda_graphs.ALBERT_GRAPH_MAX_TOKENS` padded tokens (larger batches run it
+eagerly). ALBERT is twelve applications of one transformer layer, about 150 of the ~250 kernels of a sentence's
+eager token phase (`benchmarks/launches.py`), and reads nothing from the host, so it is the part of the token phase
+that a graph replays safely whatever the BiLSTMs do. Off until measured on a GPU (the first audio is launch-bound
+there: benchmarks/RESULTS.md, seventeenth session); `benchmarks/switches.py`'s `albert-graphs`."""
+
+
 def reads_no_host(kind: str) -> bool:
     """Whether `BiLSTM` on a device of this type runs without packing (`UNPACKED_BILSTM` or `ONE_WAY_BILSTM`), so
     that its lengths may live on the device and nothing is read back from it."""

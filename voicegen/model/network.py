@@ -100,19 +100,22 @@ class KokoroNetwork(nn.Module):
         style: torch.Tensor,
         speed: torch.Tensor,
         durations: torch.Tensor | None = None,
+        bert=None,
     ) -> TokenPhase:
         """tokens: (B, T) int64 with the wrapping zeros, padded with 0; lengths: (B,) int64 (wrapping zeros
         included) on the CPU, or on tokens' device when the BiLSTMs read nothing from the host
         (`layers.reads_no_host`: then nothing here reads the device, so the call can be captured in a CUDA graph);
         style: (B, 256); speed: (B,);
-        durations: (B, T) frames per token to use instead of the predicted ones (0 on padding) -> TokenPhase."""
+        durations: (B, T) frames per token to use instead of the predicted ones (0 on padding);
+        bert: what computes ALBERT's output from (tokens, valid), default `self.bert` (the renderer passes a CUDA
+        graph's replay: `layers.ALBERT_GRAPHS`) -> TokenPhase."""
         device = tokens.device
         valid = to_device(torch.arange(tokens.shape[1], device=lengths.device)[None, :] < lengths[:, None], device)
         mask = valid[..., None].float()  # (B, T, 1)
         concurrent = TEXT_ENCODER_STREAM.get(device.type, False) and not torch.is_grad_enabled()
         if concurrent:  # the text encoder first, on its own stream, overlapping what follows
             t_en, ready = beside(device, 1, self.text_encoder, tokens, lengths, mask.transpose(1, 2))
-        bert = self.bert(tokens, valid)  # (B, T, 768)
+        bert = (bert or self.bert)(tokens, valid)  # (B, T, 768)
         d_en = self.bert_encoder(bert) * mask  # (B, T, 512)
         predicted, d = self.predictor.durations(d_en, style[:, TIMBRE_DIM:], lengths, mask, speed)
         durations = predicted if durations is None else durations.to(predicted)
