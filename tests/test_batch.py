@@ -214,8 +214,8 @@ def test_the_cpu_pads_a_token_batch_to_its_longest_item(wide_renderer, shared_it
 
     widths = []
     encode = wide_renderer.network.encode
-    monkeypatch.setattr(wide_renderer.network, "encode", lambda tokens, *a: widths.append(tokens.shape[1]) or
-                        encode(tokens, *a))
+    monkeypatch.setattr(wide_renderer.network, "encode", lambda tokens, *a, **k: widths.append(tokens.shape[1]) or
+                        encode(tokens, *a, **k))
     runs = {}
     for exact in (True, False):  # the default, then the buckets
         if not exact:
