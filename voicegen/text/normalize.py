@@ -338,7 +338,7 @@ DATE_RULES: list[Rule] = [
     # N:M with one digit after the colon is no time (minutes have two): a ratio or a score, "16:9", "won 3:1"; a
     # verse or a score after a name ("Genesis 1:1", "Arsenal 3:1") is read as two numbers
     (re.compile(r"(?<![\d:])(\d{1,3}):(\d)(?![\d:])"),
-     lambda m: _sp(cardinal(int(m.group(1))) + (" " if re.search(r"\b[A-Z][a-z]+\s+$", m.string[: m.start()])
+     lambda m: _sp(cardinal(int(m.group(1))) + (" " if re.search(r"\b[A-Z][a-z]+\s+$", _before(m, 30))
                                                 else " to ") + cardinal(int(m.group(2))))),
     (re.compile(r"(?<![$€£¥₹₩.])\b(1[0-2]|0?[1-9])\.([0-5]\d)\s?([AaPp])\.?\s?[Mm]\b\.?"), _time),  # 2.30pm
     (re.compile(r"(?<![.,])\b(\d{1,2})\s?([AaPp])\.?[Mm]\b\.?"),
@@ -453,10 +453,8 @@ MONEY_RULES: list[Rule] = [
     (re.compile(rf"({_NUM})\s?(USD|EUR|GBP|JPY|INR)\b"), lambda m: _CODES[m.group(2)] + m.group(1)),
     (re.compile(r"\b(\d{3})0'?s\b"), _decade),  # 1990s, and 1990's (the decade, an apostrophe or not)
     (re.compile(r"\b(1[1-9]\d{2}|20\d{2})'s\b"), lambda m: _sp(year(int(m.group(1)))).rstrip() + "'s "),  # 2024's
-    (re.compile(r"\b(480|720|1080|1440|2160|4320)p\b"),  # video resolutions: "ten eighty p"
-     lambda m: _sp(" ".join(cardinal(int(m.group(1)[i : i + 2])) for i in range(0, len(m.group(1)) - 1, 2))
-                   if len(m.group(1)) == 4 else f"{cardinal(int(m.group(1)[0]))} {cardinal(int(m.group(1)[1:]))}")
-               .rstrip() + " p "),
+    (re.compile(r"\b(480|720|1080|1440|2160|4320)p\b"),  # video resolutions: 1080p "ten eighty p"
+     lambda m: _sp(f"{cardinal(int(m.group(1)[:-2]))} {cardinal(int(m.group(1)[-2:]))} p")),
     (re.compile(r"(?<![\w'.,])'?([1-9])0'?s\b"), lambda m: _sp(plural(cardinal(int(m.group(1)) * 10)))),
     (re.compile(rf"(?<![\d.,])({_NUM})\s?([€£¥₹₩])"), lambda m: m.group(2) + m.group(1)),
     (re.compile(rf"(?<![\w])([$€£¥₹₩])\s?({_NUM})\s?-\s?\1?(?=\d)"), lambda m: f"{m.group(1)}{m.group(2)} to {m.group(1)}"),
@@ -624,11 +622,14 @@ def _unshout_line(line: str) -> str:
 _DOTTED = re.compile(r"(?<![\w.])((?:[A-Za-z]\.){2,})(?=\W|$)")
 
 
+_DOTTED_NEXT = re.compile(r"[ \t]*(\n|$|(?:[\"')]*\s+)([A-Z][a-z]*)\b)")
+
+
 def _dotted(m: re.Match[str]) -> str:
     """U.S. -> "U S"; its last period kept where it ends the sentence: at the end of a line, or before a word that
     starts sentences ("in the U.S. It is" splits there; "U.S. Army", "the U.S. and" do not)."""
     letters = " ".join(m.group(1).replace(".", "").upper())
-    after = re.match(r"[ \t]*(\n|$|(?:[\"')]*\s+)([A-Z][a-z]*)\b)", m.string[m.end():])
+    after = _DOTTED_NEXT.match(m.string, m.end())
     ends = after is not None and (after.group(2) is None or after.group(2) in SENTENCE_STARTERS)
     return letters + ("." if ends else "")
 
