@@ -536,8 +536,9 @@ class Renderer:
 
     def _albert_padded(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """ALBERT over the batch's rows padded to a power of two, replayed from its graph when that shape is captured
-        (else, or at a size that is no token bucket, run eagerly, unpadded): tokens (B, T) int64, valid (B, T) bool on the device -> (B, T, 768). Padding
-        rows hold two valid pad tokens, so that no attention row is all masked."""
+        (else, or at a size that is no token bucket, run eagerly, unpadded): tokens (B, T) int64, valid (B, T) bool
+        on the device -> (B, T, 768). Padding rows hold two valid pad tokens, so that no attention row is all
+        masked."""
         rows, size = tokens.shape
         padded = round_up_pow2(rows)
         if size not in TOKEN_BUCKETS or not self._albert_graphs.captures(padded, size):  # exact padding: any size
@@ -548,11 +549,16 @@ class Renderer:
         return self._albert_graphs.run(tokens, valid)[:rows]
 
     def _albert_graph_shapes(self) -> list[tuple[int, int]]:
-        """Every (rows, token bucket) ALBERT is replayed at: rows a power of two, within the capture limit, the
-        token budget and (`layers.ONE_WAY_BILSTM`) the one-way kernel's rows."""
-        budget, most = self.performance.max_batch_tokens, one_way_rows(self.device.type) or 1 << 20
+        """Every (rows, token bucket) ALBERT is replayed at: `_bucket_shapes` within (`layers.ONE_WAY_BILSTM`) the
+        one-way kernel's rows."""
+        return self._bucket_shapes(self._albert_graphs, one_way_rows(self.device.type))
+
+    def _bucket_shapes(self, graphs, most_rows: int | None = None) -> list[tuple[int, int]]:
+        """(rows, token bucket) for every power-of-two row count (at most `most_rows`) within `graphs`' capture limit
+        and the token budget."""
+        budget, most = self.performance.max_batch_tokens, most_rows or 1 << 20
         return [(rows, size) for size in TOKEN_BUCKETS for rows in (1 << k for k in range(20))
-                if rows * size <= budget and rows <= most and self._albert_graphs.captures(rows, size)]
+                if rows * size <= budget and rows <= most and graphs.captures(rows, size)]
 
     def token_batches(self, items: Sequence[Item], budget: int | None = None) -> list[list[int]]:
         """Indices of `items` per token-phase batch: within the token budget (`budget`, default
@@ -562,11 +568,8 @@ class Renderer:
                              one_way_rows(self.device.type))
 
     def _token_graph_shapes(self) -> list[tuple[int, int]]:
-        """Every (rows, token bucket) a token batch is replayed at: rows a power of two, within the capture limit
-        and the token budget."""
-        budget = self.performance.max_batch_tokens
-        return [(rows, size) for size in TOKEN_BUCKETS for rows in (1 << k for k in range(20))
-                if rows * size <= budget and self._token_graphs.captures(rows, size)]
+        """Every (rows, token bucket) a token batch is replayed at: `_bucket_shapes` of the encoder's graphs."""
+        return self._bucket_shapes(self._token_graphs)
 
     def _encode_call(self, tokens, lengths, style, speed) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`KokoroNetwork.encode` with every input on the device, as a tuple (what a graph captures)."""

@@ -354,6 +354,17 @@ _REVERSALS: dict = {}
 _ZERO_STATES: dict = {}
 
 
+def _keeping(device: torch.device) -> tuple | None:
+    """Where tensors made now for `device` may be kept for later calls: (device, the current CUDA stream's handle, or
+    None on a CPU), or None while a CUDA graph is being captured (what is made then belongs to the graph)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device, None
+    if torch.cuda.is_current_stream_capturing():
+        return None
+    return device, torch.cuda.current_stream(device).cuda_stream
+
+
 def reversal(lengths: torch.Tensor, total: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """What `BiLSTM.one_way` reverses items with -> mirror (B, T) int64 on `device` (step p of a reversed item is step
     mirror[p] = length - 1 - p of the item; 0 on padding) and valid (B, T, 1) in `dtype` (1 on the item's steps).
@@ -362,11 +373,9 @@ def reversal(lengths: torch.Tensor, total: int, device: torch.device, dtype: tor
     the same lengths on the same stream (the token phase's BiLSTMs share their lengths: one pair per batch and
     stream instead of six kernels per BiLSTM); from lengths on the device (a CUDA graph's input) it is computed
     there."""
-    device = torch.device(device)
-    cuda = device.type == "cuda"
-    if lengths.device.type == "cpu" and not (cuda and torch.cuda.is_current_stream_capturing()):
-        stream = torch.cuda.current_stream(device).cuda_stream if cuda else None
-        key = (device, stream, total, dtype, tuple(lengths.tolist()))
+    where = _keeping(device)
+    if lengths.device.type == "cpu" and where is not None:
+        key = (*where, total, dtype, tuple(lengths.tolist()))
         made = _REVERSALS.get(key)  # read once: another thread (another renderer) may clear the table meanwhile
         if made is None:
             if len(_REVERSALS) >= 8:  # a batch or two at a time: the earlier ones are done with
@@ -388,12 +397,11 @@ def _zero_state(device: torch.device, dtype: torch.dtype, rows: int, hidden: int
     an LSTM never writes its initial state; per stream, as a stream that did not make them would not wait for their
     zeroing), except while a graph is captured (their memory would belong to the graph) or while autograd records
     (each call gets its own)."""
-    device = torch.device(device)
-    cuda = device.type == "cuda"
-    if grad or (cuda and torch.cuda.is_current_stream_capturing()):
+    where = _keeping(device)
+    if grad or where is None:
         zeros = torch.zeros((1, rows, hidden), dtype=dtype, device=device)
         return zeros, zeros
-    key = (device, torch.cuda.current_stream(device).cuda_stream if cuda else None, dtype, rows, hidden)
+    key = (*where, dtype, rows, hidden)
     state = _ZERO_STATES.get(key)
     if state is None:
         with torch.inference_mode(False):
