@@ -60,6 +60,11 @@ def _ends_sentence(m: re.Match[str]) -> bool:
     return _ENDS_SENTENCE.match(m.string, m.end()) is not None
 
 
+_NEXT_WORD = re.compile(r"\s+([A-Za-z]+)")
+"""The word after a match, read at its end (`.match(m.string, m.end())`: slicing the rest of the text for each match
+would make a rule quadratic in a long text)."""
+
+
 def _before(m: re.Match[str], width: int = 60) -> str:
     """Up to ``width`` characters before the match; a leading NUL marks that the text goes on further back."""
     start = max(0, m.start() - width)
@@ -427,7 +432,7 @@ def _scaled(m: re.Match[str]) -> str:
     a word such as "Seat" ("Seat 12B"), K after a one-digit whole number ("4K TV"), and a race ("5k run")."""
     amount, scale = m.group(1), m.group(2) or m.group(3)
     label = re.search(r"\b([A-Za-z]+)\s*$", _before(m, 20))
-    race = re.match(r"\s+(?:run|race|runs|races)\b", m.string[m.end():])
+    race = re.compile(r"\s+(?:run|race|runs|races)\b").match(m.string, m.end())
     if (label and label.group(1).lower() in LABEL_CUES) or race or (scale == "K" and re.fullmatch(r"\d", amount)):
         return m.group(0)
     return _sp(f"{number(amount)} {_SCALES[scale]}")
@@ -495,7 +500,7 @@ def _bare_year(m: re.Match[str]) -> str:
     words = re.findall(r"[A-Za-z]+|[#$]", before)
     if words and (words[-1].lower() in QUANTITY_CUES or words[-1] in "#$"):
         return m.group(0)
-    after = re.match(r"\s+([A-Za-z]+)", m.string[m.end():])
+    after = _NEXT_WORD.match(m.string, m.end())
     nxt = after.group(1) if after else ""
     if nxt in COUNT_NOUNS or (
         nxt.islower() and len(nxt) > 2 and nxt.endswith("s") and not nxt.endswith("ss") and nxt not in NOT_PLURAL
@@ -642,7 +647,7 @@ SENTENCE_STARTERS = frozenset("The An This That These Those Then There It Its We
 
 def _initial(m: re.Match[str]) -> str:
     """Initials ("J. R. R. Tolkien", "George W. Bush") lose their period; "Plan B. Then" keeps it."""
-    after = re.match(r"\s+([A-Za-z]+)", m.string[m.end():])
+    after = _NEXT_WORD.match(m.string, m.end())
     if after and after.group(1) in SENTENCE_STARTERS:
         return m.group(0)
     before = _before(m, 40)
